@@ -1,0 +1,271 @@
+"""Typed config schemas (registered in Hydra's ConfigStore), value checks, and composition errors as one line.
+
+Every YAML option in `configs/<group>/` starts from one of these schemas, so an unknown key, a wrong type or
+an unknown enum value fails at composition, not ten minutes into training. Imports Hydra and OmegaConf
+only, never torch.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from dlexp.errors import ConfigError
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+@dataclass
+class SyntheticData:
+    name: str = "synthetic"
+    n_train: int = 10000
+    n_train_dev: int = 2000
+    n_dev: int = 2000
+    n_test: int = 2000
+    n_features: int = 10
+    n_classes: int = 4
+    label_noise: float = 0.05
+    shift: float = 0.0
+    target_fraction: float = 0.0
+    task_seed: int = 0
+    batch_size: int = 256
+
+
+@dataclass
+class DigitsData:
+    name: str = "digits"
+    n_train: Optional[int] = None
+    train_dev_fraction: float = 0.1
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    batch_size: int = 64
+
+
+# --------------------------------------------------------------------------------------------- model
+
+
+class Activation(str, Enum):
+    relu = "relu"
+    gelu = "gelu"
+    tanh = "tanh"
+
+
+@dataclass
+class MLPModel:
+    name: str = "mlp"
+    hidden: list[int] = field(default_factory=lambda: [128, 128])
+    dropout: float = 0.0
+    activation: Activation = Activation.relu
+
+
+@dataclass
+class LogisticModel:
+    name: str = "logistic"
+
+
+# ----------------------------------------------------------------------------------------- optimizer
+
+
+@dataclass
+class AdamOptimizer:
+    name: str = "adam"
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = None
+
+
+@dataclass
+class SGDOptimizer:
+    name: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    grad_clip: Optional[float] = None
+
+
+# --------------------------------------------------------------------------------------- the rest
+
+
+@dataclass
+class TrainerConfig:
+    """Options handed to Lightning's Trainer as they are (None: Lightning's default)."""
+
+    max_epochs: int = 20
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: Optional[str] = None
+    max_steps: int = -1
+    min_epochs: Optional[int] = None
+    max_time: Optional[str] = None
+    limit_train_batches: Optional[float] = None
+    limit_val_batches: Optional[float] = None
+    check_val_every_n_epoch: int = 1
+    deterministic: Optional[bool] = None
+    benchmark: Optional[bool] = None
+    enable_progress_bar: Optional[bool] = None  # None: a progress bar on a terminal, plain lines otherwise
+
+
+@dataclass
+class BaselineConfig:
+    human_error: Any = "auto"  # a number in [0, 1], or auto: the data source's known Bayes error
+
+
+@dataclass
+class TrackingConfig:
+    uri: Optional[str] = None  # None: sqlite under $DLEXP_RUNS_DIR (default ./runs)
+    experiment: str = "dlexp"
+    run_name: Optional[str] = None
+
+
+@dataclass
+class DiagnosisConfig:
+    tolerance: float = 0.01
+
+
+@dataclass
+class EarlyStoppingConfig:
+    patience: int = 0  # epochs without a better dev error before stopping; 0: off
+    min_delta: float = 0.0
+
+
+@dataclass
+class Config:
+    seed: int = 0
+    data: Any = MISSING
+    model: Any = MISSING
+    optimizer: Any = MISSING
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
+    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+
+
+SCHEMAS = {
+    "data": {"synthetic": SyntheticData, "digits": DigitsData},
+    "model": {"mlp": MLPModel, "logistic": LogisticModel},
+    "optimizer": {"adam": AdamOptimizer, "sgd": SGDOptimizer},
+    "trainer": {"default": TrainerConfig},
+    "baseline": {"default": BaselineConfig},
+    "tracking": {"default": TrackingConfig},
+}
+
+
+def register() -> None:
+    """Put the schemas where the YAML options find them: `/schema/<group>/<name>`."""
+    cs = ConfigStore.instance()
+    cs.store(name="dlexp_schema", node=Config)
+    for group, options in SCHEMAS.items():
+        for name, node in options.items():
+            cs.store(group=f"schema/{group}", name=name, node=node)
+
+
+# ---------------------------------------------------------------------------------------- checking
+
+
+def check(cfg) -> None:
+    """Values a schema cannot express (ranges, positivity), checked before any work starts."""
+    from omegaconf import OmegaConf
+
+    def get(key):
+        return OmegaConf.select(cfg, key)
+
+    positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr"]
+    positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes")]
+    for key in positive:
+        value = get(key)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{key} must be positive, got {value}; set {key}=<a number above 0>")
+    n_classes = get("data.n_classes")
+    if n_classes is not None and n_classes < 2:
+        raise ConfigError(f"data.n_classes must be at least 2, got {n_classes}")
+    for key in ("data.label_noise", "data.target_fraction", "model.dropout"):
+        value = get(key)
+        if value is not None and not 0 <= value < 1:
+            raise ConfigError(f"{key} must be in [0, 1), got {value}")
+    noise, k = get("data.label_noise"), get("data.n_classes")
+    if noise is not None and k and noise >= 1 - 1 / k:
+        raise ConfigError(f"data.label_noise={noise} leaves nothing to learn with {k} classes; "
+                          f"use a value below {1 - 1 / k:.3g}")
+    fractions = [get(f"data.{k}") for k in ("train_dev_fraction", "dev_fraction", "test_fraction")]
+    if all(f is not None for f in fractions):
+        if any(not 0 < f < 1 for f in fractions) or sum(fractions) >= 1:
+            raise ConfigError("data.train_dev_fraction, data.dev_fraction and data.test_fraction must each be "
+                              f"in (0, 1) and leave room for training; got {fractions}")
+    if get("diagnosis.tolerance") < 0:
+        raise ConfigError(f"diagnosis.tolerance must be >= 0, got {get('diagnosis.tolerance')}")
+    if get("early_stopping.patience") < 0:
+        raise ConfigError("early_stopping.patience must be >= 0 (0 turns early stopping off)")
+    hidden = get("model.hidden")
+    if hidden is not None and (len(hidden) == 0 or any(h <= 0 for h in hidden)):
+        raise ConfigError(f"model.hidden must list positive layer widths, got {list(hidden)}")
+    human_error(get("baseline.human_error"), None)
+
+
+def human_error(value: Any, bayes_error: float | None) -> float:
+    """Resolve `baseline.human_error`: a number in [0, 1], or `auto` (the data source's Bayes error)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return bayes_error if bayes_error is not None else 0.0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"baseline.human_error must be a number in [0, 1] or auto, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ConfigError(f"baseline.human_error must be in [0, 1], got {number}; an error rate of 2% is 0.02")
+    return number
+
+
+# ------------------------------------------------------------------------------ errors, one line each
+
+
+def explain(exc: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line composition errors as one line naming the key and the choices."""
+    text = str(exc)
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and type(exc).__name__ == "ConfigCompositionException":
+        text = f"{text}\n{cause}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    full_key = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("full_key:")), None)
+
+    m = re.search(r"Could not find '([^']+)'", text)
+    if m:
+        group, _, option = m.group(1).rpartition("/")
+        choices = re.findall(r"^\t(\S+)$", text.split("Config search path")[0], flags=re.M)
+        if choices:
+            return f"unknown option '{option}' for {group}; choose one of: {', '.join(choices)}"
+        return f"unknown config group or option '{m.group(1)}'"
+    if type(exc).__name__ == "OverrideParseException":
+        return f"cannot parse the override: {lines[0]} (quote lists in the shell: 'model.hidden=[64,64]')"
+    m = re.search(r"Key '([^']+)' (?:is )?not in (?:struct|'(\w+)')", text)
+    if m:
+        key = full_key or m.group(1)
+        schema = re.search(r"object_type=(\w+)", text)
+        valid = _valid_keys(key, schema.group(1) if schema else None)
+        hint = f"; valid keys: {', '.join(valid)}" if valid else ""
+        return f"unknown config key '{key}'{hint}"
+    m = re.search(r"Invalid value '([^']*)', expected one of \[([^\]]*)\]", text)
+    if m:
+        return f"invalid value '{m.group(1)}' for {full_key or 'a config key'}; choose one of: {m.group(2)}"
+    m = re.search(r"Value '([^']*)' (?:of type '(\w+)' )?could not be converted to (\w+)", text)
+    if m:
+        return f"{full_key or 'a config key'} expects {m.group(3).lower()}, got '{m.group(1)}'"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m:
+        return f"cannot override '{m.group(1)}': {lines[-1]}"
+    return lines[0] if lines else type(exc).__name__
+
+
+def _valid_keys(full_key: str, schema_name: str | None) -> list[str]:
+    schemas = [Config] + [node for options in SCHEMAS.values() for node in options.values()]
+    schema = next((node for node in schemas if node.__name__ == schema_name), None)
+    if schema is None and "." not in full_key:
+        schema = Config
+    return list(schema.__dataclass_fields__) if schema else []

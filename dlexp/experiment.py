@@ -1,0 +1,109 @@
+"""`dlexp train`: compose the config (Hydra) -> splits -> fit -> four errors -> diagnosis -> print + log.
+
+`main` is a `@hydra.main` function, so `dlexp train` keeps all of Hydra: overrides, `-m` sweeps with any
+launcher, `--config-dir`, `--cfg job`. torch and Lightning are imported only once a job runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from dlexp import config as configs
+from dlexp.data import load as load_splits
+from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
+from dlexp.errors import DlexpError
+from dlexp.recorder import Recorder
+from dlexp.store import redact, runs_dir, store_uri
+
+configs.register()
+
+RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
+
+
+def train(cfg: DictConfig, overrides: list[str]) -> Report:
+    """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING."""
+    configs.check(cfg)
+    plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    uri = store_uri(cfg.tracking.uri)
+    workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    recorder = Recorder(
+        {
+            "uri": uri,
+            "experiment": cfg.tracking.experiment,
+            "run_name": cfg.tracking.run_name,
+            "params": _without_secrets(plain),
+            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir)},
+            "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
+        },
+        log_path=workdir / "tracking.log",
+    )
+    try:
+        splits = load_splits(cfg.data, seed=cfg.seed)
+        human = configs.human_error(cfg.baseline.human_error, splits.bayes_error)
+        print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
+              f"({splits.sizes()['train']} training examples); tracking to {redact(uri)}", flush=True)
+        from dlexp import training  # torch + Lightning: only now
+
+        result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch)
+        diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=cfg.diagnosis.tolerance,
+                             diverged_at=result.diverged_at)
+        report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
+                        run_id=recorder.run_id, sizes=splits.sizes())
+        recorder.finish("FINISHED", metrics=report.metrics(), tags=report.tags(), document=report.document(),
+                        history=result.history, artifacts={str(result.checkpoint_dir): "checkpoints"},
+                        cleanup=[str(workdir)])
+        return report
+    except KeyboardInterrupt:
+        recorder.finish("KILLED", tags={"dlexp.error": "interrupted"})
+        raise
+    except BaseException as exc:
+        reason = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
+        if not recorder.finished:
+            try:
+                recorder.finish("FAILED", tags={"dlexp.error": reason[:5000]})
+            except DlexpError:
+                pass  # the store itself is the problem; the original error says more
+        raise
+
+
+def _without_secrets(plain: dict) -> dict:
+    tracking = dict(plain.get("tracking", {}))
+    if tracking.get("uri"):
+        tracking["uri"] = redact(tracking["uri"])
+    return dict(plain, tracking=tracking)
+
+
+@hydra.main(config_path="pkg://dlexp.configs", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlexp import report as render
+
+    overrides = list(HydraConfig.get().overrides.task)
+    result = train(cfg, overrides)
+    render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
+    RESULTS.append(result)
+    return result.diagnosis.verdict
+
+
+def run_hydra(argv: list[str]) -> list[Report]:
+    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports."""
+    import sys
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    saved = sys.argv
+    sys.argv = ["dlexp train", *argv]
+    RESULTS.clear()
+    try:
+        main()
+    finally:
+        sys.argv = saved
+    return list(RESULTS)
+
+

@@ -1,0 +1,20 @@
+"""A multi-layer perceptron: Linear -> activation -> dropout for each hidden width, then a Linear head."""
+
+from __future__ import annotations
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
+
+
+def build(cfg, *, n_features: int, n_classes: int) -> nn.Module:
+    activation = ACTIVATIONS[str(getattr(cfg.activation, "value", cfg.activation))]
+    layers: list[nn.Module] = []
+    width = n_features
+    for hidden in cfg.hidden:
+        layers += [nn.Linear(width, hidden), activation()]
+        if cfg.dropout > 0:
+            layers.append(nn.Dropout(cfg.dropout))
+        width = hidden
+    layers.append(nn.Linear(width, n_classes))
+    return nn.Sequential(*layers)

@@ -1,0 +1,82 @@
+"""The training process's side of the tracking process (`python -m dlexp.tracking`).
+
+Starting MLflow (its import and opening the SQLite store) takes seconds; a separate process does it while
+this one imports Lightning and trains, and receives each epoch and the final diagnosis as JSON lines.
+The training process never imports mlflow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from dlexp.errors import StoreError
+
+
+class Recorder:
+    def __init__(self, start: dict, *, log_path: Path):
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        self._reply: dict | None = None
+        self.finished = False
+        self._send(dict(start, op="start", pid=os.getpid()))
+
+    def _send(self, msg: dict) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            self._read()  # the tracking process stopped: its last reply says why
+            raise StoreError(f"the MLflow tracking process stopped; see {self.log_path}") from None
+
+    def _read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            tail = self.log_path.read_text().strip().splitlines()[-1:] if self.log_path.exists() else []
+            raise StoreError("the MLflow tracking process stopped" + (f": {tail[0]}" if tail else "")
+                             + f" (log: {self.log_path})")
+        reply = json.loads(line)
+        if "error" in reply:
+            raise StoreError(reply["error"])
+        return reply
+
+    @property
+    def run_id(self) -> str:
+        """Waits for the store to be open and the run created (raises StoreError if that failed)."""
+        if self._reply is None:
+            self._reply = self._read()
+        return self._reply["run_id"]
+
+    def epoch(self, row: dict) -> None:
+        _ = self.run_id  # surfaces a store problem after the first epoch, not after the last
+        self._send({"op": "epoch", "epoch": row["epoch"], "row": row})
+
+    def finish(self, status: str, **payload) -> None:
+        """Log the final payload, end the run with `status` and wait until it is written."""
+        if self.finished:
+            return
+        self.finished = True
+        try:
+            _ = self.run_id
+            self._send(dict(payload, op="finish", status=status))
+            self._read()  # the run is written and ended; the process's own exit needs no waiting for
+        finally:
+            self.close(wait=False)
+
+    def close(self, *, wait: bool = True) -> None:
+        if self.proc.stdin and not self.proc.stdin.closed:
+            try:
+                self.proc.stdin.close()  # without `finish`, the tracking process ends the run FAILED
+            except OSError:
+                pass
+        if wait:
+            self.proc.wait()
+        self._log.close()

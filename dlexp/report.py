@@ -1,0 +1,88 @@
+"""Terminal output: the only module that imports rich. Same names as MLflow and the JSON document."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from dlexp.diagnosis import GAP_TERMS, SPLITS, Report
+
+_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        import sys
+
+        # piped output has no width to follow: keep tables and commands whole rather than wrapped at 80
+        _console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    return _console
+
+
+def _fmt(value, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.2%}" if metric == "error_rate" else f"{value:.4g}"
+
+
+def diagnosis(report: Report, *, title: str | None = None, out: Console | None = None) -> None:
+    out = out or console()
+    d, metric = report.diagnosis, report.metric
+    head = "dlexp diagnosis" + (f" · {title}" if title else "") + (f" · run {report.run_id}" if report.run_id else "")
+    table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_column("n", justify="right")
+    table.add_column("", justify="left")
+    table.add_row("error/human", _fmt(d.errors.human, metric), "", "baseline (stands in for Bayes error)")
+    for split in SPLITS:
+        n = report.sizes.get(split)
+        table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), f"{n:,}" if n else "", "")
+    table.add_section()
+    for gap in d.gaps:
+        hi, lo = GAP_TERMS[gap.name]
+        flag = Text("problem", style="bold red") if gap.problem else Text("ok", style="green")
+        flag.append(f"  ({hi} - {lo})", style="dim")
+        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), "", flag)
+    out.print(table)
+
+    lines = Text()
+    style = "bold green" if d.verdict == "within_tolerance" else "bold red"
+    lines.append("verdict: ", style="bold")
+    lines.append(d.verdict, style=style)
+    if d.problems:
+        lines.append(f"\nproblems, largest first: {', '.join(d.problems)}")
+    lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)}", style="dim")
+    for note in d.notes:
+        lines.append(f"\nnote: {note}", style="yellow")
+    out.print(Panel(lines, title="dlexp.verdict", expand=False))
+
+    if report.actions:
+        out.print(Text("next steps", style="bold"))
+        for i, a in enumerate(report.actions, 1):
+            out.print(Text.assemble((f"{i:>2}. ", "bold"), (f"[{a.problem}] ", "cyan"), a.action,
+                                    (f" — {a.why}", "dim")), soft_wrap=True)
+            if a.command:
+                out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
+    elif d.verdict == "within_tolerance":
+        out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
+
+
+def runs(rows: list[dict], *, out: Console | None = None) -> None:
+    out = out or console()
+    if not rows:
+        out.print("no runs yet: `dlexp train` makes one")
+        return
+    table = Table(box=box.SIMPLE_HEAVY)
+    for col in ("run_id", "status", "data", "model", "train", "train_dev", "dev", "test", "verdict"):
+        table.add_column(col, justify="right" if col in ("train", "train_dev", "dev", "test") else "left",
+                         no_wrap=col == "run_id")
+    for r in rows:
+        status_style = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}.get(r["status"], "")
+        table.add_row(r["run_id"], Text(r["status"], style=status_style), r["data"] or "-", r["model"] or "-",
+                      *(_fmt(r["errors"][k], "error_rate") for k in SPLITS), r["verdict"] or "-")
+    out.print(table)

@@ -1,0 +1,126 @@
+"""Fit a model with Lightning, then measure its error on the four splits in eval mode. No printing of results.
+
+The only module (with models/) that imports torch and Lightning; `dlexp --help` and `dlexp diagnose` never
+load it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+warnings.filterwarnings("ignore", ".*LeafSpec.*")  # raised while Lightning itself is imported
+import lightning.pytorch as L  # noqa: E402
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from dlexp import models
+from dlexp.data import SPLIT_NAMES, Splits
+from dlexp.models.lit import Classifier, InMemoryData
+
+DEV_METRIC = "epoch/dev_error"
+
+for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", ".*(does not have many workers|Checkpoint directory .* exists).*")
+
+
+@dataclass
+class FitResult:
+    errors: dict[str, float]           # split -> error rate after training, eval mode
+    history: list[dict] = field(default_factory=list)  # one dict per epoch: epoch, step, train_loss, dev_error
+    diverged_at: int | None = None     # global step where the loss became non-finite
+    checkpoint_dir: Path | None = None
+    device: str = "cpu"
+
+
+class EpochRecorder(Callback):
+    """Keeps the per-epoch curve, prints one line per epoch when no progress bar shows, and forwards it."""
+
+    def __init__(self, *, print_lines: bool, on_epoch: Callable[[dict], None] | None):
+        self.history: list[dict] = []
+        self.print_lines, self.on_epoch = print_lines, on_epoch
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
+               "train_loss": pl_module.train_loss()}
+        dev = trainer.callback_metrics.get(DEV_METRIC)
+        if dev is not None:
+            row["dev_error"] = float(dev)
+        self.history.append(row)
+        if self.print_lines:
+            dev_text = f"  dev_error {row['dev_error']:.4f}" if "dev_error" in row else ""
+            print(f"epoch {row['epoch']}/{trainer.max_epochs}  train_loss {row['train_loss']:.4f}{dev_text}",
+                  flush=True)
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+
+
+def _trainer_kwargs(cfg: DictConfig) -> dict:
+    kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
+    kwargs.pop("enable_progress_bar", None)
+    return kwargs
+
+
+def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
+        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
+    """Train `cfg.model` on `splits.train` (dev error each epoch), then evaluate on all four splits."""
+    L.seed_everything(cfg.seed, workers=False, verbose=False)
+    net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes)
+    module = Classifier(net, OmegaConf.to_container(cfg.optimizer),
+                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed)
+
+    show_bar = cfg.trainer.enable_progress_bar
+    if show_bar is None:
+        show_bar = sys.stdout.isatty()
+    recorder = EpochRecorder(print_lines=not show_bar, on_epoch=on_epoch)
+    checkpoint_dir = workdir / "checkpoints"
+    callbacks: list[Callback] = [
+        recorder,
+        ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
+                        save_last=True, save_top_k=1, enable_version_counter=False),
+    ]
+    if cfg.early_stopping.patience > 0:
+        callbacks.append(EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
+                                       min_delta=cfg.early_stopping.min_delta))
+    if show_bar:
+        from lightning.pytorch.callbacks import RichProgressBar
+
+        callbacks.append(RichProgressBar(leave=True))
+
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg),
+        callbacks=callbacks,
+        logger=False,                 # dlexp's tracking process logs to MLflow, off the training thread
+        enable_progress_bar=show_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        default_root_dir=workdir,
+    )
+    trainer.fit(module, datamodule=data)
+    errors = evaluate(module.net, splits, device=module.device) if trainer.is_global_zero else {}
+    return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device))
+
+
+@torch.inference_mode()
+def evaluate(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict[str, float]:
+    """Error rate on each split: a clean pass in eval mode, not the running average of the training loss."""
+    net.eval()
+    errors = {}
+    for name in SPLIT_NAMES:
+        split = getattr(splits, name)
+        x = torch.from_numpy(split.x).to(device)
+        y = torch.from_numpy(split.y).to(device)
+        wrong = torch.zeros((), device=device, dtype=torch.long)
+        for i in range(0, len(y), batch_size):
+            wrong += (net(x[i:i + batch_size]).argmax(dim=1) != y[i:i + batch_size]).sum()
+        errors[name] = wrong.item() / max(1, len(y))
+    return errors
