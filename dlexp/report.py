@@ -18,8 +18,8 @@ def console() -> Console:
     if _console is None:
         import sys
 
-        # piped output has no width to follow: keep tables and commands whole rather than wrapped at 80
-        _console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+        # piped output has no width to follow: keep tables and commands whole rather than cut at 80
+        _console = Console(highlight=False, width=None if sys.stdout.isatty() else 200)
     return _console
 
 
