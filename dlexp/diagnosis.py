@@ -183,24 +183,26 @@ def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
 
 
 def _bias_actions(cfg: Mapping):
-    model = _get(cfg, "model.name", "mlp")
+    model = _get(cfg, "model.name")
     hidden = list(_get(cfg, "model.hidden", []) or [])
-    epochs = _get(cfg, "trainer.max_epochs", 10)
+    epochs = _get(cfg, "trainer.max_epochs")
     dropout = _get(cfg, "model.dropout", 0.0) or 0.0
     wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
-    opt = _get(cfg, "optimizer.name", "adam")
-    lr = _get(cfg, "optimizer.lr", 1e-3)
+    opt = _get(cfg, "optimizer.name")
+    lr = _get(cfg, "optimizer.lr")
     if model == "mlp" and hidden:
         yield ("Bigger model: double the width of every hidden layer",
                "more capacity lowers the training error toward the human level",
                [f"model.hidden={_fmt_list([2 * h for h in hidden])}"], False)
-    else:
+    elif model == "logistic":
         yield ("Bigger model: a multi-layer perceptron instead of a linear model",
                "a linear model cannot fit a non-linear boundary, whatever the training time",
                ["model=mlp"], False)
-    if epochs and epochs > 0:
-        yield ("Train longer", "the training error may still be falling at the last epoch",
-               [f"trainer.max_epochs={2 * epochs}"], False)
+    else:
+        yield ("Bigger model: more units or layers", "more capacity lowers the training error toward the human level",
+               None, False)
+    yield ("Train longer", "the training error may still be falling at the last epoch",
+           [f"trainer.max_epochs={2 * epochs}"] if epochs else None, False)
     if dropout > 0:
         yield ("Less regularization: lower dropout", "dropout trades training error for variance",
                [f"model.dropout={_fmt_float(dropout / 2)}"], False)
@@ -210,10 +212,13 @@ def _bias_actions(cfg: Mapping):
     if opt == "sgd":
         yield ("Better optimizer: Adam", "adaptive steps usually fit faster than plain SGD",
                ["optimizer=adam"], False)
-    else:
+    elif lr:
         lrs = ",".join(_fmt_float(lr * f) for f in (0.3, 1, 3))
         yield ("Tune the learning rate: sweep around the current value",
                "a learning rate off by 3x can leave the training error high", [f"optimizer.lr={lrs}"], True)
+    else:
+        yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
+               None, False)
     if model == "mlp" and hidden:
         yield ("Other architecture: one more hidden layer", "depth adds capacity where width alone stalls",
                [f"model.hidden={_fmt_list(hidden + [hidden[-1]])}"], False)
@@ -225,10 +230,11 @@ def _variance_actions(cfg: Mapping):
     dropout = _get(cfg, "model.dropout")
     wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
     patience = _get(cfg, "early_stopping.patience", 0) or 0
+    why_data = "more examples from the training distribution narrow the train/train-dev gap"
     if _get(cfg, "data.name") in GENERATED_SOURCES and n_train:
-        yield ("More training data: double the training set",
-               "more examples from the training distribution narrow the train/train-dev gap",
-               [f"data.n_train={2 * n_train}"], False)
+        yield ("More training data: double the training set", why_data, [f"data.n_train={2 * n_train}"], False)
+    elif not cfg:
+        yield ("More training data", why_data, None, False)
     if dropout is not None and _get(cfg, "model.name") == "mlp":
         yield ("Regularization: raise dropout", "dropout keeps the network from memorising the training set",
                [f"model.dropout={_fmt_float(min(0.8, dropout + 0.2))}"], False)
@@ -244,29 +250,30 @@ def _variance_actions(cfg: Mapping):
 
 def _mismatch_actions(cfg: Mapping):
     frac = _get(cfg, "data.target_fraction")
+    what = "Make training data like dev/test: move target-distribution examples into training"
+    why = "the model has seen too little of the distribution it is judged on"
     if frac is not None:
-        yield ("Make training data like dev/test: move target-distribution examples into training",
-               "the model has seen too little of the distribution it is judged on",
-               [f"data.target_fraction={_fmt_float(min(1.0, max(0.2, 2 * frac)))}"], False)
+        yield (what, why, [f"data.target_fraction={_fmt_float(min(1.0, max(0.2, 2 * frac)))}"], False)
+    else:
+        yield (what + ", or synthesise/augment such examples", why, None, False)
     yield ("Error analysis: compare dev mistakes with train-dev mistakes",
            "find which inputs the shift hurts before collecting or synthesising data", None, False)
 
 
 def _dev_overfit_actions(cfg: Mapping):
     n_dev = _get(cfg, "data.n_dev")
-    if n_dev:
-        yield ("Bigger dev set", "a small dev set overfits to the choices tuned on it",
-               [f"data.n_dev={2 * n_dev}"], False)
+    yield ("Bigger dev set", "a small dev set overfits to the choices tuned on it",
+           [f"data.n_dev={2 * n_dev}"] if n_dev else None, False)
     seed = _get(cfg, "seed", 0) or 0
     yield ("Stop tuning on dev: re-run with a fresh seed before changing anything",
            "if the test gap moves with the seed, the dev result was luck", [f"seed={seed + 1}"], False)
 
 
 def _diverged_actions(cfg: Mapping):
-    lr = _get(cfg, "optimizer.lr", 1e-3)
+    lr = _get(cfg, "optimizer.lr")
     clip = _get(cfg, "optimizer.grad_clip")
     yield ("Lower the learning rate tenfold", "a step too large sends the loss to infinity",
-           [f"optimizer.lr={_fmt_float(lr / 10)}"], False)
+           [f"optimizer.lr={_fmt_float(lr / 10)}"] if lr else None, False)
     if not clip:
         yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
 
@@ -282,6 +289,11 @@ _ACTIONS = {
 
 # --------------------------------------------------------------------------------------------------
 # The JSON document: one shape for `dlexp diagnose --json`, `diagnosis.json` and the MLflow names.
+
+
+def _clean(x: float) -> float:
+    """0.0578 rather than 0.057800000000000004: the difference of two rates, rounded to 12 decimals."""
+    return round(x, 12) if math.isfinite(x) else x
 
 
 @dataclass(frozen=True)
@@ -301,9 +313,9 @@ class Report:
             "run_id": self.run_id,
             "task": self.task,
             "metric": self.metric,
-            "errors": d.errors.as_dict(),
+            "errors": {k: _clean(v) for k, v in d.errors.as_dict().items()},
             "sizes": {s: self.sizes.get(s) for s in SPLITS},
-            "gaps": {g.name: g.value for g in d.gaps},
+            "gaps": {g.name: _clean(g.value) for g in d.gaps},
             "tolerance": d.tolerance,
             "verdict": d.verdict,
             "problems": list(d.problems),
@@ -315,8 +327,8 @@ class Report:
 
     def metrics(self) -> dict[str, float]:
         """The MLflow metric names: error/<split>, gap/<name>."""
-        out = {f"error/{k}": v for k, v in self.diagnosis.errors.as_dict().items()}
-        out.update({f"gap/{g.name}": g.value for g in self.diagnosis.gaps})
+        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items()}
+        out.update({f"gap/{g.name}": _clean(g.value) for g in self.diagnosis.gaps})
         return out
 
     def tags(self) -> dict[str, str]:

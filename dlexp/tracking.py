@@ -19,10 +19,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import mlflow
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in dlexp's output
+import mlflow  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError
 from dlexp.store import redact, store_uri
@@ -260,6 +261,11 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
 
 
 def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
+    root = c.get_run(run_id).info.artifact_uri
+    if root.startswith("file://"):  # a local store: read in place, no copy
+        from urllib.parse import unquote, urlparse
+
+        return (Path(unquote(urlparse(root).path)) / name).read_text()
     with tempfile.TemporaryDirectory() as tmp:
         path = c.download_artifacts(run_id, name, tmp)
         return Path(path).read_text()
