@@ -85,7 +85,10 @@ def main(cfg: DictConfig) -> str:
 
     from dlexp import report as render
 
-    overrides = list(HydraConfig.get().overrides.task)
+    hc = HydraConfig.get()
+    # the user's own config folder is part of the command line every next-step command must repeat
+    own = [f"--config-dir={src.path}" for src in hc.runtime.config_sources if src.provider == "command-line"]
+    overrides = own + list(hc.overrides.task)
     result = train(cfg, overrides)
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)

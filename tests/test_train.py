@@ -1,0 +1,248 @@
+"""Real (tiny) training runs through the CLI, read back from the MLflow store they were logged to."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from dlexp.cli import app
+from dlexp.diagnosis import GAPS, VERDICTS
+
+pytestmark = pytest.mark.slow
+
+SMALL = ["data.n_train=400", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "model.hidden=[16]"]
+ERROR_KEYS = ("human", "train", "train_dev", "dev", "test")
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def mlflow_client(runs):
+    from mlflow.tracking import MlflowClient
+
+    assert (runs / "mlflow.db").is_file()
+    return MlflowClient(tracking_uri=f"sqlite:///{runs}/mlflow.db")
+
+
+def all_runs(client):
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return list(client.search_runs(ids, order_by=["attributes.start_time DESC"]))
+
+
+def artifact_paths(client, run_id, path=None) -> set[str]:
+    out = set()
+    for info in client.list_artifacts(run_id, path):
+        if info.is_dir:
+            out |= artifact_paths(client, run_id, info.path)
+        else:
+            out.add(info.path)
+    return out
+
+
+def read_artifact(client, run_id, name, tmp_path) -> str:
+    return open(client.download_artifacts(run_id, name, str(tmp_path))).read()
+
+
+@pytest.fixture(scope="module")
+def trained(module_runs_dir):
+    """One run: 400 synthetic examples, a [16] MLP, two epochs."""
+    result = invoke("train", *SMALL, "trainer.max_epochs=2")
+    assert result.exit_code == 0, result.output
+    client = mlflow_client(module_runs_dir)
+    runs = all_runs(client)
+    assert len(runs) == 1
+    return {"output": result.stdout, "client": client, "run": runs[0], "runs_dir": module_runs_dir}
+
+
+def test_run_is_finished_with_errors_gaps_and_verdict(trained):
+    run = trained["run"]
+    assert run.info.status == "FINISHED"
+    m = run.data.metrics
+    for k in ERROR_KEYS:
+        assert 0.0 <= m[f"error/{k}"] <= 1.0, k
+    for g in GAPS:
+        assert f"gap/{g}" in m
+    assert m["gap/avoidable_bias"] == pytest.approx(m["error/train"] - m["error/human"])
+    assert m["gap/variance"] == pytest.approx(m["error/train_dev"] - m["error/train"])
+    assert m["gap/data_mismatch"] == pytest.approx(m["error/dev"] - m["error/train_dev"])
+    assert m["gap/dev_overfitting"] == pytest.approx(m["error/test"] - m["error/dev"])
+    # baseline.human_error=auto: the synthetic source's Bayes error, its label noise (default 0.05)
+    assert m["error/human"] == pytest.approx(0.05)
+    # a clean pass over each split: a whole number of mistakes out of the split's size
+    for k, n in (("train", 400), ("train_dev", 100), ("dev", 100), ("test", 100)):
+        assert math.isclose(m[f"error/{k}"] * n, round(m[f"error/{k}"] * n), abs_tol=1e-6), k
+    tags = run.data.tags
+    assert tags["dlexp.verdict"] in VERDICTS
+    problems = [p for p in tags.get("dlexp.problems", "").split(",") if p]
+    assert all(p in GAPS for p in problems)
+    if problems:
+        assert tags["dlexp.verdict"] == problems[0]
+
+
+def test_run_params_are_the_resolved_config(trained):
+    p = trained["run"].data.params
+    assert p["data.n_train"] == "400"
+    assert p["data.name"] == "synthetic"
+    assert p["model.name"] == "mlp"
+    assert p["model.hidden"] == "[16]"
+    assert p["trainer.max_epochs"] == "2"
+    assert p["optimizer.name"] == "adam"
+
+
+def test_per_epoch_metrics_have_one_point_per_epoch(trained):
+    client, run_id = trained["client"], trained["run"].info.run_id
+    loss = client.get_metric_history(run_id, "epoch/train_loss")
+    assert sorted(h.step for h in loss) == [1, 2]
+    assert all(math.isfinite(h.value) and h.value > 0 for h in loss)
+    dev = client.get_metric_history(run_id, "epoch/dev_error")
+    assert sorted(h.step for h in dev) == [1, 2]
+
+
+def test_artifacts_are_kept_with_the_run(trained, tmp_path):
+    client, run_id = trained["client"], trained["run"].info.run_id
+    paths = artifact_paths(client, run_id)
+    for name in ("diagnosis.json", "config.yaml", "plots/error_staircase.png", "plots/training_curves.png",
+                 "checkpoints/last.ckpt"):
+        assert name in paths, (name, sorted(paths))
+    png = open(client.download_artifacts(run_id, "plots/error_staircase.png", str(tmp_path)), "rb").read()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    config = yaml.safe_load(read_artifact(client, run_id, "config.yaml", tmp_path))
+    assert config["data"]["n_train"] == 400 and config["model"]["hidden"] == [16]
+
+
+def test_diagnosis_json_matches_the_metrics(trained, tmp_path):
+    client, run = trained["client"], trained["run"]
+    doc = json.loads(read_artifact(client, run.info.run_id, "diagnosis.json", tmp_path))
+    assert {"run_id", "task", "metric", "errors", "sizes", "gaps", "verdict", "problems", "actions"} <= set(doc)
+    assert doc["run_id"] == run.info.run_id
+    assert doc["sizes"] == {"train": 400, "train_dev": 100, "dev": 100, "test": 100}
+    assert doc["verdict"] == run.data.tags["dlexp.verdict"]
+    for k in ERROR_KEYS:
+        assert doc["errors"][k] == pytest.approx(run.data.metrics[f"error/{k}"])
+    for a in doc["actions"]:
+        if a["command"]:
+            assert a["command"].startswith("dlexp train ")
+            assert "data.n_train_dev=100" in a["command"]  # this run's overrides are repeated
+
+
+def test_train_prints_epochs_verdict_and_next_commands(trained):
+    out = trained["output"]
+    run = trained["run"]
+    assert "epoch 1/2" in out and "epoch 2/2" in out  # plain lines when output is not a terminal
+    assert run.info.run_id in out
+    assert run.data.tags["dlexp.verdict"] in out
+    if run.data.tags["dlexp.verdict"] != "within_tolerance":
+        assert "$ dlexp train " in out
+    assert "Traceback" not in out
+
+
+def test_no_work_files_are_left_behind(trained):
+    work = trained["runs_dir"] / "work"
+    assert not work.exists() or not any(work.iterdir())
+
+
+def test_diagnose_reads_the_latest_run_back(trained):
+    run = trained["run"]
+    result = invoke("diagnose", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["run_id"] == run.info.run_id
+    assert doc["verdict"] == run.data.tags["dlexp.verdict"]
+    for k in ERROR_KEYS:
+        assert doc["errors"][k] == pytest.approx(run.data.metrics[f"error/{k}"])
+    assert doc["sizes"] == {"train": 400, "train_dev": 100, "dev": 100, "test": 100}
+    # the commands are rebuilt from the stored config and overrides
+    commands = [a["command"] for a in doc["actions"] if a["command"]]
+    if doc["verdict"] != "within_tolerance":
+        assert commands and all("data.n_train_dev=100" in c for c in commands)
+
+
+def test_diagnose_with_another_human_level(trained):
+    run = trained["run"]
+    result = invoke("diagnose", run.info.run_id, "--human", "0.3", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["errors"]["human"] == 0.3
+    assert doc["gaps"]["avoidable_bias"] == pytest.approx(run.data.metrics["error/train"] - 0.3)
+    assert doc["gaps"]["avoidable_bias"] != pytest.approx(run.data.metrics["gap/avoidable_bias"])
+    assert doc["gaps"]["variance"] == pytest.approx(run.data.metrics["gap/variance"])
+
+
+def test_diagnose_prints_a_table_for_people(trained):
+    result = invoke("diagnose")
+    assert result.exit_code == 0, result.output
+    assert "error/train_dev" in result.stdout and "gap/avoidable_bias" in result.stdout
+    assert trained["run"].data.tags["dlexp.verdict"] in result.stdout
+
+
+def test_runs_json_lists_the_run(trained):
+    result = invoke("runs", "--json")
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    assert {"run_id", "status", "verdict", "errors"} <= set(row)
+    assert row["run_id"] == trained["run"].info.run_id
+    assert row["status"] == "FINISHED"
+    assert row["verdict"] == trained["run"].data.tags["dlexp.verdict"]
+    assert set(ERROR_KEYS) - {"human"} <= set(row["errors"])
+    assert row["errors"]["dev"] == pytest.approx(trained["run"].data.metrics["error/dev"])
+
+
+def test_runs_table_shows_the_whole_run(trained):
+    result = invoke("runs")
+    assert result.exit_code == 0, result.output
+    run = trained["run"]
+    assert run.info.run_id in result.stdout
+    assert "FINISHED" in result.stdout
+    assert run.data.tags["dlexp.verdict"] in result.stdout  # the verdict in full, not cut short
+
+
+def test_multirun_makes_one_run_per_value(runs_dir):
+    result = invoke("train", "-m", *SMALL, "trainer.max_epochs=1", "optimizer.lr=0.001,0.01")
+    assert result.exit_code == 0, result.output
+    runs = all_runs(mlflow_client(runs_dir))
+    assert len(runs) == 2
+    assert sorted(float(r.data.params["optimizer.lr"]) for r in runs) == [0.001, 0.01]
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["dlexp.verdict"] in VERDICTS
+        assert json.loads(r.data.tags["dlexp.overrides"]).count("trainer.max_epochs=1") == 1
+
+
+def test_digits_logistic_run_as_a_subprocess(runs_dir, dlexp_proc):
+    proc = dlexp_proc("train", "data=digits", "model=logistic", "trainer.max_epochs=1")
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/1" in proc.stdout
+    assert "Traceback" not in proc.stderr
+    client = mlflow_client(runs_dir)
+    (run,) = all_runs(client)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["data.name"] == "digits" and run.data.params["model.name"] == "logistic"
+    assert run.data.tags["dlexp.verdict"] in VERDICTS
+    # no known Bayes error on real data: the auto baseline is 0
+    assert run.data.metrics["error/human"] == 0.0
+    doc = json.loads(open(client.download_artifacts(run.info.run_id, "diagnosis.json", str(runs_dir))).read())
+    assert sum(doc["sizes"].values()) == 1797
+    # a logistic regression learns digits in one epoch far better than chance (90%)
+    assert run.data.metrics["error/train"] < 0.6
+
+
+def test_a_run_that_fails_ends_failed(runs_dir):
+    result = invoke("train", *SMALL, "trainer.max_epochs=1", "trainer.strategy=no_such_strategy")
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    assert "dlexp: error:" in result.stderr and "no_such_strategy" in result.stderr
+    (run,) = all_runs(mlflow_client(runs_dir))
+    assert run.info.status == "FAILED"
+    assert "no_such_strategy" in run.data.tags.get("dlexp.error", "")
+    # and diagnosing it says there is nothing to diagnose, in one line
+    diag = invoke("diagnose", run.info.run_id)
+    assert diag.exit_code != 0
+    lines = diag.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("dlexp: error:") and run.info.run_id in lines[0]
