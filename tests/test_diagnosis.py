@@ -344,3 +344,17 @@ def test_report_metrics_and_tags_use_the_document_names():
     assert metrics["gap/variance"] == pytest.approx(0.15)
     assert all(math.isfinite(v) for v in metrics.values())
     assert report.tags() == {"dlexp.verdict": "variance", "dlexp.problems": "variance,avoidable_bias"}
+
+
+# --------------------------------------------------------------------------------------------------
+# the examples in the docstrings are part of the documentation: they must hold
+
+
+@pytest.mark.parametrize("module", ["dlexp.diagnosis", "dlexp.store"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module))
+    assert result.attempted > 0
+    assert result.failed == 0

@@ -203,42 +203,75 @@ def test_runs_table_shows_the_whole_run(trained):
     assert run.data.tags["dlexp.verdict"] in result.stdout  # the verdict in full, not cut short
 
 
-def test_multirun_makes_one_run_per_value(runs_dir):
-    result = invoke("train", "-m", *SMALL, "trainer.max_epochs=1", "optimizer.lr=0.001,0.01")
+# The runs below share one store (creating an MLflow store costs seconds); each test finds its own runs
+# by the run name it gives them, and runs in its own empty working directory.
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    return tmp_path_factory.mktemp("shared") / "runs"
+
+
+@pytest.fixture
+def store(runs_dir, shared_store, monkeypatch):
+    monkeypatch.setenv("DLEXP_RUNS_DIR", str(shared_store))
+    return shared_store
+
+
+def named_runs(runs, name):
+    return [r for r in all_runs(mlflow_client(runs)) if r.info.run_name == name]
+
+
+def test_multirun_makes_one_run_per_value(store, runs_dir):
+    result = invoke("train", "-m", *SMALL, "trainer.max_epochs=1", "optimizer.lr=0.001,0.01",
+                    "tracking.run_name=sweep")
     assert result.exit_code == 0, result.output
-    runs = all_runs(mlflow_client(runs_dir))
+    runs = named_runs(store, "sweep")
     assert len(runs) == 2
     assert sorted(float(r.data.params["optimizer.lr"]) for r in runs) == [0.001, 0.01]
     for r in runs:
         assert r.info.status == "FINISHED"
         assert r.data.tags["dlexp.verdict"] in VERDICTS
-        assert json.loads(r.data.tags["dlexp.overrides"]).count("trainer.max_epochs=1") == 1
+        overrides = json.loads(r.data.tags["dlexp.overrides"])
+        assert overrides.count("trainer.max_epochs=1") == 1
+        assert f"optimizer.lr={r.data.params['optimizer.lr']}" in overrides  # this job's value, not the sweep
+    # the working directory stays clean: Hydra's sweep files, if any, go under the runs folder
+    assert list(runs_dir.parent.iterdir()) == []
+    # `dlexp runs` lists newest first: the second job of the sweep before the first
+    listed = json.loads(invoke("runs", "--json").stdout)
+    by_id = {r.info.run_id: r.data.params["optimizer.lr"] for r in runs}
+    assert [by_id[row["run_id"]] for row in listed if row["run_id"] in by_id] == ["0.01", "0.001"]
+    starts = [row["start_time"] for row in listed]
+    assert starts == sorted(starts, reverse=True)
+    assert len(json.loads(invoke("runs", "--json", "-n", "1").stdout)) == 1
 
 
-def test_digits_logistic_run_as_a_subprocess(runs_dir, dlexp_proc):
-    proc = dlexp_proc("train", "data=digits", "model=logistic", "trainer.max_epochs=1")
+def test_digits_logistic_run_as_a_subprocess(store, dlexp_proc, tmp_path):
+    proc = dlexp_proc("train", "data=digits", "model=logistic", "trainer.max_epochs=1", "tracking.run_name=digits")
     assert proc.returncode == 0, proc.stderr
-    assert "epoch 1/1" in proc.stdout
+    assert "epoch 1/1" in proc.stdout  # plain lines when piped
     assert "Traceback" not in proc.stderr
-    client = mlflow_client(runs_dir)
-    (run,) = all_runs(client)
+    (run,) = named_runs(store, "digits")
+    assert run.info.run_id in proc.stdout
     assert run.info.status == "FINISHED"
     assert run.data.params["data.name"] == "digits" and run.data.params["model.name"] == "logistic"
     assert run.data.tags["dlexp.verdict"] in VERDICTS
     # no known Bayes error on real data: the auto baseline is 0
     assert run.data.metrics["error/human"] == 0.0
-    doc = json.loads(open(client.download_artifacts(run.info.run_id, "diagnosis.json", str(runs_dir))).read())
+    client = mlflow_client(store)
+    doc = json.loads(read_artifact(client, run.info.run_id, "diagnosis.json", tmp_path))
     assert sum(doc["sizes"].values()) == 1797
     # a logistic regression learns digits in one epoch far better than chance (90%)
     assert run.data.metrics["error/train"] < 0.6
 
 
-def test_a_run_that_fails_ends_failed(runs_dir):
-    result = invoke("train", *SMALL, "trainer.max_epochs=1", "trainer.strategy=no_such_strategy")
+def test_a_run_that_fails_ends_failed(store):
+    result = invoke("train", *SMALL, "trainer.max_epochs=1", "trainer.strategy=no_such_strategy",
+                    "tracking.run_name=failed")
     assert result.exit_code != 0
     assert "Traceback" not in result.stderr
     assert "dlexp: error:" in result.stderr and "no_such_strategy" in result.stderr
-    (run,) = all_runs(mlflow_client(runs_dir))
+    (run,) = named_runs(store, "failed")
     assert run.info.status == "FAILED"
     assert "no_such_strategy" in run.data.tags.get("dlexp.error", "")
     # and diagnosing it says there is nothing to diagnose, in one line
@@ -246,3 +279,23 @@ def test_a_run_that_fails_ends_failed(runs_dir):
     assert diag.exit_code != 0
     lines = diag.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlexp: error:") and run.info.run_id in lines[0]
+
+
+def test_a_diverging_run_gets_the_verdict_diverged(store, tmp_path):
+    result = invoke("train", *SMALL, "trainer.max_epochs=1", "optimizer=sgd", "optimizer.lr=1e30",
+                    "tracking.run_name=diverged")
+    assert result.exit_code == 4, result.output  # dlexp's exit code for a diverged run
+    assert "Traceback" not in result.output
+    assert "diverged" in result.stdout
+    (run,) = named_runs(store, "diverged")
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["dlexp.verdict"] == "diverged"
+    doc = json.loads(read_artifact(mlflow_client(store), run.info.run_id, "diagnosis.json", tmp_path))
+    assert isinstance(doc["diverged_at"], int)
+    first = doc["actions"][0]
+    assert first["problem"] == "diverged"
+    assert "optimizer.lr=1e+29" in first["command"]  # the run's learning rate, divided by ten
+    # diagnose reads it back as diverged too
+    again = invoke("diagnose", run.info.run_id, "--json")
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["verdict"] == "diverged"
