@@ -136,6 +136,7 @@ def diagnose(
         report = Report(d, recommend(d, None))
         title = "what-if"
     else:
+        _require_store(uri)
         from dlexp import tracking
 
         run = tracking.load_run(uri, run_id)
@@ -171,6 +172,7 @@ def runs(
     """Recent runs, newest first: id, status, data, model, the four errors, the verdict."""
     if limit <= 0:
         raise ConfigError(f"--limit must be positive, got {limit}")
+    _require_store(uri)
     from dlexp import tracking
 
     rows = tracking.list_runs(uri, limit=limit)
@@ -194,14 +196,11 @@ def ui(
     """MLflow's UI on dlexp's store; prints the URL, Ctrl-C stops it."""
     import subprocess
 
-    from dlexp.store import redact, store_uri
+    from dlexp.store import redact
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
-    target = store_uri(uri)
-    if target.startswith("sqlite:///") and not os.path.exists(target[len("sqlite:///"):]):
-        raise DlexpError(f"no dlexp runs at {target[len('sqlite:///'):]} yet; run `dlexp train` first "
-                         "(or set DLEXP_RUNS_DIR)")
+    target = _require_store(uri)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"dlexp: warning: serving on {host}: anyone who can reach this address can read your runs",
                    err=True)
@@ -213,6 +212,18 @@ def ui(
         raise typer.Exit(subprocess.call(cmd))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+def _require_store(uri: str | None) -> str:
+    """The store's URI; a local store that does not exist is reported before MLflow is even imported."""
+    from dlexp.errors import StoreError
+    from dlexp.store import store_uri
+
+    target = store_uri(uri)
+    if target.startswith("sqlite:///") and not os.path.exists(target[len("sqlite:///"):]):
+        raise StoreError(f"no dlexp runs at {os.path.dirname(target[len('sqlite:///'):])} yet; run `dlexp train` "
+                         "first (or set DLEXP_RUNS_DIR to the folder that holds mlflow.db)")
+    return target
 
 
 def main() -> None:

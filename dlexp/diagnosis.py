@@ -252,9 +252,10 @@ def _mismatch_actions(cfg: Mapping):
     frac = _get(cfg, "data.target_fraction")
     what = "Make training data like dev/test: move target-distribution examples into training"
     why = "the model has seen too little of the distribution it is judged on"
-    if frac is not None:
-        yield (what, why, [f"data.target_fraction={_fmt_float(min(1.0, max(0.2, 2 * frac)))}"], False)
-    else:
+    # only a source whose dev/test distribution differs (synthetic: shift > 0) can mix it into training
+    if frac is not None and _get(cfg, "data.shift", 1) and frac < 0.9:
+        yield (what, why, [f"data.target_fraction={_fmt_float(min(0.9, max(0.2, 2 * frac)))}"], False)
+    elif frac is None:
         yield (what + ", or synthesise/augment such examples", why, None, False)
     yield ("Error analysis: compare dev mistakes with train-dev mistakes",
            "find which inputs the shift hurts before collecting or synthesising data", None, False)
