@@ -118,7 +118,7 @@ class NpzData:
 @dataclass
 class SequenceData:
     name: str = "sequence"
-    seq_len: int = 40          # longest sequence; lengths vary from seq_len // 2 + 1 up to this
+    seq_len: int = 20          # longest sequence; lengths vary from seq_len // 2 + 1 up to this
     vocab: int = 16            # token ids 1..vocab-1; 0 is padding
     n_train: int = 4000
     n_train_dev: int = 1000

@@ -108,7 +108,12 @@ def run_hydra(argv: list[str]) -> list[Report]:
     """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports."""
     import sys
 
+    import logging
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    # with Hydra's logging off, its "Error executing job with overrides" would reach stderr through
+    # logging's last-resort handler: a second line next to dlexp's own
+    logging.getLogger("hydra").addHandler(logging.NullHandler())
     saved = sys.argv
     sys.argv = ["dlexp train", *argv]
     RESULTS.clear()
