@@ -287,7 +287,9 @@ def _variance_actions(cfg: Mapping):
 
 def _mismatch_actions(cfg: Mapping):
     frac = _get(cfg, "data.target_fraction")
-    if frac is not None:
+    # tables move target rows into training only when dev/test come from their own file or query
+    separate = _get(cfg, "data.name") not in ("table", "sql") or _get(cfg, "data.dev_path") or _get(cfg, "data.dev_query")
+    if frac is not None and separate:
         yield ("Make training data like dev/test: move target-distribution examples into training",
                "the model has seen too little of the distribution it is judged on",
                [f"data.target_fraction={_fmt_float(min(1.0, max(0.2, 2 * frac)))}"], False)

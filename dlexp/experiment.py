@@ -25,6 +25,7 @@ from dlexp.store import redact, runs_dir, store_uri
 configs.register()
 
 RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
+JOB_ERRORS: list[DlexpError] = []  # dlexp errors of the jobs run in this process
 
 
 def train(cfg: DictConfig, overrides: list[str]) -> Report:
@@ -98,7 +99,13 @@ def main(cfg: DictConfig) -> str:
     from dlexp import report as render
 
     overrides = list(HydraConfig.get().overrides.task)
-    result = train(cfg, overrides)
+    try:
+        result = train(cfg, overrides)
+    except DlexpError as exc:
+        # raised from here, Hydra would first write "Error executing job with overrides: [...]" to stderr;
+        # run_hydra raises it once Hydra returns, so the user sees dlexp's one line (a sweep goes on)
+        JOB_ERRORS.append(exc)
+        return "failed"
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)
     return result.diagnosis.verdict
@@ -108,19 +115,17 @@ def run_hydra(argv: list[str]) -> list[Report]:
     """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports."""
     import sys
 
-    import logging
-
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
-    # with Hydra's logging off, its "Error executing job with overrides" would reach stderr through
-    # logging's last-resort handler: a second line next to dlexp's own
-    logging.getLogger("hydra").addHandler(logging.NullHandler())
     saved = sys.argv
     sys.argv = ["dlexp train", *argv]
     RESULTS.clear()
+    JOB_ERRORS.clear()
     try:
         main()
     finally:
         sys.argv = saved
+    if JOB_ERRORS:
+        raise JOB_ERRORS[0]
     return list(RESULTS)
 
 

@@ -253,8 +253,6 @@ def test_regression_table_end_to_end(tmp_path, csv):
     doc = json.loads(dlexp("diagnose", "--json", cwd=tmp_path).stdout)
     assert doc["task"] == "regression" and doc["metric"] == "rmse" and doc["errors"]["human"] == 20000
     assert doc["errors"]["train"] > 1000 and 1000 < doc["tolerance"] < 10000  # 5% of the price's spread
-    runs = json.loads(dlexp("runs", "--json", cwd=tmp_path).stdout)
-    assert runs[0]["metric"] == "rmse" and runs[0]["status"] == "FINISHED"
 
 
 @pytest.mark.slow
