@@ -117,7 +117,13 @@ def diagnose(
     from dlexp.diagnosis import recommend
 
     figures = {"train": train, "train-dev": train_dev, "dev": dev, "test": test}
+    rejudging = all(v is None for v in figures.values())
     for name, value in {"human": human, **figures}.items():
+        if name == "human" and value is not None and rejudging:
+            # a regression run's errors are in the target's unit: the [0, 1] check waits until the run is read
+            if not value >= 0:
+                raise ConfigError(f"--human must be a number >= 0, got {value}")
+            continue
         if value is not None:
             try:
                 check_error(name, value)
@@ -142,15 +148,20 @@ def diagnose(
         run = tracking.load_run(uri, run_id)
         doc, config = run["document"], run["config"] or {}
         e = run["errors"]
+        if human is not None and doc.get("task", "classification") == "classification":
+            try:
+                check_error("human", human)
+            except ValueError as exc:
+                raise ConfigError(f"--human: {exc}") from None
         errors = SplitErrors(human=e["human"] if human is None else human, train=e["train"],
                              train_dev=e["train_dev"], dev=e["dev"], test=e["test"])
-        if tolerance is None:
-            tolerance = (config.get("diagnosis") or {}).get("tolerance", doc.get("tolerance", DEFAULT_TOLERANCE))
+        if tolerance is None:  # the tolerance the run was judged with (relative_tolerance already resolved)
+            tolerance = doc.get("tolerance", (config.get("diagnosis") or {}).get("tolerance", DEFAULT_TOLERANCE))
         d = run_diagnosis(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
                           diverged=doc.get("verdict") == "diverged")
         report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                         sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
-                        metric=doc.get("metric", "error_rate"))
+                        metric=doc.get("metric", "error_rate"), checks=tuple(doc.get("checks") or ()))
         data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
         title = f"{model} on {data}" if data and model else None
     if as_json:

@@ -46,6 +46,88 @@ class DigitsData:
     batch_size: int = 64
 
 
+class Task(str, Enum):
+    auto = "auto"
+    classification = "classification"
+    regression = "regression"
+
+
+class Metric(str, Enum):
+    rmse = "rmse"
+    mae = "mae"
+
+
+class Missing(str, Enum):
+    error = "error"
+    drop = "drop"
+    impute = "impute"
+
+
+@dataclass
+class TabularOptions:
+    """What `data=table` and `data=sql` share: columns, task, missing values and split sizes."""
+
+    target: str = MISSING
+    features: Optional[list[str]] = None     # None: every column but the target
+    categorical: Optional[list[str]] = None  # forced one-hot; None: text and boolean columns
+    task: Task = Task.auto
+    metric: Metric = Metric.rmse             # regression only; classification is judged by error rate
+    missing: Missing = Missing.error
+    n_train: Optional[int] = None            # cap on training rows; None: all that remain
+    n_train_dev: Optional[int] = None        # sizes in rows; None: the fractions below
+    n_dev: Optional[int] = None
+    n_test: Optional[int] = None
+    train_dev_fraction: float = 0.1
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    target_fraction: float = 0.0             # with a separate dev source: share of it moved into training
+    min_split_rows: int = 100                # a split smaller than this is reported as too small
+    batch_size: int = 256
+
+
+@dataclass
+class TableData(TabularOptions):
+    name: str = "table"
+    path: str = MISSING                      # .csv/.tsv/.parquet
+    dev_path: Optional[str] = None           # dev/test distribution, when it differs from training
+    test_path: Optional[str] = None
+
+
+@dataclass
+class SqlData(TabularOptions):
+    name: str = "sql"
+    url: str = MISSING                       # any SQLAlchemy URL
+    query: str = MISSING
+    dev_query: Optional[str] = None
+    test_query: Optional[str] = None
+
+
+@dataclass
+class NpzData:
+    name: str = "npz"
+    path: str = MISSING                      # .npz with X (N x C x H x W, or N x H x W) and y (N,)
+    x_key: str = "X"
+    y_key: str = "y"
+    n_train: Optional[int] = None
+    train_dev_fraction: float = 0.1
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    batch_size: int = 64
+
+
+@dataclass
+class SequenceData:
+    name: str = "sequence"
+    seq_len: int = 20          # longest sequence; lengths vary from seq_len // 2 + 1 up to this
+    vocab: int = 16            # token ids 1..vocab-1; 0 is padding
+    n_train: int = 4000
+    n_train_dev: int = 1000
+    n_dev: int = 1000
+    n_test: int = 1000
+    label_noise: float = 0.0   # share of flipped labels: the Bayes error
+    batch_size: int = 128
+
+
 # --------------------------------------------------------------------------------------------- model
 
 
@@ -66,6 +148,40 @@ class MLPModel:
 @dataclass
 class LogisticModel:
     name: str = "logistic"
+
+
+@dataclass
+class CNNModel:
+    name: str = "cnn"
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # one conv block (conv, BN, ReLU, pool) each
+    kernel: int = 3
+    batchnorm: bool = True
+    dropout: float = 0.0       # before the linear head
+
+
+class Cell(str, Enum):
+    gru = "gru"
+    lstm = "lstm"
+
+
+@dataclass
+class GRUModel:
+    name: str = "gru"
+    cell: Cell = Cell.gru
+    embed: int = 32
+    hidden_size: int = 64
+    layers: int = 1
+    dropout: float = 0.0
+
+
+@dataclass
+class TransformerModel:
+    name: str = "transformer"
+    d_model: int = 64
+    heads: int = 4
+    layers: int = 2
+    ff: int = 128              # width of each layer's feed-forward block
+    dropout: float = 0.0
 
 
 # ----------------------------------------------------------------------------------------- optimizer
@@ -128,6 +244,7 @@ class TrackingConfig:
 @dataclass
 class DiagnosisConfig:
     tolerance: float = 0.01
+    relative_tolerance: Optional[float] = None  # set: tolerance = this x the spread of the target (see docs)
 
 
 @dataclass
@@ -150,8 +267,10 @@ class Config:
 
 
 SCHEMAS = {
-    "data": {"synthetic": SyntheticData, "digits": DigitsData},
-    "model": {"mlp": MLPModel, "logistic": LogisticModel},
+    "data": {"synthetic": SyntheticData, "digits": DigitsData, "table": TableData, "sql": SqlData,
+             "npz": NpzData, "sequence": SequenceData},
+    "model": {"mlp": MLPModel, "logistic": LogisticModel, "cnn": CNNModel, "gru": GRUModel,
+              "transformer": TransformerModel},
     "optimizer": {"adam": AdamOptimizer, "sgd": SGDOptimizer},
     "trainer": {"default": TrainerConfig},
     "baseline": {"default": BaselineConfig},
@@ -179,7 +298,9 @@ def check(cfg) -> None:
         return OmegaConf.select(cfg, key)
 
     positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr"]
-    positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes")]
+    positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes",
+                                       "seq_len", "vocab", "min_split_rows")]
+    positive += [f"model.{k}" for k in ("kernel", "embed", "hidden_size", "layers", "d_model", "heads", "ff")]
     for key in positive:
         value = get(key)
         if value is not None and value <= 0:
@@ -187,7 +308,7 @@ def check(cfg) -> None:
     n_classes = get("data.n_classes")
     if n_classes is not None and n_classes < 2:
         raise ConfigError(f"data.n_classes must be at least 2, got {n_classes}")
-    for key in ("data.label_noise", "data.target_fraction", "model.dropout"):
+    for key in ("data.label_noise", "data.target_fraction", "model.dropout", "diagnosis.relative_tolerance"):
         value = get(key)
         if value is not None and not 0 <= value < 1:
             raise ConfigError(f"{key} must be in [0, 1), got {value}")
@@ -207,17 +328,46 @@ def check(cfg) -> None:
     hidden = get("model.hidden")
     if hidden is not None and (len(hidden) == 0 or any(h <= 0 for h in hidden)):
         raise ConfigError(f"model.hidden must list positive layer widths, got {list(hidden)}")
-    human_error(get("baseline.human_error"), None)
+    channels = get("model.channels")
+    if channels is not None and (len(channels) == 0 or any(c <= 0 for c in channels)):
+        raise ConfigError(f"model.channels must list positive channel counts, got {list(channels)}")
+    d_model, heads = get("model.d_model"), get("model.heads")
+    if d_model and heads and d_model % heads:
+        raise ConfigError(f"model.d_model ({d_model}) must be a multiple of model.heads ({heads})")
+    vocab = get("data.vocab")
+    if vocab is not None and vocab < 3:
+        raise ConfigError(f"data.vocab must be at least 3 (token 0 is padding), got {vocab}")
+    if get("data.seq_len") is not None and get("data.seq_len") < 4:
+        raise ConfigError(f"data.seq_len must be at least 4, got {get('data.seq_len')}")
+    if get("data.test_path") and not get("data.dev_path"):
+        raise ConfigError("data.test_path needs data.dev_path too (dev and test come from the serving "
+                          "distribution; without data.dev_path both are split from data.path)")
+    if get("data.test_query") and not get("data.dev_query"):
+        raise ConfigError("data.test_query needs data.dev_query too")
+    human_error(get("baseline.human_error"), None, unbounded=get("data.task") in ("auto", "regression"))
 
 
-def human_error(value: Any, bayes_error: float | None) -> float:
-    """Resolve `baseline.human_error`: a number in [0, 1], or `auto` (the data source's Bayes error)."""
+def human_error(value: Any, bayes_error: float | None, *, required: str | None = None,
+                unbounded: bool = False) -> float:
+    """Resolve `baseline.human_error`: a number in [0, 1], or `auto` (the data source's Bayes error).
+
+    `required` names a source without a known Bayes error where `auto` cannot stand (tables, SQL, npz);
+    `unbounded` allows any non-negative number (regression: the error is in the target's unit).
+    """
     if isinstance(value, str) and value.strip().lower() == "auto":
+        if bayes_error is None and required:
+            raise ConfigError(f"{required} has no known Bayes error, so baseline.human_error=auto cannot "
+                              "stand in for it; set your estimate, e.g. baseline.human_error=0.02 "
+                              "(for regression, in the target's unit)")
         return bayes_error if bayes_error is not None else 0.0
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise ConfigError(f"baseline.human_error must be a number in [0, 1] or auto, got {value!r}") from None
+    if unbounded:
+        if not number >= 0 or number == float("inf"):
+            raise ConfigError(f"baseline.human_error must be a finite number >= 0, got {number}")
+        return number
     if not 0.0 <= number <= 1.0:
         raise ConfigError(f"baseline.human_error must be in [0, 1], got {number}; an error rate of 2% is 0.02")
     return number

@@ -28,7 +28,7 @@ GAP_TERMS = {
 }
 
 DEFAULT_TOLERANCE = 0.01
-GENERATED_SOURCES = ("synthetic",)  # data sources that can draw more examples on request
+GENERATED_SOURCES = ("synthetic", "sequence")  # data sources that can draw more examples on request
 
 
 @dataclass(frozen=True)
@@ -182,18 +182,58 @@ def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
     return tuple(steps)
 
 
+def _resized(cfg: Mapping, factor: float):
+    """(what, overrides) that scale the model's width by `factor`, from its config; None without a width."""
+    model = _get(cfg, "model.name", "mlp")
+
+    def scale(v):
+        return max(1, int(round(v * factor)))
+
+    if model == "mlp" and _get(cfg, "model.hidden"):
+        return "the width of every hidden layer", [f"model.hidden={_fmt_list(scale(h) for h in _get(cfg, 'model.hidden'))}"]
+    if model == "cnn" and _get(cfg, "model.channels"):
+        return "the channels of every conv block", [f"model.channels={_fmt_list(scale(c) for c in _get(cfg, 'model.channels'))}"]
+    if model == "gru" and _get(cfg, "model.hidden_size"):
+        return "the recurrent state", [f"model.hidden_size={scale(_get(cfg, 'model.hidden_size'))}"]
+    if model == "transformer" and _get(cfg, "model.d_model"):
+        heads = _get(cfg, "model.heads", 1) or 1
+        d_model = max(heads, scale(_get(cfg, "model.d_model")) // heads * heads)  # a multiple of heads
+        return "the model width (d_model and ff)", [f"model.d_model={d_model}",
+                                                    f"model.ff={scale(_get(cfg, 'model.ff', 4 * d_model))}"]
+    return None
+
+
+def _deeper(cfg: Mapping):
+    """(what, overrides) adding one layer of the model's own kind; None for a linear model."""
+    model = _get(cfg, "model.name", "mlp")
+    hidden, channels = _get(cfg, "model.hidden"), _get(cfg, "model.channels")
+    if model == "mlp" and hidden:
+        return "one more hidden layer", [f"model.hidden={_fmt_list(list(hidden) + [hidden[-1]])}"]
+    if model == "cnn" and channels:
+        return "one more conv block", [f"model.channels={_fmt_list(list(channels) + [2 * channels[-1]])}"]
+    if model in ("gru", "transformer") and _get(cfg, "model.layers"):
+        return "one more layer", [f"model.layers={_get(cfg, 'model.layers') + 1}"]
+    return None
+
+
+def _max_width(cfg: Mapping) -> int:
+    widths = [_get(cfg, "model.hidden"), _get(cfg, "model.channels"), _get(cfg, "model.hidden_size"),
+              _get(cfg, "model.d_model")]
+    flat = [w for v in widths if v for w in (v if isinstance(v, Sequence) else [v])]
+    return max(flat, default=0)
+
+
 def _bias_actions(cfg: Mapping):
     model = _get(cfg, "model.name")
-    hidden = list(_get(cfg, "model.hidden", []) or [])
     epochs = _get(cfg, "trainer.max_epochs")
     dropout = _get(cfg, "model.dropout", 0.0) or 0.0
     wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
     opt = _get(cfg, "optimizer.name")
     lr = _get(cfg, "optimizer.lr")
-    if model == "mlp" and hidden:
-        yield ("Bigger model: double the width of every hidden layer",
-               "more capacity lowers the training error toward the human level",
-               [f"model.hidden={_fmt_list([2 * h for h in hidden])}"], False)
+    bigger = _resized(cfg, 2) if model else None
+    if bigger:
+        yield (f"Bigger model: double {bigger[0]}",
+               "more capacity lowers the training error toward the human level", bigger[1], False)
     elif model == "logistic":
         yield ("Bigger model: a multi-layer perceptron instead of a linear model",
                "a linear model cannot fit a non-linear boundary, whatever the training time",
@@ -219,13 +259,15 @@ def _bias_actions(cfg: Mapping):
     else:
         yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
                None, False)
-    if model == "mlp" and hidden:
-        yield ("Other architecture: one more hidden layer", "depth adds capacity where width alone stalls",
-               [f"model.hidden={_fmt_list(hidden + [hidden[-1]])}"], False)
+    deeper = _deeper(cfg) if model else None
+    if deeper:
+        yield (f"Other architecture: {deeper[0]}", "depth adds capacity where width alone stalls", deeper[1], False)
+    if model == "gru":
+        yield ("Other architecture: self-attention", "attention links far-apart tokens in one step",
+               ["model=transformer"], False)
 
 
 def _variance_actions(cfg: Mapping):
-    hidden = list(_get(cfg, "model.hidden", []) or [])
     n_train = _get(cfg, "data.n_train")
     dropout = _get(cfg, "model.dropout")
     wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
@@ -235,7 +277,7 @@ def _variance_actions(cfg: Mapping):
         yield ("More training data: double the training set", why_data, [f"data.n_train={2 * n_train}"], False)
     elif not cfg:
         yield ("More training data", why_data, None, False)
-    if dropout is not None and _get(cfg, "model.name") == "mlp":
+    if dropout is not None:
         yield ("Regularization: raise dropout", "dropout keeps the network from memorising the training set",
                [f"model.dropout={_fmt_float(min(0.8, dropout + 0.2))}"], False)
     yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
@@ -243,17 +285,23 @@ def _variance_actions(cfg: Mapping):
     if patience <= 0:
         yield ("Early stopping on the dev error", "stops before the model starts fitting noise",
                ["early_stopping.patience=3"], False)
-    if len(hidden) and max(hidden) > 8:
+    smaller = _resized(cfg, 0.5)
+    if smaller and _max_width(cfg) > 8:
         yield ("Smaller model (last resort)", "less capacity to memorise, at the risk of more bias",
-               [f"model.hidden={_fmt_list([max(1, h // 2) for h in hidden])}"], False)
+               smaller[1], False)
 
 
 def _mismatch_actions(cfg: Mapping):
     frac = _get(cfg, "data.target_fraction")
     what = "Make training data like dev/test: move target-distribution examples into training"
     why = "the model has seen too little of the distribution it is judged on"
-    # only a source whose dev/test distribution differs (synthetic: shift > 0) can mix it into training
-    if frac is not None and _get(cfg, "data.shift", 1) and frac < 0.9:
+    # only where dev/test differ from training can they be mixed in: synthetic with a shift, tables with
+    # their own dev file or query
+    if _get(cfg, "data.name") in ("table", "sql"):
+        separate = bool(_get(cfg, "data.dev_path") or _get(cfg, "data.dev_query"))
+    else:
+        separate = bool(_get(cfg, "data.shift", 1))
+    if frac is not None and separate and frac < 0.9:
         yield (what, why, [f"data.target_fraction={_fmt_float(min(0.9, max(0.2, 2 * frac)))}"], False)
     elif frac is None:
         yield (what + ", or synthesise/augment such examples", why, None, False)
@@ -306,7 +354,8 @@ class Report:
     run_id: str | None = None
     sizes: Mapping[str, int] = field(default_factory=dict)
     task: str = "classification"
-    metric: str = "error_rate"
+    metric: str = "error_rate"  # error_rate, or for regression rmse | mae in the target's unit
+    checks: tuple[str, ...] = ()  # findings about the data: leakage, classes absent from training, tiny splits
 
     def document(self) -> dict:
         d = self.diagnosis
@@ -321,6 +370,7 @@ class Report:
             "verdict": d.verdict,
             "problems": list(d.problems),
             "notes": list(d.notes),
+            "checks": list(self.checks),
             "diverged_at": d.diverged_at,
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
@@ -333,4 +383,8 @@ class Report:
         return out
 
     def tags(self) -> dict[str, str]:
-        return {"dlexp.verdict": self.diagnosis.verdict, "dlexp.problems": ",".join(self.diagnosis.problems)}
+        tags = {"dlexp.verdict": self.diagnosis.verdict, "dlexp.problems": ",".join(self.diagnosis.problems),
+                "dlexp.task": self.task, "dlexp.metric": self.metric}
+        if self.checks:
+            tags["dlexp.checks"] = " | ".join(self.checks)[:5000]
+        return tags

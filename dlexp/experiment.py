@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlexp import config as configs
 from dlexp.data import load as load_splits
+from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
 from dlexp.recorder import Recorder
@@ -24,6 +25,7 @@ from dlexp.store import redact, runs_dir, store_uri
 configs.register()
 
 RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
+JOB_ERRORS: list[DlexpError] = []  # dlexp errors of the jobs run in this process
 
 
 def train(cfg: DictConfig, overrides: list[str]) -> Report:
@@ -45,19 +47,30 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
     )
     try:
         splits = load_splits(cfg.data, seed=cfg.seed)
-        human = configs.human_error(cfg.baseline.human_error, splits.bayes_error)
+        human = configs.human_error(cfg.baseline.human_error, splits.bayes_error, required=splits.needs_human,
+                                    unbounded=splits.task == "regression")
+        unit = "" if splits.task == "classification" else f" (regression, {splits.metric} in the target's unit)"
         print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
-              f"({splits.sizes()['train']} training examples); tracking to {redact(uri)}", flush=True)
+              f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
+        for check in splits.checks:
+            print(f"dlexp: data check: {check}", flush=True)
         from dlexp import training  # torch + Lightning: only now
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch)
-        diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=cfg.diagnosis.tolerance,
+        tolerance = cfg.diagnosis.tolerance
+        if cfg.diagnosis.relative_tolerance is not None:
+            tolerance = cfg.diagnosis.relative_tolerance * splits.spread
+        diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
                              diverged_at=result.diverged_at)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
-                        run_id=recorder.run_id, sizes=splits.sizes())
-        recorder.finish("FINISHED", metrics=report.metrics(), tags=report.tags(), document=report.document(),
-                        history=result.history, artifacts={str(result.checkpoint_dir): "checkpoints"},
-                        cleanup=[str(workdir)])
+                        run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
+                        checks=splits.checks)
+        artifacts = {str(result.checkpoint_dir): "checkpoints"}
+        if save_preprocessing(splits, workdir / "preprocessing"):
+            artifacts[str(workdir / "preprocessing")] = "preprocessing"
+        metrics = dict(report.metrics(), **{f"data/{k}": v for k, v in splits.stats.items()})
+        recorder.finish("FINISHED", metrics=metrics, tags=report.tags(), document=report.document(),
+                        history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
         return report
     except KeyboardInterrupt:
         recorder.finish("KILLED", tags={"dlexp.error": "interrupted"})
@@ -89,7 +102,13 @@ def main(cfg: DictConfig) -> str:
     # the user's own config folder is part of the command line every next-step command must repeat
     own = [f"--config-dir={src.path}" for src in hc.runtime.config_sources if src.provider == "command-line"]
     overrides = own + list(hc.overrides.task)
-    result = train(cfg, overrides)
+    try:
+        result = train(cfg, overrides)
+    except DlexpError as exc:
+        # raised from here, Hydra would first write "Error executing job with overrides: [...]" to stderr;
+        # run_hydra raises it once Hydra returns, so the user sees dlexp's one line (a sweep goes on)
+        JOB_ERRORS.append(exc)
+        return "failed"
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)
     return result.diagnosis.verdict
@@ -103,10 +122,13 @@ def run_hydra(argv: list[str]) -> list[Report]:
     saved = sys.argv
     sys.argv = ["dlexp train", *argv]
     RESULTS.clear()
+    JOB_ERRORS.clear()
     try:
         main()
     finally:
         sys.argv = saved
+    if JOB_ERRORS:
+        raise JOB_ERRORS[0]
     return list(RESULTS)
 
 

@@ -10,6 +10,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 LEVELS = ("human", "train", "train_dev", "dev", "test")
+
+
+def _fmt(value: float, metric: str, *, sign: bool = False) -> str:
+    """Error rates as percentages; regression errors (rmse, mae) as numbers in the target's unit."""
+    if metric == "error_rate":
+        return f"{value:+.2%}" if sign else f"{value:.2%}"
+    return f"{value:+.4g}" if sign else f"{value:.4g}"
 GAP_BETWEEN = ("avoidable_bias", "variance", "data_mismatch", "dev_overfitting")
 
 
@@ -18,19 +25,20 @@ def staircase(document: dict, path: Path) -> Path:
     errors = document["errors"]
     values = [errors[k] for k in LEVELS]
     problems = set(document.get("problems", []))
+    metric = document.get("metric", "error_rate")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     xs = range(len(LEVELS))
     for x, v in zip(xs, values):
         ax.hlines(v, x - 0.35, x + 0.35, color="black", linewidth=2.5)
-        ax.annotate(f"{v:.2%}", (x, v), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=9)
+        ax.annotate(_fmt(v, metric), (x, v), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=9)
     for i, gap in enumerate(GAP_BETWEEN):
         lo, hi = values[i], values[i + 1]
         color = "tab:red" if gap in problems else "tab:gray"
         ax.annotate("", xy=(i + 0.5, hi), xytext=(i + 0.5, lo),
                     arrowprops={"arrowstyle": "->", "color": color, "linewidth": 1.5})
-        ax.text(i + 0.55, (lo + hi) / 2, f"{gap}\n{hi - lo:+.2%}", color=color, fontsize=8, va="center")
+        ax.text(i + 0.55, (lo + hi) / 2, f"{gap}\n{_fmt(hi - lo, metric, sign=True)}", color=color, fontsize=8, va="center")
     ax.set_xticks(list(xs), ["human", "train", "train-dev", "dev", "test"])
-    ax.set_ylabel(document.get("metric", "error"))
+    ax.set_ylabel("error rate" if metric == "error_rate" else f"{metric} (target's unit)")
     top = max(values) if max(values) > 0 else 1.0
     ax.set_ylim(min(0.0, min(values)), top * 1.25)
     ax.set_title(f"verdict: {document['verdict']}")
@@ -47,14 +55,17 @@ def curves(history: list[dict], document: dict, path: Path) -> Path:
     epochs = [h["epoch"] for h in history]
     ax.plot(epochs, [h.get("train_loss") for h in history], marker="o", label="train loss", color="tab:blue")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("train loss (cross-entropy)", color="tab:blue")
+    regression = document.get("task") == "regression"
+    ax.set_ylabel("train loss (" + ("MSE, standardized target" if regression else "cross-entropy") + ")",
+                  color="tab:blue")
     right = ax.twinx()
     dev = [(h["epoch"], h["dev_error"]) for h in history if "dev_error" in h]
     if dev:
         right.plot(*zip(*dev), marker="s", color="tab:orange", label="dev error")
     right.axhline(document["errors"]["human"], color="tab:green", linestyle="--", label="human level")
     right.axhline(document["errors"]["train"], color="tab:blue", linestyle=":", label="final train error")
-    right.set_ylabel("error", color="tab:orange")
+    metric = document.get("metric", "error_rate")
+    right.set_ylabel("error rate" if metric == "error_rate" else f"{metric} (target's unit)", color="tab:orange")
     right.legend(loc="upper right", fontsize=8)
     ax.set_title("training curves")
     fig.tight_layout()

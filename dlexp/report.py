@@ -38,7 +38,8 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
     table.add_column("value", justify="right")
     table.add_column("n", justify="right")
     table.add_column("", justify="left")
-    table.add_row("error/human", _fmt(d.errors.human, metric), "", "baseline (stands in for Bayes error)")
+    unit = "" if metric == "error_rate" else f", {metric} in the target's unit"
+    table.add_row("error/human", _fmt(d.errors.human, metric), "", f"baseline (stands in for Bayes error{unit})")
     for split in SPLITS:
         n = report.sizes.get(split)
         table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), f"{n:,}" if n else "", "")
@@ -59,6 +60,8 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
     lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)}", style="dim")
     for note in d.notes:
         lines.append(f"\nnote: {note}", style="yellow")
+    for check in report.checks:
+        lines.append(f"\ndata check: {check}", style="yellow")
     out.print(Panel(lines, title="dlexp.verdict", expand=False))
 
     if report.actions:
@@ -84,5 +87,5 @@ def runs(rows: list[dict], *, out: Console | None = None) -> None:
     for r in rows:
         status_style = {"FINISHED": "green", "FAILED": "red", "KILLED": "yellow"}.get(r["status"], "")
         table.add_row(r["run_id"], Text(r["status"], style=status_style), r["data"] or "-", r["model"] or "-",
-                      *(_fmt(r["errors"][k], "error_rate") for k in SPLITS), r["verdict"] or "-")
+                      *(_fmt(r["errors"][k], r.get("metric") or "error_rate") for k in SPLITS), r["verdict"] or "-")
     out.print(table)

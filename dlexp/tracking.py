@@ -229,6 +229,8 @@ def run_summary(run) -> dict:
         "model": p.get("model.name"),
         "errors": {k: m.get(f"error/{k}") for k in ERROR_KEYS},
         "verdict": t.get("dlexp.verdict"),
+        "task": t.get("dlexp.task", "classification"),
+        "metric": t.get("dlexp.metric", "error_rate"),
     }
 
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlexp import models
 from dlexp.data import SPLIT_NAMES, Splits
-from dlexp.models.lit import Classifier, InMemoryData
+from dlexp.models.lit import Classifier, InMemoryData, Objective
 
 DEV_METRIC = "epoch/dev_error"
 
@@ -73,9 +73,11 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         on_epoch: Callable[[dict], None] | None = None) -> FitResult:
     """Train `cfg.model` on `splits.train` (dev error each epoch), then evaluate on all four splits."""
     L.seed_everything(cfg.seed, workers=False, verbose=False)
-    net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes)
+    net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes,
+                       input_shape=splits.input_shape, vocab=splits.vocab, data_name=cfg.data.name)
     module = Classifier(net, OmegaConf.to_container(cfg.optimizer),
-                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+                        objective=objective(splits))
     data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed)
 
     show_bar = cfg.trainer.enable_progress_bar
@@ -110,17 +112,25 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device))
 
 
+def objective(splits: Splits) -> Objective:
+    return Objective(splits.task, splits.metric, splits.target_mean, splits.target_std)
+
+
 @torch.inference_mode()
 def evaluate(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict[str, float]:
-    """Error rate on each split: a clean pass in eval mode, not the running average of the training loss."""
+    """Error on each split: a clean pass in eval mode, not the running average of the training loss.
+
+    Classification: the error rate; regression: RMSE or MAE in the target's unit (`splits.metric`).
+    """
     net.eval()
+    obj = objective(splits)
     errors = {}
     for name in SPLIT_NAMES:
         split = getattr(splits, name)
         x = torch.from_numpy(split.x).to(device)
         y = torch.from_numpy(split.y).to(device)
-        wrong = torch.zeros((), device=device, dtype=torch.long)
+        total = torch.zeros((), device=device, dtype=torch.float64)
         for i in range(0, len(y), batch_size):
-            wrong += (net(x[i:i + batch_size]).argmax(dim=1) != y[i:i + batch_size]).sum()
-        errors[name] = wrong.item() / max(1, len(y))
+            total += obj.error_sum(net(x[i:i + batch_size]), y[i:i + batch_size]).double()
+        errors[name] = float(obj.finish(total.item(), len(y)))
     return errors

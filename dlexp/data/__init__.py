@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -14,8 +16,8 @@ SPLIT_NAMES = ("train", "train_dev", "dev", "test")
 
 @dataclass(frozen=True)
 class Split:
-    x: np.ndarray  # (n, n_features) float32
-    y: np.ndarray  # (n,) int64 class labels
+    x: np.ndarray  # (n, n_features) float32; (n, C, H, W) images; (n, seq_len) int64 tokens, 0 = padding
+    y: np.ndarray  # (n,) int64 class labels; float32 targets for regression
 
     def __len__(self) -> int:
         return len(self.y)
@@ -27,8 +29,18 @@ class Splits:
     train_dev: Split  # same distribution as train, never trained on
     dev: Split        # the distribution the model will serve
     test: Split
-    n_classes: int
+    n_classes: int                    # 1 for regression (one output)
     bayes_error: float | None = None  # known from the generating process; None when unknown
+    task: str = "classification"      # or "regression"
+    metric: str = "error_rate"        # error_rate | rmse | mae: the unit of every error and gap
+    target_mean: float = 0.0          # regression: the network learns (y - mean) / std; errors are in y's unit
+    target_std: float = 1.0
+    vocab: int | None = None          # token sequences: ids 0..vocab-1, 0 = padding
+    needs_human: str | None = None    # a description of a source whose human-level error the user must give
+    checks: tuple[str, ...] = ()      # findings about the data (leakage, missing classes, tiny splits)
+    stats: Mapping[str, float] = field(default_factory=dict)  # logged as data/<name>
+    preprocessing: Any = None         # fitted transform to keep with the run (see save_preprocessing)
+    description: Mapping[str, Any] = field(default_factory=dict)  # JSON-able account of the preprocessing
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
@@ -36,6 +48,38 @@ class Splits:
     @property
     def n_features(self) -> int:
         return self.train.x.shape[1]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+    @property
+    def spread(self) -> float:
+        """The error of a model that ignores its input: the scale for `diagnosis.relative_tolerance`."""
+        if self.task == "regression":
+            y = self.train.y.astype(np.float64)
+            return float(np.mean(np.abs(y - np.median(y)))) if self.metric == "mae" else float(np.std(y))
+        return 1.0
+
+
+def save_preprocessing(splits: Splits, folder) -> list:
+    """Write the fitted preprocessing (joblib pickle + a JSON account) into `folder`; return the paths."""
+    import json
+    from pathlib import Path
+
+    if splits.preprocessing is None and not splits.description:
+        return []
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if splits.preprocessing is not None:
+        import joblib
+
+        paths.append(folder / "preprocessing.joblib")
+        joblib.dump(splits.preprocessing, paths[-1])
+    paths.append(folder / "preprocessing.json")
+    paths[-1].write_text(json.dumps(splits.description, indent=2, default=str))
+    return paths
 
 
 def load(data_cfg, *, seed: int) -> Splits:
