@@ -15,13 +15,21 @@ from dlexp.errors import ConfigError
 register()
 
 OPTIONS = {
-    "data": ["synthetic", "digits"],
-    "model": ["mlp", "logistic"],
+    "data": ["synthetic", "digits", "sequence", "table", "sql", "npz"],
+    "model": ["mlp", "logistic", "cnn", "gru", "transformer"],
     "optimizer": ["adam", "sgd"],
     "trainer": ["default", "cpu", "gpu", "ddp"],
     "baseline": ["auto"],
     "tracking": ["local", "server"],
     "experiment": ["underfit", "overfit", "mismatch"],
+}
+
+
+# options whose required keys (MISSING in their schema) a user must give
+NEEDS = {
+    "table": ["data.path=houses.csv", "data.target=price"],
+    "sql": ["data.url=sqlite:///shop.db", "data.query=select * from sales", "data.target=label"],
+    "npz": ["data.path=images.npz"],
 }
 
 
@@ -52,7 +60,7 @@ def test_default_config(compose_cfg):
 @pytest.mark.parametrize("group, option", [(g, o) for g, opts in OPTIONS.items() for o in opts],
                          ids=[f"{g}={o}" for g, opts in OPTIONS.items() for o in opts])
 def test_every_option_composes_and_checks(compose_cfg, group, option):
-    cfg = compose_cfg([f"{group}={option}"])
+    cfg = compose_cfg([f"{group}={option}", *NEEDS.get(option, [])])
     check(cfg)
     if group in ("data", "model", "optimizer"):
         assert cfg[group].name == option
@@ -102,7 +110,7 @@ def test_configs_do_not_depend_on_the_working_directory(compose_cfg, tmp_path, m
 
 BAD = {
     "unknown-option": (["data=nope"], ["nope", "data", "synthetic", "digits"]),
-    "unknown-model": (["model=transformer"], ["transformer", "model", "mlp", "logistic"]),
+    "unknown-model": (["model=resnet"], ["resnet", "model", "mlp", "logistic", "transformer"]),
     "unknown-preset": (["experiment=nope"], ["nope", "underfit", "overfit", "mismatch"]),
     "unknown-key": (["data.foo=1"], ["data.foo", "n_train", "label_noise"]),
     "unknown-top-key": (["fo0=1"], ["fo0", "seed", "data"]),
