@@ -92,16 +92,47 @@ def train(
         raise typer.Exit(EXIT_DIVERGED)
 
 
+def _parse_human(text: str | None) -> tuple[float | None, tuple[float, float] | None]:
+    """--human 0.01 -> (0.01, None); --human 0.008,0.012 (a range: several annotators) -> (0.01, (lo, hi))."""
+    from dlexp.diagnosis import check_error
+
+    if text is None:
+        return None, None
+    parts = [p for p in text.strip().strip("[]").replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+        if len(values) not in (1, 2):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--human takes a number (0.01) or a range lo,hi (0.008,0.012), got {text!r}") from None
+    for v in values:
+        try:
+            check_error("human", v)
+        except ValueError as exc:
+            raise ConfigError(f"--human: {exc}") from None
+    if len(values) == 1:
+        return values[0], None
+    lo, hi = sorted(values)
+    return (lo + hi) / 2, (lo, hi)
+
+
 @app.command()
 @friendly
 def diagnose(
-    run_id: Annotated[Optional[str], typer.Argument(help="Run to diagnose; default: the latest run.",
-                                                    show_default=False)] = None,
-    human: Annotated[Optional[float], typer.Option(help="Human-level error (re-judges a run, or what-if).")] = None,
+    run_id: Annotated[Optional[str], typer.Argument(
+        help="Run to diagnose (a seed group's parent run diagnoses the pooled group); default: the latest run.",
+        show_default=False)] = None,
+    human: Annotated[Optional[str], typer.Option(
+        help="Human-level error, or a range lo,hi from several annotators (re-judges a run, or what-if).",
+        show_default=False)] = None,
     train: Annotated[Optional[float], typer.Option(help="What-if: training error.")] = None,
     train_dev: Annotated[Optional[float], typer.Option("--train-dev", help="What-if: train-dev error.")] = None,
     dev: Annotated[Optional[float], typer.Option(help="What-if: dev error.")] = None,
     test: Annotated[Optional[float], typer.Option(help="What-if: test error.")] = None,
+    n_train: Annotated[Optional[int], typer.Option("--n-train", help="What-if: training-set size.")] = None,
+    n_train_dev: Annotated[Optional[int], typer.Option("--n-train-dev", help="What-if: train-dev size.")] = None,
+    n_dev: Annotated[Optional[int], typer.Option("--n-dev", help="What-if: dev size.")] = None,
+    n_test: Annotated[Optional[int], typer.Option("--n-test", help="What-if: test size.")] = None,
     tolerance: Annotated[Optional[float], typer.Option(
         help="Smallest gap that counts as a problem (default: the run's diagnosis.tolerance, or 0.01).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON document.")] = False,
@@ -111,47 +142,66 @@ def diagnose(
     """Diagnose a finished run again (no torch import), or figures typed in (what-if mode).
 
     What-if: dlexp diagnose --human 0.01 --train 0.08 --train-dev 0.09 --dev 0.10 --test 0.11
+    --n-train 8000 --n-train-dev 2000 --n-dev 2000 --n-test 2000. With the sizes, every error and gap gets a
+    95% interval and a gap counts only when its interval clears the tolerance; a split without a size has
+    no interval, and its gaps are judged on the estimate alone (as if the split were very large).
     """
     from dlexp.diagnosis import DEFAULT_TOLERANCE, Report, SplitErrors, check_error
     from dlexp.diagnosis import diagnose as run_diagnosis
     from dlexp.diagnosis import recommend
 
+    human_value, human_range = _parse_human(human)
     figures = {"train": train, "train-dev": train_dev, "dev": dev, "test": test}
-    for name, value in {"human": human, **figures}.items():
+    for name, value in figures.items():
         if value is not None:
             try:
                 check_error(name, value)
             except ValueError as exc:
                 raise ConfigError(f"--{name}: {exc}") from None
+    sizes = {"train": n_train, "train_dev": n_train_dev, "dev": n_dev, "test": n_test}
+    for name, n in sizes.items():
+        if n is not None and n <= 0:
+            raise ConfigError(f"--n-{name.replace('_', '-')} must be a positive number of examples, got {n}")
     if tolerance is not None and tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
 
     if any(v is not None for v in figures.values()):
-        missing = [f"--{k}" for k, v in {"human": human, **figures}.items() if v is None]
+        missing = [f"--{k}" for k, v in {"human": human_value, **figures}.items() if v is None]
         if run_id is not None or missing:
             raise ConfigError("what-if mode takes no run id and needs all of --human --train --train-dev --dev "
                               f"--test (missing: {', '.join(missing) or 'none'})")
-        errors = SplitErrors(human=human, train=train, train_dev=train_dev, dev=dev, test=test)
-        d = run_diagnosis(errors, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
-        report = Report(d, recommend(d, None))
+        errors = SplitErrors(human=human_value, train=train, train_dev=train_dev, dev=dev, test=test)
+        d = run_diagnosis(errors, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                          sizes=sizes, human_range=human_range)
+        report = Report(d, recommend(d, None), sizes={k: v for k, v in sizes.items() if v})
         title = "what-if"
     else:
+        if any(v is not None for v in sizes.values()):
+            raise ConfigError("--n-train/--n-train-dev/--n-dev/--n-test are for what-if mode; a run knows its sizes")
         from dlexp import tracking
 
         run = tracking.load_run(uri, run_id)
         doc, config = run["document"], run["config"] or {}
         e = run["errors"]
-        errors = SplitErrors(human=e["human"] if human is None else human, train=e["train"],
+        if human_value is None:
+            recorded = (doc.get("intervals") or {}).get("human")
+            human_range = tuple(recorded) if recorded and recorded[0] != recorded[1] else None
+        errors = SplitErrors(human=e["human"] if human_value is None else human_value, train=e["train"],
                              train_dev=e["train_dev"], dev=e["dev"], test=e["test"])
         if tolerance is None:
             tolerance = (config.get("diagnosis") or {}).get("tolerance", doc.get("tolerance", DEFAULT_TOLERANCE))
+        seeds = doc.get("seeds") or {}
         d = run_diagnosis(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
-                          diverged=doc.get("verdict") == "diverged")
+                          diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
+                          human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1)
         report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                         sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
-                        metric=doc.get("metric", "error_rate"))
+                        metric=doc.get("metric", "error_rate"), seeds=seeds or None,
+                        analysis=doc.get("analysis"))
         data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
         title = f"{model} on {data}" if data and model else None
+        if seeds:
+            title = f"{title or 'seed group'} · {len(seeds.get('seeds', []))} seeds pooled"
     if as_json:
         typer.echo(json.dumps(report.document(), indent=2))
         return

@@ -115,7 +115,7 @@ class TrainerConfig:
 
 @dataclass
 class BaselineConfig:
-    human_error: Any = "auto"  # a number in [0, 1], or auto: the data source's known Bayes error
+    human_error: Any = "auto"  # a number in [0, 1], a range [lo, hi] (several annotators), or auto: the source's Bayes error
 
 
 @dataclass
@@ -210,8 +210,22 @@ def check(cfg) -> None:
     human_error(get("baseline.human_error"), None)
 
 
+def human_range(value: Any) -> tuple[float, float] | None:
+    """`baseline.human_error` given as a range [lo, hi] -> (lo, hi); None for a single number or auto."""
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return None
+    values = [human_error(v, None) for v in value]
+    if len(values) != 2 or values[0] > values[1]:
+        raise ConfigError(f"baseline.human_error as a range needs [lo, hi] with lo <= hi, got {list(value)}")
+    return values[0], values[1]
+
+
 def human_error(value: Any, bayes_error: float | None) -> float:
-    """Resolve `baseline.human_error`: a number in [0, 1], or `auto` (the data source's Bayes error)."""
+    """Resolve `baseline.human_error`: a number in [0, 1], a range [lo, hi] (its midpoint; `human_range`
+    gives the ends), or `auto` (the data source's Bayes error)."""
+    lo_hi = human_range(value)
+    if lo_hi is not None:
+        return (lo_hi[0] + lo_hi[1]) / 2
     if isinstance(value, str) and value.strip().lower() == "auto":
         return bayes_error if bayes_error is not None else 0.0
     try:

@@ -52,7 +52,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch)
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=cfg.diagnosis.tolerance,
-                             diverged_at=result.diverged_at)
+                             diverged_at=result.diverged_at, sizes=splits.sizes(),
+                             human_range=configs.human_range(cfg.baseline.human_error))
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes())
         recorder.finish("FINISHED", metrics=report.metrics(), tags=report.tags(), document=report.document(),

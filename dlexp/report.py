@@ -29,34 +29,53 @@ def _fmt(value, metric: str) -> str:
     return f"{value:.2%}" if metric == "error_rate" else f"{value:.4g}"
 
 
+def _fmt_ci(ci, metric: str) -> str:
+    if ci is None:
+        return ""
+    return f"[{_fmt(ci[0], metric)}, {_fmt(ci[1], metric)}]"
+
+
 def diagnosis(report: Report, *, title: str | None = None, out: Console | None = None) -> None:
     out = out or console()
     d, metric = report.diagnosis, report.metric
+    iv = d.intervals or {}
     head = "dlexp diagnosis" + (f" · {title}" if title else "") + (f" · run {report.run_id}" if report.run_id else "")
     table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="center")
     table.add_column("n", justify="right")
     table.add_column("", justify="left")
-    table.add_row("error/human", _fmt(d.errors.human, metric), "", "baseline (stands in for Bayes error)")
+    human_ci = iv.get("human")
+    table.add_row("error/human", _fmt(d.errors.human, metric),
+                  _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "",
+                  "baseline (stands in for Bayes error)")
     for split in SPLITS:
         n = report.sizes.get(split)
-        table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), f"{n:,}" if n else "", "")
+        table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), _fmt_ci(iv.get(split), metric),
+                      f"{n:,}" if n else "", "")
     table.add_section()
     for gap in d.gaps:
         hi, lo = GAP_TERMS[gap.name]
-        flag = Text("problem", style="bold red") if gap.problem else Text("ok", style="green")
+        if gap.problem:
+            flag = Text("problem", style="bold red")
+        elif round(gap.value, 12) >= d.tolerance:
+            flag = Text("uncertain", style="bold yellow")  # the estimate reaches the tolerance, the interval not
+        else:
+            flag = Text("ok", style="green")
         flag.append(f"  ({hi} - {lo})", style="dim")
-        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), "", flag)
+        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", flag)
     out.print(table)
 
     lines = Text()
-    style = "bold green" if d.verdict == "within_tolerance" else "bold red"
+    style = {"within_tolerance": "bold green", "inconclusive": "bold yellow"}.get(d.verdict, "bold red")
     lines.append("verdict: ", style="bold")
     lines.append(d.verdict, style=style)
     if d.problems:
         lines.append(f"\nproblems, largest first: {', '.join(d.problems)}")
-    lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)}", style="dim")
+    rule = "a gap counts when its 95% interval's lower end reaches it" if any(
+        g.interval is not None for g in d.gaps) else "no split sizes, so no intervals: estimates only"
+    lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)} ({rule})", style="dim")
     for note in d.notes:
         lines.append(f"\nnote: {note}", style="yellow")
     out.print(Panel(lines, title="dlexp.verdict", expand=False))
