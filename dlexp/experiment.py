@@ -54,10 +54,12 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=cfg.diagnosis.tolerance,
                              diverged_at=result.diverged_at, sizes=splits.sizes(),
                              human_range=configs.human_range(cfg.baseline.human_error))
+        analysis, artifacts = _error_analysis(splits, result, workdir)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
-                        run_id=recorder.run_id, sizes=splits.sizes())
+                        run_id=recorder.run_id, sizes=splits.sizes(), analysis=analysis)
         recorder.finish("FINISHED", metrics=report.metrics(), tags=report.tags(), document=report.document(),
-                        history=result.history, artifacts={str(result.checkpoint_dir): "checkpoints"},
+                        history=result.history,
+                        artifacts={str(result.checkpoint_dir): "checkpoints", **artifacts},
                         cleanup=[str(workdir)])
         return report
     except KeyboardInterrupt:
@@ -71,6 +73,20 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
             except DlexpError:
                 pass  # the store itself is the problem; the original error says more
         raise
+
+
+def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
+    """Per-class errors, rising classes and the worst dev mistakes (classification only)."""
+    if not result.predictions or getattr(splits, "task", "classification") != "classification":
+        return None, {}
+    from dlexp import analysis
+
+    labels = {name: getattr(splits, name).y for name in result.predictions}
+    summary, rows = analysis.analyse(labels, result.predictions, splits.n_classes)
+    folder = workdir / "analysis"
+    analysis.write_worst(rows, folder / analysis.WORST_CSV)
+    summary["worst_dev_csv"] = f"analysis/{analysis.WORST_CSV}"
+    return summary, {str(folder): "analysis"}
 
 
 def _without_secrets(plain: dict) -> dict:

@@ -20,6 +20,11 @@ def staircase(document: dict, path: Path) -> Path:
     problems = set(document.get("problems", []))
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
     xs = range(len(LEVELS))
+    intervals = document.get("intervals") or {}
+    for x, (level, v) in enumerate(zip(LEVELS, values)):
+        ci = intervals.get(level)
+        if ci and ci[0] != ci[1]:  # the 95% interval as a shaded band behind the step
+            ax.fill_between([x - 0.35, x + 0.35], ci[0], ci[1], color="tab:blue", alpha=0.15, linewidth=0)
     for x, v in zip(xs, values):
         ax.hlines(v, x - 0.35, x + 0.35, color="black", linewidth=2.5)
         ax.annotate(f"{v:.2%}", (x, v), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=9)
@@ -28,7 +33,9 @@ def staircase(document: dict, path: Path) -> Path:
         color = "tab:red" if gap in problems else "tab:gray"
         ax.annotate("", xy=(i + 0.5, hi), xytext=(i + 0.5, lo),
                     arrowprops={"arrowstyle": "->", "color": color, "linewidth": 1.5})
-        ax.text(i + 0.55, (lo + hi) / 2, f"{gap}\n{hi - lo:+.2%}", color=color, fontsize=8, va="center")
+        ci = intervals.get(gap)
+        span = f"\n[{ci[0]:+.2%}, {ci[1]:+.2%}]" if ci else ""
+        ax.text(i + 0.55, (lo + hi) / 2, f"{gap}\n{hi - lo:+.2%}{span}", color=color, fontsize=8, va="center")
     ax.set_xticks(list(xs), ["human", "train", "train-dev", "dev", "test"])
     ax.set_ylabel(document.get("metric", "error"))
     top = max(values) if max(values) > 0 else 1.0
@@ -63,8 +70,34 @@ def curves(history: list[dict], document: dict, path: Path) -> Path:
     return path
 
 
+def confusion(document: dict, path: Path) -> Path:
+    """The dev confusion matrix, rows = true class, columns = predicted; each cell's count written in."""
+    matrix = document["analysis"]["confusion_dev"]
+    classes = document["analysis"].get("classes", list(range(len(matrix))))
+    k = len(matrix)
+    fig, ax = plt.subplots(figsize=(1.6 + 0.55 * k, 1.2 + 0.5 * k), dpi=110)
+    image = ax.imshow(matrix, cmap="Blues")
+    top = max(max(row) for row in matrix) if matrix else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i][j] > top / 2 else "black")
+    ax.set_xticks(range(k), classes)
+    ax.set_yticks(range(k), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("dev confusion matrix")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def draw(document: dict, history: list[dict], outdir: Path) -> list[Path]:
     paths = [staircase(document, outdir / "error_staircase.png")]
     if history:
         paths.append(curves(history, document, outdir / "training_curves.png"))
+    if (document.get("analysis") or {}).get("confusion_dev"):
+        paths.append(confusion(document, outdir / "confusion_dev.png"))
     return paths

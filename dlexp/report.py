@@ -89,6 +89,44 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
+    if report.analysis:
+        error_analysis(report.analysis, out=out)
+
+
+def error_analysis(summary: dict, *, out: Console | None = None, max_classes: int = 12) -> None:
+    """Per-class errors on each split, the classes rising most from train-dev to dev, the worst mistakes."""
+    out = out or console()
+    per = summary.get("per_class") or {}
+    classes = summary.get("classes") or []
+    if per and len(classes) <= max_classes:
+        table = Table(title="error analysis · error by true class", box=box.SIMPLE, title_justify="left")
+        table.add_column("class", justify="right")
+        for split in SPLITS:
+            if split in per:
+                table.add_column(f"error/{split}", justify="right")
+        table.add_column("n dev", justify="right")
+        rising = {r["class"] for r in summary.get("rising", [])[:1] if r["rise"] > 0}
+        for c in classes:
+            cells = [_fmt(per[s][c], "error_rate") for s in SPLITS if s in per]
+            n_dev = (summary.get("class_sizes") or {}).get("dev", [None] * len(classes))[c]
+            table.add_row(str(c), *cells, f"{n_dev:,}" if n_dev is not None else "",
+                          style="bold" if c in rising else None)
+        out.print(table)
+    rising = [r for r in summary.get("rising", []) if r["rise"] > 0]
+    if rising:
+        text = ", ".join(f"class {r['class']} ({r['train_dev']:.1%} -> {r['dev']:.1%}, {r['rise']:+.1%})"
+                         for r in rising)
+        out.print(Text.assemble(("rises most from train-dev to dev: ", "bold"), text,
+                                (" — where the mismatch lives", "dim")), soft_wrap=True)
+    if summary.get("n_dev_mistakes"):
+        worst = summary.get("worst_dev") or []
+        sure = ""
+        if worst:
+            w = worst[0]
+            sure = f"; the surest: dev row {w['row']}, true {w['true']}, predicted {w['predicted']} at {w['confidence']:.2f}"
+        out.print(Text(f"{summary['n_dev_mistakes']:,} dev mistakes{sure}; the worst are in "
+                       f"{summary.get('worst_dev_csv', 'the run artifacts')} (plots/confusion_dev.png: the dev "
+                       "confusion matrix)", style="dim"), soft_wrap=True)
 
 
 def runs(rows: list[dict], *, out: Console | None = None) -> None:

@@ -27,6 +27,7 @@ from mlflow.tracking import MlflowClient
 from dlexp.errors import StoreError
 from dlexp.store import redact, store_uri
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
