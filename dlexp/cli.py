@@ -84,7 +84,23 @@ def train(
 
     Hydra's own flags pass through too: --cfg job (show the composed config), --config-dir DIR (your own
     config options), --info.
+
+    seeds=3 (or seeds=[0,1,2]) trains one child run per seed under an MLflow parent run and diagnoses the
+    pooled result, with the seed-to-seed spread in the intervals.
     """
+    seeds = [o for o in overrides or [] if o.startswith("seeds=")]
+    if seeds:
+        if multirun or len(seeds) > 1:
+            raise ConfigError("seeds= takes one value and does not combine with -m/--multirun")
+        from dlexp import report as render
+        from dlexp.sweeps import seed_group
+
+        rest = [o for o in overrides if not o.startswith("seeds=")]
+        report = seed_group(seeds[0].split("=", 1)[1], rest)
+        render.diagnosis(report, title=f"{len(report.seeds['seeds'])} seeds pooled · parent run")
+        if report.diagnosis.verdict == "diverged":
+            raise typer.Exit(EXIT_DIVERGED)
+        return
     from dlexp.experiment import run_hydra
 
     reports = run_hydra((["-m"] if multirun else []) + list(overrides or []))
@@ -208,6 +224,46 @@ def diagnose(
     from dlexp import report as render
 
     render.diagnosis(report, title=title)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def curve(
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="Hydra overrides for every point, as for dlexp train.", show_default=False)] = None,
+    points: Annotated[int, typer.Option(help="How many sizes: halving down from data.n_train (data axis), "
+                                             "or width factors 1/4..4 around model.hidden (model axis).")] = 5,
+    fractions: Annotated[Optional[str], typer.Option(
+        help="Explicit sizes instead: fractions of data.n_train (0.1,0.3,1) or width factors (0.5,1,2).",
+        show_default=False)] = None,
+    axis: Annotated[str, typer.Option(help="data: grow the training set; model: grow model.hidden.")] = "data",
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """Learning curve: train at increasing sizes, each a child run under one MLflow parent; plot train,
+    train-dev and dev error against size; fit a power law to the dev error and say whether more data
+    (or, with --axis model, a bigger model) would help, with the extrapolated dev error at 2x and 10x.
+    """
+    frac = None
+    if fractions is not None:
+        try:
+            frac = [float(f) for f in fractions.replace(" ", "").strip("[]").split(",") if f]
+        except ValueError:
+            raise ConfigError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
+        if len(frac) < 2:
+            raise ConfigError("--fractions needs at least two values")
+    from dlexp.sweeps import curve as run_curve
+
+    if as_json:
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):  # the runs' own lines must not mix with the JSON
+            result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
+        typer.echo(json.dumps(result, indent=2))
+        return
+    result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
+    from dlexp import report as render
+
+    render.curve(result)
 
 
 @app.command()

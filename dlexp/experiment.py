@@ -26,8 +26,11 @@ configs.register()
 RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
 
 
-def train(cfg: DictConfig, overrides: list[str]) -> Report:
-    """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING."""
+def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) -> Report:
+    """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING.
+
+    `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId).
+    """
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
@@ -38,7 +41,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
             "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name,
             "params": _without_secrets(plain),
-            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir)},
+            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir), **(tags or {})},
             "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
         },
         log_path=workdir / "tracking.log",

@@ -94,10 +94,48 @@ def confusion(document: dict, path: Path) -> Path:
     return path
 
 
+def learning_curve(curve: dict, path: Path) -> Path:
+    """Train, train-dev and dev error against training-set size (or model width), each with its 95%
+    interval, the human level, and the power law fitted to the dev error extended to 10x."""
+    points = curve["points"]
+    sizes = [p["size"] for p in points]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for split, color in (("train", "tab:blue"), ("train_dev", "tab:purple"), ("dev", "tab:orange")):
+        ys = [p["errors"][split] for p in points]
+        ax.plot(sizes, ys, marker="o", color=color, label=split.replace("_", "-"))
+        cis = [p["intervals"].get(split) for p in points]
+        if all(cis):
+            ax.fill_between(sizes, [c[0] for c in cis], [c[1] for c in cis], color=color, alpha=0.15, linewidth=0)
+    ax.axhline(curve["human"], color="tab:green", linestyle="--", label="human level")
+    fit = curve.get("fit")
+    if fit:
+        import numpy as np
+
+        xs = np.geomspace(sizes[0], 10 * sizes[-1], 100)
+        ax.plot(xs, fit["floor"] + fit["a"] * xs ** -fit["b"], color="tab:orange", linestyle=":",
+                label=f"dev fit: {fit['floor']:.3f} + a·n^-{fit['b']:.2f}")
+    ax.set_xscale("log")
+    axis = curve.get("axis", "data")
+    ax.set_xlabel("training examples" if axis == "data" else "hidden units (sum of model.hidden)")
+    ax.set_ylabel("error")
+    helps = curve.get("more_data_helps", curve.get("bigger_model_helps"))
+    question = "more data" if axis == "data" else "bigger model"
+    answer = {True: "helps", False: "does not help", None: "cannot tell"}[helps]
+    ax.set_title(f"learning curve over {axis}: {question} {answer}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def draw(document: dict, history: list[dict], outdir: Path) -> list[Path]:
     paths = [staircase(document, outdir / "error_staircase.png")]
     if history:
         paths.append(curves(history, document, outdir / "training_curves.png"))
     if (document.get("analysis") or {}).get("confusion_dev"):
         paths.append(confusion(document, outdir / "confusion_dev.png"))
+    if document.get("curve"):
+        paths.append(learning_curve(document["curve"], outdir / f"learning_curve_{document['curve']['axis']}.png"))
     return paths

@@ -89,6 +89,12 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
+    if report.seeds:
+        seeds = report.seeds
+        per = ", ".join(f"seed {s}: dev {e['dev']:.2%} ({v})"
+                        for s, e, v in zip(seeds["seeds"], seeds["errors"], seeds.get("verdicts", [""] * 99)))
+        out.print(Text(f"seed runs — {per}; seed-to-seed sd of dev error {seeds['spread']['dev']:.2%}",
+                       style="dim"), soft_wrap=True)
     if report.analysis:
         error_analysis(report.analysis, out=out)
 
@@ -143,3 +149,35 @@ def runs(rows: list[dict], *, out: Console | None = None) -> None:
         table.add_row(r["run_id"], Text(r["status"], style=status_style), r["data"] or "-", r["model"] or "-",
                       *(_fmt(r["errors"][k], "error_rate") for k in SPLITS), r["verdict"] or "-")
     out.print(table)
+
+
+def curve(result: dict, *, out: Console | None = None) -> None:
+    """A learning curve: one row per size with its errors and intervals, then the answer and why."""
+    out = out or console()
+    axis = result["axis"]
+    table = Table(title=f"dlexp curve over {axis} · parent run {result['run_id']}", box=box.SIMPLE_HEAVY,
+                  title_justify="left")
+    table.add_column("n_train" if axis == "data" else "model.hidden", justify="right")
+    for split in ("train", "train_dev", "dev"):
+        table.add_column(f"error/{split}", justify="right")
+    table.add_column("dev 95% interval", justify="center")
+    table.add_column("verdict")
+    for p in result["points"]:
+        label = f"{p['n_train']:,}" if axis == "data" else p["override"].split("=", 1)[1]
+        table.add_row(label, *(_fmt(p["errors"][s], "error_rate") for s in ("train", "train_dev", "dev")),
+                      _fmt_ci(p["intervals"].get("dev"), "error_rate"), p["verdict"])
+    out.print(table)
+    key = "more_data_helps" if axis == "data" else "bigger_model_helps"
+    helps = result.get(key)
+    lines = Text()
+    lines.append(f"{key}: ", style="bold")
+    lines.append({True: "yes", False: "no", None: "cannot tell"}[helps],
+                 style={True: "bold green", False: "bold red", None: "bold yellow"}[helps])
+    ex = result.get("extrapolation")
+    if ex:
+        unit = "examples" if axis == "data" else "hidden units"
+        lines.append(f"\ndev error extrapolated: {ex['2x']:.2%} at 2x ({ex['at_2x_size']:,.0f} {unit}), "
+                     f"{ex['10x']:.2%} at 10x ({ex['at_10x_size']:,.0f})")
+    lines.append(f"\nwhy: {result['why']}", style="dim")
+    lines.append(f"\nhuman level: {result['human']:.2%}", style="dim")
+    out.print(Panel(lines, title=f"dlexp curve · {axis}", expand=False))
