@@ -213,7 +213,7 @@ def diagnose(
         report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                         sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
                         metric=doc.get("metric", "error_rate"), seeds=seeds or None,
-                        analysis=doc.get("analysis"))
+                        analysis=doc.get("analysis"), curve=doc.get("curve"))
         data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
         title = f"{model} on {data}" if data and model else None
         if seeds:
@@ -264,6 +264,26 @@ def curve(
     from dlexp import report as render
 
     render.curve(result)
+
+
+@app.command()
+@friendly
+def report(
+    run_id: Annotated[Optional[str], typer.Argument(
+        help="Run, seed group or curve (its parent run); default: the latest run.", show_default=False)] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", "-o", help="Where to write the page (default: ./dlexp-report-<run>.html).",
+        show_default=False)] = None,
+    log: Annotated[bool, typer.Option(help="Also attach the page to the run as report.html.")] = True,
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """One self-contained HTML page (plots embedded) with the tables and plots of a run, a seed group or a
+    learning curve, to send to a colleague. No torch import."""
+    from dlexp.htmlpage import write
+
+    path = write(uri, run_id, out, log=log)
+    typer.echo(f"wrote {path}" + (" (also attached to the run as report.html)" if log else ""))
 
 
 @app.command()

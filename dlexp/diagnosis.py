@@ -159,7 +159,8 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
     - a split error: Wilson's interval on the split's size (None when the size is unknown), or the one
       in `given` (a bootstrap's, for regression);
     - pooled seeds: `errors` are the means over `n_seeds` runs, `sizes` the pooled sizes, `spread` the
-      seed-to-seed standard deviation of each error; t * sd / sqrt(n_seeds) is added in quadrature;
+      seed-to-seed standard deviation of each error; the part of its variance that sampling alone does not
+      explain enters as t(n_seeds - 1) * sd_excess / sqrt(n_seeds), added in quadrature;
     - human: `human_range` (several annotators) or the point itself; it widens avoidable_bias;
     - a gap: MOVER on its two terms' intervals (Newcombe's hybrid score method for two Wilson intervals).
 
@@ -177,7 +178,12 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
         p = values[split]
         ci = tuple(given[split]) if given.get(split) is not None else wilson(p, sizes.get(split))
         if ci is not None and n_seeds > 1 and spread.get(split):
-            ci = _widen(p, ci, t975(n_seeds - 1) * spread[split] / math.sqrt(n_seeds))
+            # the seed-to-seed variance beyond what sampling alone gives each run (which Wilson's interval on
+            # the pooled examples already holds): t with n_seeds - 1 degrees of freedom on its mean
+            per_run = sizes.get(split) / n_seeds if sizes.get(split) else None
+            sampling = p * (1 - p) / per_run if per_run and given.get(split) is None else 0.0
+            excess = math.sqrt(max(0.0, spread[split] ** 2 - sampling))
+            ci = _widen(p, ci, t975(n_seeds - 1) * excess / math.sqrt(n_seeds))
         out[split] = ci
     for name, (a, b) in GAP_TERMS.items():
         ci_a, ci_b = out[a], out[b]
@@ -509,6 +515,7 @@ class Report:
     metric: str = "error_rate"
     seeds: Mapping | None = None  # pooled seed group: {"seeds": [...], "runs": [...], "spread": {...}}
     analysis: Mapping | None = None  # error analysis (classification): per-class errors, rising classes, ...
+    curve: Mapping | None = None  # learning curve (a curve's parent run): points, fit, the answer
 
     def document(self) -> dict:
         d = self.diagnosis
@@ -528,6 +535,7 @@ class Report:
             "resolve": d.resolve,
             **({"seeds": dict(self.seeds)} if self.seeds else {}),
             **({"analysis": dict(self.analysis)} if self.analysis else {}),
+            **({"curve": dict(self.curve)} if self.curve else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }

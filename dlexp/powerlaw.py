@@ -88,7 +88,7 @@ def judge(sizes: Sequence[float], dev: Sequence[float], *, tolerance: float, wha
     else:
         why = (f"the dev error flattens toward {params['floor']:.2%}; at 10x the {unit} it extrapolates to "
                f"{at10:.2%}, only {gain:+.2%} from the {now:.2%} measured now (tolerance {tolerance:.2%})")
-        if train is not None and dev[-1] - train[-1] < tolerance:
+        if train is not None and round(dev[-1] - train[-1], 12) <= tolerance:
             why += "; train and dev are already close, so the remaining error is bias: try a bigger model"
         elif what == "data":
             why += "; the remaining gap is not one that more of the same data closes"

@@ -230,9 +230,9 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         # the parent's own diagnosis: the full-size run (data axis) or the current width (model axis)
         ref = results[-1][3] if axis == "data" else next(
             (r for *_, k, r in results if math.isclose(k, 1.0)), results[-1][3])
-        report = Report(ref.diagnosis, ref.actions, run_id=parent.run_id, sizes=ref.sizes, analysis=ref.analysis)
-        document = dict(report.document(), curve=result)
-        parent.finish(report, document=document,
+        report = Report(ref.diagnosis, ref.actions, run_id=parent.run_id, sizes=ref.sizes, analysis=ref.analysis,
+                        curve=result)
+        parent.finish(report,
                       tags={"dlexp.kind": "curve", f"dlexp.{helps_key}": str(verdict["helps"]).lower()})
         return result
     except BaseException as exc:

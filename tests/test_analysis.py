@@ -44,26 +44,21 @@ def test_worst_csv(tmp_path):
     assert list(csv.DictReader(open(path))) == [{"row": "3", "true": "1", "predicted": "0", "confidence": "0.9"}]
 
 
-@pytest.mark.slow
-def test_a_run_logs_intervals_and_error_analysis(runs_dir):
-    from typer.testing import CliRunner
+def test_terminal_summary():
+    import io
 
-    from dlexp.cli import app
+    from rich.console import Console
 
-    args = ["train", "data.n_train=400", "data.n_train_dev=200", "data.n_dev=200", "data.n_test=200",
-            "data.shift=1.5", "trainer.max_epochs=1", "model.hidden=[16]"]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "95% interval" in result.output and "error by true class" in result.output
-    assert "rises most from train-dev to dev" in result.output
+    from dlexp import report as render
 
-    result = CliRunner().invoke(app, ["diagnose", "--json"])
-    doc = json.loads(result.output)
-    assert doc["intervals"]["dev"][0] < doc["errors"]["dev"] < doc["intervals"]["dev"][1]
-    assert len(doc["analysis"]["per_class"]["dev"]) == 4
-    artifacts = runs_dir / "artifacts"
-    run = artifacts.glob(f"{doc['run_id']}/artifacts")
-    folder = next(iter(run))
-    assert (folder / "plots" / "confusion_dev.png").stat().st_size > 1000
-    rows = list(csv.DictReader(open(folder / "analysis" / "worst_dev_mistakes.csv")))
-    assert rows and set(rows[0]) == {"row", "true", "predicted", "confidence"}
+    y = {s: np.array([0, 0, 1, 1, 2, 2]) for s in ("train", "train_dev", "dev", "test")}
+    preds = {s: (np.array([0, 0, 1, 1, 2, 2]), np.full(6, 0.9)) for s in y}
+    preds["dev"] = (np.array([0, 0, 1, 1, 0, 0]), np.array([0.9, 0.9, 0.9, 0.9, 0.95, 0.6]))
+    summary, _ = analyse(y, preds, 3)
+    summary["worst_dev_csv"] = "analysis/worst_dev_mistakes.csv"
+    buffer = io.StringIO()
+    render.error_analysis(summary, out=Console(file=buffer, width=200))
+    text = buffer.getvalue()
+    assert "error by true class" in text and "100.00%" in text
+    assert "class 2 (0.0% -> 100.0%, +100.0%)" in text
+    assert "2 dev mistakes; the surest: dev row 4, true 2, predicted 0 at 0.95" in text
