@@ -354,6 +354,8 @@ def _fmt_float(x: float) -> str:
 
 def _command(overrides: Sequence[str], new: Sequence[str], *, multirun: bool = False) -> str:
     args = merge_overrides(overrides, new)
+    if multirun:  # a sweep runs one job per value; a seed group (seeds=N) does not combine with it
+        args = [a for a in args if not a.startswith("seeds=")]
     return " ".join(["dlexp", "train"] + (["-m"] if multirun else []) + [shlex.quote(a) for a in args])
 
 

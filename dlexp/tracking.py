@@ -202,6 +202,12 @@ def _resolve_run(c: MlflowClient, run_id: str | None):
         runs = latest_runs(c, limit=1)
         if not runs:
             raise StoreError("the store has no runs yet; run `dlexp train` first")
+        parent = runs[0].data.tags.get("mlflow.parentRunId")
+        if parent:  # the latest run is a point of a seed group or a curve: the group is what was run
+            try:
+                return c.get_run(parent)
+            except MlflowException:
+                pass
         return runs[0]
     try:
         return c.get_run(run_id)
