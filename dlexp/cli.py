@@ -84,7 +84,23 @@ def train(
 
     Hydra's own flags pass through too: --cfg job (show the composed config), --config-dir DIR (your own
     config options), --info.
+
+    seeds=3 (or seeds=[0,1,2]) trains one child run per seed under an MLflow parent run and diagnoses the
+    pooled result, with the seed-to-seed spread in the intervals.
     """
+    seeds = [o for o in overrides or [] if o.startswith("seeds=")]
+    if seeds:
+        if multirun or len(seeds) > 1:
+            raise ConfigError("seeds= takes one value and does not combine with -m/--multirun")
+        from dlexp import report as render
+        from dlexp.sweeps import seed_group
+
+        rest = [o for o in overrides if not o.startswith("seeds=")]
+        report = seed_group(seeds[0].split("=", 1)[1], rest)
+        render.diagnosis(report, title=f"{len(report.seeds['seeds'])} seeds pooled · parent run")
+        if report.diagnosis.verdict == "diverged":
+            raise typer.Exit(EXIT_DIVERGED)
+        return
     from dlexp.experiment import run_hydra
 
     reports = run_hydra((["-m"] if multirun else []) + list(overrides or []))
@@ -92,16 +108,51 @@ def train(
         raise typer.Exit(EXIT_DIVERGED)
 
 
+def _parse_human(text: str | None, *, bounded: bool = True) -> tuple[float | None, tuple[float, float] | None]:
+    """--human 0.01 -> (0.01, None); --human 0.008,0.012 (a range: several annotators) -> (0.01, (lo, hi))."""
+    from dlexp.diagnosis import check_error
+
+    if text is None:
+        return None, None
+    parts = [p for p in text.strip().strip("[]").replace(" ", ",").split(",") if p]
+    try:
+        values = [float(p) for p in parts]
+        if len(values) not in (1, 2):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"--human takes a number (0.01) or a range lo,hi (0.008,0.012), got {text!r}") from None
+    for v in values:
+        if not bounded:  # a regression run's errors are in the target's unit: checked once the run is read
+            if not 0 <= v < float("inf"):
+                raise ConfigError(f"--human must be a number >= 0, got {v}")
+            continue
+        try:
+            check_error("human", v)
+        except ValueError as exc:
+            raise ConfigError(f"--human: {exc}") from None
+    if len(values) == 1:
+        return values[0], None
+    lo, hi = sorted(values)
+    return (lo + hi) / 2, (lo, hi)
+
+
 @app.command()
 @friendly
 def diagnose(
-    run_id: Annotated[Optional[str], typer.Argument(help="Run to diagnose; default: the latest run.",
-                                                    show_default=False)] = None,
-    human: Annotated[Optional[float], typer.Option(help="Human-level error (re-judges a run, or what-if).")] = None,
+    run_id: Annotated[Optional[str], typer.Argument(
+        help="Run to diagnose (a seed group's parent run diagnoses the pooled group); default: the latest run.",
+        show_default=False)] = None,
+    human: Annotated[Optional[str], typer.Option(
+        help="Human-level error, or a range lo,hi from several annotators (re-judges a run, or what-if).",
+        show_default=False)] = None,
     train: Annotated[Optional[float], typer.Option(help="What-if: training error.")] = None,
     train_dev: Annotated[Optional[float], typer.Option("--train-dev", help="What-if: train-dev error.")] = None,
     dev: Annotated[Optional[float], typer.Option(help="What-if: dev error.")] = None,
     test: Annotated[Optional[float], typer.Option(help="What-if: test error.")] = None,
+    n_train: Annotated[Optional[int], typer.Option("--n-train", help="What-if: training-set size.")] = None,
+    n_train_dev: Annotated[Optional[int], typer.Option("--n-train-dev", help="What-if: train-dev size.")] = None,
+    n_dev: Annotated[Optional[int], typer.Option("--n-dev", help="What-if: dev size.")] = None,
+    n_test: Annotated[Optional[int], typer.Option("--n-test", help="What-if: test size.")] = None,
     tolerance: Annotated[Optional[float], typer.Option(
         help="Smallest gap that counts as a problem (default: the run's diagnosis.tolerance, or 0.01).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON document.")] = False,
@@ -111,65 +162,136 @@ def diagnose(
     """Diagnose a finished run again (no torch import), or figures typed in (what-if mode).
 
     What-if: dlexp diagnose --human 0.01 --train 0.08 --train-dev 0.09 --dev 0.10 --test 0.11
+    --n-train 8000 --n-train-dev 2000 --n-dev 2000 --n-test 2000. With the sizes, every error and gap gets a
+    95% interval and a gap counts only when its interval clears the tolerance; a split without a size has
+    no interval, and its gaps are judged on the estimate alone (as if the split were very large).
     """
     from dlexp.diagnosis import DEFAULT_TOLERANCE, Report, SplitErrors, check_error
     from dlexp.diagnosis import diagnose as run_diagnosis
     from dlexp.diagnosis import recommend
 
     figures = {"train": train, "train-dev": train_dev, "dev": dev, "test": test}
-    rejudging = all(v is None for v in figures.values())
-    for name, value in {"human": human, **figures}.items():
-        if name == "human" and value is not None and rejudging:
-            # a regression run's errors are in the target's unit: the [0, 1] check waits until the run is read
-            if not value >= 0:
-                raise ConfigError(f"--human must be a number >= 0, got {value}")
-            continue
+    what_if = any(v is not None for v in figures.values())
+    human_value, human_range = _parse_human(human, bounded=what_if)
+    for name, value in figures.items():
         if value is not None:
             try:
                 check_error(name, value)
             except ValueError as exc:
                 raise ConfigError(f"--{name}: {exc}") from None
+    sizes = {"train": n_train, "train_dev": n_train_dev, "dev": n_dev, "test": n_test}
+    for name, n in sizes.items():
+        if n is not None and n <= 0:
+            raise ConfigError(f"--n-{name.replace('_', '-')} must be a positive number of examples, got {n}")
     if tolerance is not None and tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
 
     if any(v is not None for v in figures.values()):
-        missing = [f"--{k}" for k, v in {"human": human, **figures}.items() if v is None]
+        missing = [f"--{k}" for k, v in {"human": human_value, **figures}.items() if v is None]
         if run_id is not None or missing:
             raise ConfigError("what-if mode takes no run id and needs all of --human --train --train-dev --dev "
                               f"--test (missing: {', '.join(missing) or 'none'})")
-        errors = SplitErrors(human=human, train=train, train_dev=train_dev, dev=dev, test=test)
-        d = run_diagnosis(errors, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance)
-        report = Report(d, recommend(d, None))
+        errors = SplitErrors(human=human_value, train=train, train_dev=train_dev, dev=dev, test=test)
+        d = run_diagnosis(errors, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                          sizes=sizes, human_range=human_range)
+        report = Report(d, recommend(d, None), sizes={k: v for k, v in sizes.items() if v})
         title = "what-if"
     else:
+        if any(v is not None for v in sizes.values()):
+            raise ConfigError("--n-train/--n-train-dev/--n-dev/--n-test are for what-if mode; a run knows its sizes")
         _require_store(uri)
         from dlexp import tracking
 
         run = tracking.load_run(uri, run_id)
         doc, config = run["document"], run["config"] or {}
         e = run["errors"]
-        if human is not None and doc.get("task", "classification") == "classification":
-            try:
-                check_error("human", human)
-            except ValueError as exc:
-                raise ConfigError(f"--human: {exc}") from None
-        errors = SplitErrors(human=e["human"] if human is None else human, train=e["train"],
+        if human_value is not None and doc.get("task", "classification") == "classification":
+            _parse_human(human)  # an error rate: within [0, 1]
+        if human_value is None:
+            recorded = (doc.get("intervals") or {}).get("human")
+            human_range = tuple(recorded) if recorded and recorded[0] != recorded[1] else None
+        errors = SplitErrors(human=e["human"] if human_value is None else human_value, train=e["train"],
                              train_dev=e["train_dev"], dev=e["dev"], test=e["test"])
         if tolerance is None:  # the tolerance the run was judged with (relative_tolerance already resolved)
             tolerance = doc.get("tolerance", (config.get("diagnosis") or {}).get("tolerance", DEFAULT_TOLERANCE))
+        seeds = doc.get("seeds") or {}
         d = run_diagnosis(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
-                          diverged=doc.get("verdict") == "diverged")
+                          diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
+                          human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1)
         report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                         sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
-                        metric=doc.get("metric", "error_rate"), checks=tuple(doc.get("checks") or ()))
+                        metric=doc.get("metric", "error_rate"), checks=tuple(doc.get("checks") or ()),
+                        seeds=seeds or None, analysis=doc.get("analysis"), curve=doc.get("curve"))
         data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
         title = f"{model} on {data}" if data and model else None
+        if seeds:
+            title = f"{title or 'seed group'} · {len(seeds.get('seeds', []))} seeds pooled"
     if as_json:
         typer.echo(json.dumps(report.document(), indent=2))
         return
     from dlexp import report as render
 
     render.diagnosis(report, title=title)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def curve(
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="Hydra overrides for every point, as for dlexp train.", show_default=False)] = None,
+    points: Annotated[int, typer.Option(help="How many sizes: halving down from data.n_train (data axis), "
+                                             "or width factors 1/4..4 around model.hidden (model axis).")] = 5,
+    fractions: Annotated[Optional[str], typer.Option(
+        help="Explicit sizes instead: fractions of data.n_train (0.1,0.3,1) or width factors (0.5,1,2).",
+        show_default=False)] = None,
+    axis: Annotated[str, typer.Option(help="data: grow the training set; model: grow model.hidden.")] = "data",
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
+) -> None:
+    """Learning curve: train at increasing sizes, each a child run under one MLflow parent; plot train,
+    train-dev and dev error against size; fit a power law to the dev error and say whether more data
+    (or, with --axis model, a bigger model) would help, with the extrapolated dev error at 2x and 10x.
+    """
+    frac = None
+    if fractions is not None:
+        try:
+            frac = [float(f) for f in fractions.replace(" ", "").strip("[]").split(",") if f]
+        except ValueError:
+            raise ConfigError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
+        if len(frac) < 2:
+            raise ConfigError("--fractions needs at least two values")
+    from dlexp.sweeps import curve as run_curve
+
+    if as_json:
+        import contextlib
+
+        with contextlib.redirect_stdout(sys.stderr):  # the runs' own lines must not mix with the JSON
+            result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
+        typer.echo(json.dumps(result, indent=2))
+        return
+    result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
+    from dlexp import report as render
+
+    render.curve(result)
+
+
+@app.command()
+@friendly
+def report(
+    run_id: Annotated[Optional[str], typer.Argument(
+        help="Run, seed group or curve (its parent run); default: the latest run.", show_default=False)] = None,
+    out: Annotated[Optional[str], typer.Option(
+        "--out", "-o", help="Where to write the page (default: ./dlexp-report-<run>.html).",
+        show_default=False)] = None,
+    log: Annotated[bool, typer.Option(help="Also attach the page to the run as report.html.")] = True,
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """One self-contained HTML page (plots embedded) with the tables and plots of a run, a seed group or a
+    learning curve, to send to a colleague. No torch import."""
+    from dlexp.htmlpage import write
+
+    path = write(uri, run_id, out, log=log)
+    typer.echo(f"wrote {path}" + (" (also attached to the run as report.html)" if log else ""))
 
 
 @app.command()

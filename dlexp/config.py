@@ -231,7 +231,7 @@ class TrainerConfig:
 
 @dataclass
 class BaselineConfig:
-    human_error: Any = "auto"  # a number in [0, 1], or auto: the data source's known Bayes error
+    human_error: Any = "auto"  # a number in [0, 1], a range [lo, hi] (several annotators), or auto: the source's Bayes error
 
 
 @dataclass
@@ -347,13 +347,27 @@ def check(cfg) -> None:
     human_error(get("baseline.human_error"), None, unbounded=get("data.task") in ("auto", "regression"))
 
 
+def human_range(value: Any, *, unbounded: bool = False) -> tuple[float, float] | None:
+    """`baseline.human_error` given as a range [lo, hi] -> (lo, hi); None for a single number or auto."""
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return None
+    values = [human_error(v, None, unbounded=unbounded) for v in value]
+    if len(values) != 2 or values[0] > values[1]:
+        raise ConfigError(f"baseline.human_error as a range needs [lo, hi] with lo <= hi, got {list(value)}")
+    return values[0], values[1]
+
+
 def human_error(value: Any, bayes_error: float | None, *, required: str | None = None,
                 unbounded: bool = False) -> float:
-    """Resolve `baseline.human_error`: a number in [0, 1], or `auto` (the data source's Bayes error).
+    """Resolve `baseline.human_error`: a number in [0, 1], a range [lo, hi] (its midpoint; `human_range`
+    gives the ends), or `auto` (the data source's Bayes error).
 
     `required` names a source without a known Bayes error where `auto` cannot stand (tables, SQL, npz);
     `unbounded` allows any non-negative number (regression: the error is in the target's unit).
     """
+    lo_hi = human_range(value, unbounded=unbounded)
+    if lo_hi is not None:
+        return (lo_hi[0] + lo_hi[1]) / 2
     if isinstance(value, str) and value.strip().lower() == "auto":
         if bayes_error is None and required:
             raise ConfigError(f"{required} has no known Bayes error, so baseline.human_error=auto cannot "

@@ -28,8 +28,11 @@ RESULTS: list[Report] = []  # reports of the jobs run in this process, for the c
 JOB_ERRORS: list[DlexpError] = []  # dlexp errors of the jobs run in this process
 
 
-def train(cfg: DictConfig, overrides: list[str]) -> Report:
-    """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING."""
+def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) -> Report:
+    """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING.
+
+    `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId).
+    """
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
@@ -40,7 +43,7 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
             "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name,
             "params": _without_secrets(plain),
-            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir)},
+            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir), **(tags or {})},
             "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
         },
         log_path=workdir / "tracking.log",
@@ -61,11 +64,14 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
-                             diverged_at=result.diverged_at)
+                             diverged_at=result.diverged_at, sizes=splits.sizes(),
+                             human_range=configs.human_range(cfg.baseline.human_error,
+                                                                     unbounded=splits.task == "regression"))
+        analysis, artifacts = _error_analysis(splits, result, workdir)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
-                        checks=splits.checks)
-        artifacts = {str(result.checkpoint_dir): "checkpoints"}
+                        checks=splits.checks, analysis=analysis)
+        artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
         metrics = dict(report.metrics(), **{f"data/{k}": v for k, v in splits.stats.items()})
@@ -83,6 +89,20 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
             except DlexpError:
                 pass  # the store itself is the problem; the original error says more
         raise
+
+
+def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
+    """Per-class errors, rising classes and the worst dev mistakes (classification only)."""
+    if not result.predictions or getattr(splits, "task", "classification") != "classification":
+        return None, {}
+    from dlexp import analysis
+
+    labels = {name: getattr(splits, name).y for name in result.predictions}
+    summary, rows = analysis.analyse(labels, result.predictions, splits.n_classes)
+    folder = workdir / "analysis"
+    analysis.write_worst(rows, folder / analysis.WORST_CSV)
+    summary["worst_dev_csv"] = f"analysis/{analysis.WORST_CSV}"
+    return summary, {str(folder): "analysis"}
 
 
 def _without_secrets(plain: dict) -> dict:

@@ -29,35 +29,54 @@ def _fmt(value, metric: str) -> str:
     return f"{value:.2%}" if metric == "error_rate" else f"{value:.4g}"
 
 
+def _fmt_ci(ci, metric: str) -> str:
+    if ci is None:
+        return ""
+    return f"[{_fmt(ci[0], metric)}, {_fmt(ci[1], metric)}]"
+
+
 def diagnosis(report: Report, *, title: str | None = None, out: Console | None = None) -> None:
     out = out or console()
     d, metric = report.diagnosis, report.metric
+    iv = d.intervals or {}
     head = "dlexp diagnosis" + (f" · {title}" if title else "") + (f" · run {report.run_id}" if report.run_id else "")
     table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
     table.add_column("measure")
     table.add_column("value", justify="right")
+    table.add_column("95% interval", justify="center")
     table.add_column("n", justify="right")
     table.add_column("", justify="left")
     unit = "" if metric == "error_rate" else f", {metric} in the target's unit"
-    table.add_row("error/human", _fmt(d.errors.human, metric), "", f"baseline (stands in for Bayes error{unit})")
+    human_ci = iv.get("human")
+    table.add_row("error/human", _fmt(d.errors.human, metric),
+                  _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "",
+                  f"baseline (stands in for Bayes error{unit})")
     for split in SPLITS:
         n = report.sizes.get(split)
-        table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), f"{n:,}" if n else "", "")
+        table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), _fmt_ci(iv.get(split), metric),
+                      f"{n:,}" if n else "", "")
     table.add_section()
     for gap in d.gaps:
         hi, lo = GAP_TERMS[gap.name]
-        flag = Text("problem", style="bold red") if gap.problem else Text("ok", style="green")
+        if gap.problem:
+            flag = Text("problem", style="bold red")
+        elif round(gap.value, 12) >= d.tolerance:
+            flag = Text("uncertain", style="bold yellow")  # the estimate reaches the tolerance, the interval not
+        else:
+            flag = Text("ok", style="green")
         flag.append(f"  ({hi} - {lo})", style="dim")
-        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), "", flag)
+        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", flag)
     out.print(table)
 
     lines = Text()
-    style = "bold green" if d.verdict == "within_tolerance" else "bold red"
+    style = {"within_tolerance": "bold green", "inconclusive": "bold yellow"}.get(d.verdict, "bold red")
     lines.append("verdict: ", style="bold")
     lines.append(d.verdict, style=style)
     if d.problems:
         lines.append(f"\nproblems, largest first: {', '.join(d.problems)}")
-    lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)}", style="dim")
+    rule = "a gap counts when its 95% interval's lower end reaches it" if any(
+        g.interval is not None for g in d.gaps) else "no split sizes, so no intervals: estimates only"
+    lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)} ({rule})", style="dim")
     for note in d.notes:
         lines.append(f"\nnote: {note}", style="yellow")
     for check in report.checks:
@@ -73,6 +92,50 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
+    if report.seeds:
+        seeds = report.seeds
+        per = ", ".join(f"seed {s}: dev {e['dev']:.2%} ({v})"
+                        for s, e, v in zip(seeds["seeds"], seeds["errors"], seeds.get("verdicts", [""] * 99)))
+        out.print(Text(f"seed runs — {per}; seed-to-seed sd of dev error {seeds['spread']['dev']:.2%}",
+                       style="dim"), soft_wrap=True)
+    if report.analysis:
+        error_analysis(report.analysis, out=out)
+
+
+def error_analysis(summary: dict, *, out: Console | None = None, max_classes: int = 12) -> None:
+    """Per-class errors on each split, the classes rising most from train-dev to dev, the worst mistakes."""
+    out = out or console()
+    per = summary.get("per_class") or {}
+    classes = summary.get("classes") or []
+    if per and len(classes) <= max_classes:
+        table = Table(title="error analysis · error by true class", box=box.SIMPLE, title_justify="left")
+        table.add_column("class", justify="right")
+        for split in SPLITS:
+            if split in per:
+                table.add_column(f"error/{split}", justify="right")
+        table.add_column("n dev", justify="right")
+        rising = {r["class"] for r in summary.get("rising", [])[:1] if r["rise"] > 0}
+        for c in classes:
+            cells = [_fmt(per[s][c], "error_rate") for s in SPLITS if s in per]
+            n_dev = (summary.get("class_sizes") or {}).get("dev", [None] * len(classes))[c]
+            table.add_row(str(c), *cells, f"{n_dev:,}" if n_dev is not None else "",
+                          style="bold" if c in rising else None)
+        out.print(table)
+    rising = [r for r in summary.get("rising", []) if r["rise"] > 0]
+    if rising:
+        text = ", ".join(f"class {r['class']} ({r['train_dev']:.1%} -> {r['dev']:.1%}, {r['rise']:+.1%})"
+                         for r in rising)
+        out.print(Text.assemble(("rises most from train-dev to dev: ", "bold"), text,
+                                (" — where the mismatch lives", "dim")), soft_wrap=True)
+    if summary.get("n_dev_mistakes"):
+        worst = summary.get("worst_dev") or []
+        sure = ""
+        if worst:
+            w = worst[0]
+            sure = f"; the surest: dev row {w['row']}, true {w['true']}, predicted {w['predicted']} at {w['confidence']:.2f}"
+        out.print(Text(f"{summary['n_dev_mistakes']:,} dev mistakes{sure}; the worst are in "
+                       f"{summary.get('worst_dev_csv', 'the run artifacts')} (plots/confusion_dev.png: the dev "
+                       "confusion matrix)", style="dim"), soft_wrap=True)
 
 
 def runs(rows: list[dict], *, out: Console | None = None) -> None:
@@ -89,3 +152,35 @@ def runs(rows: list[dict], *, out: Console | None = None) -> None:
         table.add_row(r["run_id"], Text(r["status"], style=status_style), r["data"] or "-", r["model"] or "-",
                       *(_fmt(r["errors"][k], r.get("metric") or "error_rate") for k in SPLITS), r["verdict"] or "-")
     out.print(table)
+
+
+def curve(result: dict, *, out: Console | None = None) -> None:
+    """A learning curve: one row per size with its errors and intervals, then the answer and why."""
+    out = out or console()
+    axis = result["axis"]
+    table = Table(title=f"dlexp curve over {axis} · parent run {result['run_id']}", box=box.SIMPLE_HEAVY,
+                  title_justify="left")
+    table.add_column("n_train" if axis == "data" else "model.hidden", justify="right")
+    for split in ("train", "train_dev", "dev"):
+        table.add_column(f"error/{split}", justify="right")
+    table.add_column("dev 95% interval", justify="center")
+    table.add_column("verdict")
+    for p in result["points"]:
+        label = f"{p['n_train']:,}" if axis == "data" else p["override"].split("=", 1)[1]
+        table.add_row(label, *(_fmt(p["errors"][s], "error_rate") for s in ("train", "train_dev", "dev")),
+                      _fmt_ci(p["intervals"].get("dev"), "error_rate"), p["verdict"])
+    out.print(table)
+    key = "more_data_helps" if axis == "data" else "bigger_model_helps"
+    helps = result.get(key)
+    lines = Text()
+    lines.append(f"{key}: ", style="bold")
+    lines.append({True: "yes", False: "no", None: "cannot tell"}[helps],
+                 style={True: "bold green", False: "bold red", None: "bold yellow"}[helps])
+    ex = result.get("extrapolation")
+    if ex:
+        unit = "examples" if axis == "data" else "hidden units"
+        lines.append(f"\ndev error extrapolated: {ex['2x']:.2%} at 2x ({ex['at_2x_size']:,.0f} {unit}), "
+                     f"{ex['10x']:.2%} at 10x ({ex['at_10x_size']:,.0f})")
+    lines.append(f"\nwhy: {result['why']}", style="dim")
+    lines.append(f"\nhuman level: {result['human']:.2%}", style="dim")
+    out.print(Panel(lines, title=f"dlexp curve · {axis}", expand=False))

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from dlexp.errors import StoreError
 from dlexp.store import redact, store_uri
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
@@ -202,6 +203,12 @@ def _resolve_run(c: MlflowClient, run_id: str | None):
         runs = latest_runs(c, limit=1)
         if not runs:
             raise StoreError("the store has no runs yet; run `dlexp train` first")
+        parent = runs[0].data.tags.get("mlflow.parentRunId")
+        if parent:  # the latest run is a point of a seed group or a curve: the group is what was run
+            try:
+                return c.get_run(parent)
+            except MlflowException:
+                pass
         return runs[0]
     try:
         return c.get_run(run_id)
@@ -260,6 +267,33 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     overrides = json.loads(run.data.tags.get("dlexp.overrides", "[]"))
     return {"run_id": rid, "status": run.info.status, "errors": errors, "document": document,
             "config": config, "overrides": overrides}
+
+
+def run_files(uri: str | None, run_id: str, folder: str, dest: Path) -> list[Path]:
+    """Download a run's artifact folder (e.g. "plots") into `dest`; [] when the run has none."""
+    c = client(uri)
+    try:
+        local = Path(c.download_artifacts(run_id, folder, str(dest)))
+    except Exception:
+        return []
+    return sorted(p for p in local.rglob("*") if p.is_file())
+
+
+def child_runs(uri: str | None, run_id: str) -> list[dict]:
+    """The runs whose mlflow.parentRunId is `run_id` (a seed group's or a curve's points), oldest first."""
+    c = client(uri)
+    run = c.get_run(run_id)
+    found = c.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+                          order_by=["attributes.start_time ASC"], max_results=1000)
+    return [run_summary(r) for r in found]
+
+
+def log_file(uri: str | None, run_id: str, path: Path) -> None:
+    """Attach a file to an existing (finished) run."""
+    try:
+        client(uri).log_artifact(run_id, str(path))
+    except MlflowException as exc:
+        raise StoreError(f"cannot log {path.name} to run {run_id}: {_first_line(exc)}") from None
 
 
 def _load_text(c: MlflowClient, run_id: str, name: str) -> str:

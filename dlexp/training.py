@@ -15,6 +15,7 @@ from pathlib import Path
 
 warnings.filterwarnings("ignore", ".*LeafSpec.*")  # raised while Lightning itself is imported
 import lightning.pytorch as L  # noqa: E402
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -37,6 +38,8 @@ class FitResult:
     diverged_at: int | None = None     # global step where the loss became non-finite
     checkpoint_dir: Path | None = None
     device: str = "cpu"
+    # split -> (predicted class (n,), confidence = top softmax probability (n,)), numpy, from the same pass
+    predictions: dict | None = None
 
 
 class EpochRecorder(Callback):
@@ -108,12 +111,44 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         default_root_dir=workdir,
     )
     trainer.fit(module, datamodule=data)
-    errors = evaluate(module.net, splits, device=module.device) if trainer.is_global_zero else {}
-    return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device))
+    predictions, errors = None, {}
+    if trainer.is_global_zero and splits.task == "classification":
+        # one pass gives both the error rates and what the error analysis needs
+        predictions = predict(module.net, splits, device=module.device)
+        errors = {name: float((pred != getattr(splits, name).y).mean()) if len(pred) else 0.0
+                  for name, (pred, _) in predictions.items()}
+    elif trainer.is_global_zero:
+        errors = evaluate(module.net, splits, device=module.device)
+    return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
+                     predictions=predictions)
 
 
 def objective(splits: Splits) -> Objective:
     return Objective(splits.task, splits.metric, splits.target_mean, splits.target_std)
+
+
+@torch.inference_mode()
+def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict:
+    """One eval-mode pass over each split -> {split: (predicted class (n,), top probability (n,))} as numpy.
+
+    Both come from the same logits, so the errors and the error analysis cost a single pass; each batch's
+    results stay on the device until the split is done (one transfer per split).
+    """
+    net.eval()
+    out = {}
+    for name in SPLIT_NAMES:
+        split = getattr(splits, name)
+        x = torch.from_numpy(split.x).to(device)
+        preds, confs = [], []
+        for i in range(0, len(x), batch_size):
+            conf, pred = torch.softmax(net(x[i:i + batch_size]).float(), dim=1).max(dim=1)
+            preds.append(pred)
+            confs.append(conf)
+        if preds:
+            out[name] = (torch.cat(preds).cpu().numpy(), torch.cat(confs).cpu().numpy())
+        else:
+            out[name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+    return out
 
 
 @torch.inference_mode()

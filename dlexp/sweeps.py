@@ -1,0 +1,240 @@
+"""Groups of runs under one MLflow parent run: seed groups (`dlexp train seeds=3`) and learning curves
+(`dlexp curve`).
+
+Each point composes the config the way the app does (Hydra's compose API, the same config module and
+schemas as `dlexp train`), adds its own override (seed=..., data.n_train=..., model.hidden=...), and
+calls `experiment.train`, tagged with mlflow.parentRunId. The parent run gets the pooled (seeds) or the
+reference (curve) diagnosis, so `dlexp diagnose PARENT` and `dlexp report PARENT` work on the group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+import time
+import uuid
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlexp import config as configs
+from dlexp import experiment
+from dlexp.diagnosis import SPLITS, Report, SplitErrors, diagnose, recommend
+from dlexp.errors import ConfigError, DlexpError
+from dlexp.recorder import Recorder
+from dlexp.store import runs_dir, store_uri
+
+PARENT = "mlflow.parentRunId"
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    """The config `dlexp train OVERRIDES` would run, composed with Hydra's compose API."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("dlexp.configs", version_base="1.3"):
+        cfg = hydra_compose("config", overrides=list(overrides))
+    configs.check(cfg)
+    return cfg
+
+
+class Parent:
+    """The parent run of a group: opened before the first child, finished with the group's result."""
+
+    def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str):
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        self.workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
+        safe = experiment._without_secrets(plain)
+        self.recorder = Recorder(
+            {
+                "uri": store_uri(cfg.tracking.uri),
+                "experiment": cfg.tracking.experiment,
+                "run_name": cfg.tracking.run_name or name,
+                "params": safe,
+                "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.kind": kind},
+                "files": {"config.yaml": OmegaConf.to_yaml(safe)},
+            },
+            log_path=self.workdir / "tracking.log",
+        )
+        self.plain = plain
+
+    @property
+    def run_id(self) -> str:
+        return self.recorder.run_id
+
+    def finish(self, report: Report, *, tags: dict | None = None, document: dict | None = None) -> None:
+        self.recorder.finish("FINISHED", metrics=report.metrics(), tags={**report.tags(), **(tags or {})},
+                             document=document or report.document(), history=[], cleanup=[str(self.workdir)])
+
+    def fail(self, exc: BaseException) -> None:
+        if self.recorder.finished:
+            return
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        try:
+            self.recorder.finish(status, tags={"dlexp.error": f"{type(exc).__name__}: {exc}"[:5000]})
+        except DlexpError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+
+def parse_seeds(spec: str, base: int) -> list[int]:
+    """`3` -> three seeds from the config's seed on; `[0,5,7]` or `0,5,7` -> those seeds.
+
+    >>> parse_seeds("3", 10), parse_seeds("[0,5,7]", 10)
+    ([10, 11, 12], [0, 5, 7])
+    """
+    text = spec.strip()
+    try:
+        if re.fullmatch(r"\d+", text):
+            count = int(text)
+            if count < 1:
+                raise ValueError
+            return [base + i for i in range(count)]
+        seeds = [int(p) for p in text.strip("[]").split(",") if p.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds= takes a count (seeds=3) or a list of distinct seeds (seeds=[0,1,2]), got {spec!r}")
+    return seeds
+
+
+def seed_group(spec: str, overrides: list[str], *, echo=print) -> Report:
+    """One child run per seed; the pooled diagnosis (means, seed spread in the intervals) on the parent."""
+    cfg = compose(overrides)
+    seeds = parse_seeds(spec, int(cfg.seed))
+    parent = Parent(cfg, overrides, "seeds", f"seeds x{len(seeds)}")
+    try:
+        children = []
+        for s in seeds:
+            child_overrides = overrides + [f"seed={s}"]
+            echo(f"dlexp: seed {s} ({len(children) + 1}/{len(seeds)}) under parent run {parent.run_id}")
+            report = experiment.train(compose(child_overrides), child_overrides,
+                                      tags={PARENT: parent.run_id, "dlexp.seed": str(s)})
+            children.append(report)
+        report = pool(children, seeds, cfg, overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
+        parent.finish(report, tags={"dlexp.kind": "seeds"})
+        return report
+    except BaseException as exc:
+        parent.fail(exc)
+        raise
+
+
+def pool(children: list[Report], seeds: list[int], cfg, overrides: list[str], run_id: str | None,
+         plain: dict | None = None) -> Report:
+    """The seed group's report: mean errors, pooled sizes, the seed-to-seed spread in the intervals."""
+    per_seed = [c.diagnosis.errors.as_dict() for c in children]
+    means = {k: statistics.fmean(e[k] for e in per_seed) for k in per_seed[0]}
+    spread = {k: (statistics.stdev(e[k] for e in per_seed) if len(per_seed) > 1 else 0.0) for k in SPLITS}
+    sizes = {k: sum(c.sizes.get(k) or 0 for c in children) or None for k in SPLITS}
+    diverged = any(c.diagnosis.verdict == "diverged" for c in children)
+    d = diagnose(SplitErrors(**means), tolerance=cfg.diagnosis.tolerance, sizes=sizes,
+                 human_range=configs.human_range(cfg.baseline.human_error), spread=spread,
+                 n_seeds=len(children), diverged=diverged)
+    group = {"seeds": seeds, "runs": [c.run_id for c in children], "spread": spread, "errors": per_seed,
+             "verdicts": [c.diagnosis.verdict for c in children]}
+    return Report(d, recommend(d, plain, overrides=overrides), run_id=run_id, sizes=sizes, seeds=group)
+
+
+# ---------------------------------------------------------------------------------- learning curves
+
+
+def curve_sizes(maximum: int, *, points: int = 5, fractions: list[float] | None = None,
+                minimum: int = 20) -> list[int]:
+    """Training-set sizes: geometric (halving) up to `maximum`, or `fractions` of it.
+
+    >>> curve_sizes(10000, points=5)
+    [625, 1250, 2500, 5000, 10000]
+    """
+    if fractions is None:
+        if points < 2:
+            raise ConfigError(f"--points must be at least 2, got {points}")
+        fractions = [2.0 ** -(points - 1 - i) for i in range(points)]
+    if any(not 0 < f <= 1 for f in fractions):
+        raise ConfigError(f"--fractions must be in (0, 1] for the data axis, got {fractions}")
+    return sorted({max(minimum, min(maximum, round(f * maximum))) for f in fractions})
+
+
+def width_factors(*, points: int = 5, fractions: list[float] | None = None) -> list[float]:
+    """Width multipliers for the model axis: 1/4 .. 4 around the current width by default.
+
+    >>> width_factors(points=5)
+    [0.25, 0.5, 1.0, 2.0, 4.0]
+    """
+    if fractions is not None:
+        if any(f <= 0 for f in fractions):
+            raise ConfigError(f"--fractions must be positive width factors for the model axis, got {fractions}")
+        return sorted(set(fractions))
+    if points < 2:
+        raise ConfigError(f"--points must be at least 2, got {points}")
+    return [2.0 ** (i - (points - 1) // 2) for i in range(points)]
+
+
+def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | None = None,
+          axis: str = "data", echo=print) -> dict:
+    """Train at increasing sizes (data: data.n_train; model: model.hidden scaled), each a child run;
+    fit a power law to the dev error; log the curve, its plot and the reference diagnosis to the parent."""
+    from dlexp import powerlaw
+
+    if axis not in ("data", "model"):
+        raise ConfigError(f"--axis must be data or model, got {axis!r}")
+    cfg = compose(overrides)
+    if axis == "data":
+        maximum = cfg.data.get("n_train")
+        if maximum is None:  # the whole table (digits): its training split's size
+            from dlexp.data import load
+
+            maximum = len(load(cfg.data, seed=cfg.seed).train)
+        grid = [(n, [f"data.n_train={n}"], n) for n in curve_sizes(int(maximum), points=points, fractions=fractions)]
+    else:
+        hidden = list(cfg.model.get("hidden") or [])
+        if not hidden:
+            raise ConfigError(f"--axis model scales model.hidden; model={cfg.model.name} has none (use model=mlp)")
+        grid = []
+        for f in width_factors(points=points, fractions=fractions):
+            widths = [max(1, round(h * f)) for h in hidden]
+            grid.append((sum(widths), [f"model.hidden=[{','.join(map(str, widths))}]"], f))
+        grid = list({size: (size, o, f) for size, o, f in grid}.values())  # distinct widths only
+    parent = Parent(cfg, overrides, "curve", f"curve over {axis}")
+    try:
+        results = []
+        for i, (size, extra, key) in enumerate(grid, 1):
+            child_overrides = overrides + extra
+            echo(f"dlexp: curve point {i}/{len(grid)}: {' '.join(extra)} (parent run {parent.run_id})")
+            report = experiment.train(compose(child_overrides), child_overrides,
+                                      tags={PARENT: parent.run_id, "dlexp.curve.axis": axis,
+                                            "dlexp.curve.size": str(size)})
+            results.append((size, extra, key, report))
+        tolerance = cfg.diagnosis.tolerance
+        dev = [r.diagnosis.errors.dev for *_, r in results]
+        train_err = [r.diagnosis.errors.train for *_, r in results]
+        verdict = powerlaw.judge([s for s, *_ in results], dev, tolerance=tolerance, what=axis, train=train_err,
+                                 human=results[0][3].diagnosis.errors.human)
+        points_doc = []
+        for size, extra, key, r in results:
+            doc = r.document()
+            point = {"run_id": r.run_id, "size": size, "override": extra[0], "errors": doc["errors"],
+                     "intervals": doc["intervals"], "verdict": doc["verdict"]}
+            point["n_train" if axis == "data" else "width_factor"] = key
+            if axis == "model":
+                point["hidden_units"] = size
+            points_doc.append(point)
+        helps_key = "more_data_helps" if axis == "data" else "bigger_model_helps"
+        result = {"run_id": parent.run_id, "axis": axis, "points": points_doc, helps_key: verdict["helps"],
+                  "extrapolation": verdict["extrapolation"], "why": verdict["why"], "fit": verdict["fit"],
+                  "human": results[0][3].diagnosis.errors.human, "tolerance": tolerance}
+        # the parent's own diagnosis: the full-size run (data axis) or the current width (model axis)
+        ref = results[-1][3] if axis == "data" else next(
+            (r for *_, k, r in results if math.isclose(k, 1.0)), results[-1][3])
+        report = Report(ref.diagnosis, ref.actions, run_id=parent.run_id, sizes=ref.sizes, analysis=ref.analysis,
+                        curve=result)
+        parent.finish(report,
+                      tags={"dlexp.kind": "curve", f"dlexp.{helps_key}": str(verdict["helps"]).lower()})
+        return result
+    except BaseException as exc:
+        parent.fail(exc)
+        raise
