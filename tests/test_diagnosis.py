@@ -343,7 +343,10 @@ def test_report_metrics_and_tags_use_the_document_names():
         {f"gap/{g}" for g in GAPS}
     assert metrics["gap/variance"] == pytest.approx(0.15)
     assert all(math.isfinite(v) for v in metrics.values())
-    assert report.tags() == {"dlexp.verdict": "variance", "dlexp.problems": "variance,avoidable_bias"}
+    tags = report.tags()
+    assert tags["dlexp.verdict"] == "variance"
+    assert tags["dlexp.problems"] == "variance,avoidable_bias"
+    assert (tags["dlexp.task"], tags["dlexp.metric"]) == ("classification", "error_rate")
 
 
 # --------------------------------------------------------------------------------------------------
