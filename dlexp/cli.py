@@ -247,9 +247,10 @@ def curve(
     axis: Annotated[str, typer.Option(help="data: grow the training set; model: grow model.hidden.")] = "data",
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
 ) -> None:
-    """Learning curve: train at increasing sizes, each a child run under one MLflow parent; plot train,
-    train-dev and dev error against size; fit a power law to the dev error and say whether more data
-    (or, with --axis model, a bigger model) would help, with the extrapolated dev error at 2x and 10x.
+    """Learning curve: would more data (or a bigger model) help? Trains at increasing sizes.
+
+    Each point is a child run under one MLflow parent; train, train-dev and dev error are plotted against
+    the size, a power law is fitted to the dev error and extrapolated to 2x and 10x.
     """
     frac = None
     if fractions is not None:
@@ -286,8 +287,10 @@ def report(
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
-    """One self-contained HTML page (plots embedded) with the tables and plots of a run, a seed group or a
-    learning curve, to send to a colleague. No torch import."""
+    """One self-contained HTML page of a run, a seed group or a curve, to send to a colleague.
+
+    Tables and plots embedded; also logged to the run as report.html. No torch import.
+    """
     from dlexp.htmlpage import write
 
     path = write(uri, run_id, out, log=log)
