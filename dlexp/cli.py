@@ -79,6 +79,10 @@ def train(
     multirun: Annotated[bool, typer.Option(
         "-m", "--multirun", help="Sweep: one run per combination (optimizer.lr=1e-3,1e-2), through Hydra's "
                                  "launcher (hydra/launcher=joblib runs them in parallel).")] = False,
+    resume: Annotated[Optional[str], typer.Option(
+        "--resume", metavar="RUN_ID", help="Continue this run (KILLED, FAILED, or FINISHED to train longer) "
+                                            "from its last checkpoint, in the same MLflow run; overrides given "
+                                            "here replace the run's own.", show_default=False)] = None,
 ) -> None:
     """Train, measure error on four splits, print the verdict and the next commands, log it all to MLflow.
 
@@ -87,7 +91,7 @@ def train(
     """
     from dlexp.experiment import run_hydra
 
-    reports = run_hydra((["-m"] if multirun else []) + list(overrides or []))
+    reports = run_hydra((["-m"] if multirun else []) + list(overrides or []), resume=resume)
     if len(reports) == 1 and reports[0].diagnosis.verdict == "diverged":
         raise typer.Exit(EXIT_DIVERGED)
 

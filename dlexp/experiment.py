@@ -10,6 +10,7 @@ import json
 import os
 import time
 import uuid
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -18,12 +19,15 @@ from dlexp import config as configs
 from dlexp.data import load as load_splits
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
+from dlexp.interrupts import Interrupted, Stopper, process_start
 from dlexp.recorder import Recorder
 from dlexp.store import redact, runs_dir, store_uri
 
 configs.register()
 
 RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
+FAILURES: list[BaseException] = []  # errors of the jobs run in this process, raised by run_hydra
+RESUME: dict | None = None  # set by run_hydra for `dlexp train --resume RUN_ID`: the run and its checkpoint
 
 
 def train(cfg: DictConfig, overrides: list[str]) -> Report:
@@ -31,17 +35,23 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
-    workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    resume = RESUME
+    # a run's own folder; uuid4 keeps two runs started in the same second apart
+    workdir = Path(resume["workdir"]) if resume else \
+        runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    stopper = Stopper().install()
     recorder = Recorder(
         {
             "uri": uri,
             "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name,
+            "resume_run_id": resume["run_id"] if resume else None,
             "params": _without_secrets(plain),
-            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir)},
+            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir),
+                     "dlexp.pid_start": process_start(os.getpid()) or ""},
             "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
         },
-        log_path=workdir / "tracking.log",
+        log_path=workdir / f"tracking-{os.getpid()}.log",
     )
     try:
         splits = load_splits(cfg.data, seed=cfg.seed)
@@ -50,7 +60,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
               f"({splits.sizes()['train']} training examples); tracking to {redact(uri)}", flush=True)
         from dlexp import training  # torch + Lightning: only now
 
-        result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch)
+        result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
+                              resume_from=Path(resume["checkpoint"]) if resume else None)
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=cfg.diagnosis.tolerance,
                              diverged_at=result.diverged_at)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
@@ -59,8 +70,17 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
                         history=result.history, artifacts={str(result.checkpoint_dir): "checkpoints"},
                         cleanup=[str(workdir)])
         return report
-    except KeyboardInterrupt:
-        recorder.finish("KILLED", tags={"dlexp.error": "interrupted"})
+    except (KeyboardInterrupt, Interrupted) as exc:
+        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        checkpoints = workdir / "checkpoints"
+        try:  # the checkpoint stays in the run folder for --resume, and goes to the store as well
+            recorder.finish("KILLED", tags={"dlexp.error": reason},
+                            artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
+        except DlexpError:
+            pass
+        if isinstance(exc, Interrupted):
+            run_id = recorder.run_id if recorder.ok else None
+            raise Interrupted(exc.signum, checkpoint=exc.checkpoint, step=exc.step, run_id=run_id) from None
         raise
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
@@ -70,6 +90,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
             except DlexpError:
                 pass  # the store itself is the problem; the original error says more
         raise
+    finally:
+        stopper.restore()
 
 
 def _without_secrets(plain: dict) -> dict:
@@ -86,24 +108,55 @@ def main(cfg: DictConfig) -> str:
     from dlexp import report as render
 
     overrides = list(HydraConfig.get().overrides.task)
-    result = train(cfg, overrides)
+    if any(isinstance(e, Interrupted) for e in FAILURES):
+        return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
+    try:
+        result = train(cfg, overrides)
+    except Exception as exc:
+        # kept for run_hydra to raise once Hydra returns (Hydra would print its own banner first); the
+        # run is already ended FAILED or KILLED in the store, and a sweep goes on with its next job
+        FAILURES.append(exc)
+        return "failed"
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)
     return result.diagnosis.verdict
 
 
-def run_hydra(argv: list[str]) -> list[Report]:
-    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports."""
+def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
+    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports.
+
+    `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
+    from the run's last checkpoint into the same MLflow run.
+    """
     import sys
 
+    global RESUME
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    if resume is not None:
+        from dlexp import tracking
+
+        if "-m" in argv or "--multirun" in argv:
+            raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
+        given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
+        RESUME = tracking.resume_info(given[-1] if given else None, resume)
+        keys = {_override_key(a) for a in argv if "=" in a}
+        argv = [o for o in RESUME["overrides"] if _override_key(o) not in keys] + list(argv)
+        print(f"dlexp: resuming run {RESUME['run_id']} ({RESUME['status']}) from {RESUME['checkpoint']}", flush=True)
     saved = sys.argv
     sys.argv = ["dlexp train", *argv]
     RESULTS.clear()
+    FAILURES.clear()
     try:
         main()
     finally:
         sys.argv = saved
+        RESUME = None
+    if FAILURES:
+        raise FAILURES[0]
     return list(RESULTS)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 

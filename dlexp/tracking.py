@@ -100,14 +100,33 @@ class Session:
 
     def __init__(self, msg: dict):
         self.client = client(msg.get("uri"), create=True)
-        exp = experiment_id(self.client, msg["experiment"])
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
-        if msg.get("run_name"):
-            tags["mlflow.runName"] = msg["run_name"]
-        self.run = self.client.create_run(exp, tags=tags)
-        self.run_id = self.run.info.run_id
-        params = [Param(k, v) for k, v in flatten(msg.get("params", {})).items()]
+        params = flatten(msg.get("params", {}))
+        if msg.get("resume_run_id"):
+            # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
+            # the ones an override changed are kept as they were and the change is recorded as a tag
+            self.run = self.client.get_run(msg["resume_run_id"])
+            self.run_id = self.run.info.run_id
+            old = self.run.data.params
+            changed = {k: v for k, v in params.items() if k in old and old[k] != v}
+            params = {k: v for k, v in params.items() if k not in old}
+            resumed = int(self.run.data.tags.get("dlexp.resumed", "0")) + 1
+            tags.update({"dlexp.resumed": str(resumed)})
+            if changed:
+                tags[f"dlexp.resume{resumed}.changed"] = json.dumps(changed)[:5000]
+            # the new pid first: a `dlexp runs` in between must not take the old, dead one for the writer
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            if "dlexp.error" in self.run.data.tags:
+                self.client.delete_tag(self.run_id, "dlexp.error")
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            exp = experiment_id(self.client, msg["experiment"])
+            if msg.get("run_name"):
+                tags["mlflow.runName"] = msg["run_name"]
+            self.run = self.client.create_run(exp, tags=tags)
+            self.run_id = self.run.info.run_id
+        params = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         for name, text in msg.get("files", {}).items():
@@ -217,6 +236,39 @@ def latest_runs(c: MlflowClient, *, limit: int = 20, experiment: str | None = No
     return list(c.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"]))
 
 
+def stale(run) -> bool:
+    """A run the store calls RUNNING whose training process is gone (kill -9, out of memory, a reboot).
+
+    Only a process on this host can be checked; a run written from another machine is taken at its word.
+    """
+    if run.info.status != "RUNNING":
+        return False
+    from dlexp.interrupts import process_alive
+
+    t = run.data.tags
+    pid = t.get("dlexp.pid", "")
+    if t.get("dlexp.host") != socket.gethostname() or not pid.isdigit():
+        return False
+    return not process_alive(int(pid), t.get("dlexp.pid_start") or None)
+
+
+def settle(c: MlflowClient, run):
+    """End a stale run FAILED in the store (so the MLflow UI agrees) and return it as it now stands."""
+    if not stale(run):
+        return run
+    t = run.data.tags
+    reason = (f"the training process (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}) ended without "
+              "finishing the run (killed?)")
+    try:
+        c.set_tag(run.info.run_id, "dlexp.error", reason)
+        c.set_terminated(run.info.run_id, "FAILED")
+        return c.get_run(run.info.run_id)
+    except Exception:  # a read-only store: show it as failed all the same
+        run.info._status = "FAILED"
+        run.data.tags["dlexp.error"] = reason
+        return run
+
+
 def run_summary(run) -> dict:
     m, p, t = run.data.metrics, run.data.params, run.data.tags
     return {
@@ -232,7 +284,8 @@ def run_summary(run) -> dict:
 
 
 def list_runs(uri: str | None = None, *, limit: int = 20) -> list[dict]:
-    return [run_summary(r) for r in latest_runs(client(uri), limit=limit)]
+    c = client(uri)
+    return [run_summary(settle(c, r)) for r in latest_runs(c, limit=limit)]
 
 
 def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
@@ -240,12 +293,18 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     import yaml
 
     c = client(uri)
-    run = _resolve_run(c, run_id)
+    run = settle(c, _resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     if any(v is None for v in errors.values()):
-        raise StoreError(f"run {rid} ({run.info.status}) has no diagnosis: it ended before its errors were "
-                         "measured; train again, or pick another run from `dlexp runs`")
+        status = run.info.status
+        if status == "RUNNING":
+            raise StoreError(f"run {rid} is still training; diagnose it when it has finished "
+                             "(`dlexp runs` shows its status)")
+        why = run.data.tags.get("dlexp.error", "it ended before its errors were measured")
+        resume = f"`dlexp train --resume {rid}` continues it, " if status in ("KILLED", "FAILED") else ""
+        raise StoreError(f"run {rid} ({status}) has no diagnosis: {why}; {resume}"
+                         "or pick another run from `dlexp runs`")
     try:
         document = json.loads(_load_text(c, rid, "diagnosis.json"))
     except Exception:
@@ -259,6 +318,34 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
             "config": config, "overrides": overrides}
 
 
+def resume_info(uri: str | None, run_id: str) -> dict:
+    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
+    c = client(uri)
+    run = settle(c, _resolve_run(c, run_id))
+    t = run.data.tags
+    if run.info.status == "RUNNING":
+        raise StoreError(f"run {run_id} is still running (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}); "
+                         "stop it first (Ctrl-C or kill -TERM), then resume it")
+    from dlexp.store import runs_dir
+
+    workdir = Path(t["dlexp.workdir"]) if t.get("dlexp.workdir") else runs_dir() / "work" / run.info.run_id
+    local = workdir / "checkpoints" / "last.ckpt"
+    checkpoint = str(local) if local.is_file() else None
+    if checkpoint is None:
+        try:
+            names = [f.path for f in c.list_artifacts(run.info.run_id, "checkpoints")]
+        except Exception:
+            names = []
+        if "checkpoints/last.ckpt" not in names:
+            raise StoreError(f"run {run_id} has no checkpoint to resume from (it stopped before its first "
+                             "epoch ended); start it again with `dlexp train`")
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+    return {"run_id": run.info.run_id, "status": run.info.status, "workdir": str(workdir),
+            "checkpoint": checkpoint, "overrides": json.loads(t.get("dlexp.overrides", "[]")),
+            "experiment": c.get_experiment(run.info.experiment_id).name}
+
+
 def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = c.download_artifacts(run_id, name, tmp)
@@ -266,4 +353,10 @@ def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
 
 
 if __name__ == "__main__":
+    # this process lives exactly as long as its stdin: a Ctrl-C in the terminal (sent to the whole process
+    # group) or a SIGTERM is for the training process, which then tells this one how the run ended
+    import signal
+
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, signal.SIG_IGN)
     serve()
