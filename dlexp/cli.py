@@ -35,7 +35,9 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"dlexp: error: {message}", err=True)
+    from dlexp.store import scrub
+
+    typer.echo(f"dlexp: error: {scrub(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -213,8 +215,12 @@ def ui(
                " (Ctrl-C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", target,
            "--host", host, "--port", str(port)]
+    # MLflow's Host-header (DNS rebinding) and cross-origin checks stay on: dlexp never passes
+    # --disable-security-middleware, and drops the environment variables that would turn them off or open them
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")}
     try:
-        raise typer.Exit(subprocess.call(cmd))
+        raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

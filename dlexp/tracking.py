@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -25,7 +26,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from dlexp.errors import StoreError
-from dlexp.store import redact, store_uri
+from dlexp.store import redact, scrub, store_uri
 
 for _name in ("mlflow", "alembic"):
     logging.getLogger(_name).setLevel(logging.WARNING)
@@ -48,9 +49,13 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
         if path.exists() and path.is_dir():
             raise StoreError(f"{path} is a folder, not an MLflow SQLite store; point DLEXP_RUNS_DIR elsewhere")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_file(path)
     try:
-        c = MlflowClient(tracking_uri=uri)
-        c.search_experiments(max_results=1)  # opens (and on first use creates) the store
+        with store_lock(uri):  # a fresh store is created (alembic migrations) by one process at a time
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # opens (and on first use creates) the store
+    except StoreError:
+        raise
     except MlflowException as exc:
         raise StoreError(f"cannot open the MLflow store {redact(uri)}: {_first_line(exc)}") from None
     except Exception as exc:  # sqlalchemy errors for files that are not databases, unreachable servers, ...
@@ -58,13 +63,53 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     return c
 
 
+def _check_sqlite_file(path: Path) -> None:
+    """A file that exists but is not an SQLite database: say so before SQLAlchemy and alembic do, at length."""
+    if path.exists() and path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head != b"SQLite format 3\x00":
+            raise StoreError(f"{path} is not an SQLite database (an MLflow store); move it away, or set "
+                             "DLEXP_RUNS_DIR to the folder that holds your mlflow.db")
+
+
+@contextmanager
+def store_lock(uri: str):
+    """An exclusive file lock next to a local SQLite store; nothing for other stores.
+
+    Several `dlexp train` processes opening one fresh store at once would each run MLflow's alembic
+    migrations and fail ('table ... already exists', 'duplicate column'); under this lock the first creates
+    the tables and the others find them. Creating the experiment is serialised the same way.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    with open(lock_path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = scrub(str(exc)).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created once even when several processes ask at the same moment."""
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    with store_lock(c.tracking_uri):
+        return _create_experiment(c, name)
+
+
+def _create_experiment(c: MlflowClient, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -95,11 +140,40 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 # ------------------------------------------------------------------------------- the tracking process
 
 
+class _Retrying:
+    """An MlflowClient whose calls are retried when SQLite stays locked past its own busy timeout.
+
+    MLflow waits up to 20 s for SQLite's write lock; with many writers on a slow disk that can still run out,
+    and a metric must not be dropped for it.
+    """
+
+    def __init__(self, c: MlflowClient, attempts: int = 6):
+        self._c, self._attempts = c, attempts
+
+    def __getattr__(self, name):
+        attr = getattr(self._c, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            import time
+
+            for attempt in range(self._attempts):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if "database is locked" not in str(exc) or attempt == self._attempts - 1:
+                        raise
+                    time.sleep(0.25 * 2 ** attempt)
+
+        return call
+
+
 class Session:
     """One run being written: the state of the tracking process."""
 
     def __init__(self, msg: dict):
-        self.client = client(msg.get("uri"), create=True)
+        self.client = _Retrying(client(msg.get("uri"), create=True))
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
         params = flatten(msg.get("params", {}))
@@ -121,7 +195,7 @@ class Session:
                 self.client.delete_tag(self.run_id, "dlexp.error")
             self.client.update_run(self.run_id, status="RUNNING")
         else:
-            exp = experiment_id(self.client, msg["experiment"])
+            exp = experiment_id(self.client._c, msg["experiment"])
             if msg.get("run_name"):
                 tags["mlflow.runName"] = msg["run_name"]
             self.run = self.client.create_run(exp, tags=tags)
@@ -143,7 +217,7 @@ class Session:
         c, run_id = self.client, self.run_id
         now = _now()
         metrics = [Metric(k, float(v), now, 0) for k, v in msg.get("metrics", {}).items() if _finite(v)]
-        tags = [RunTag(k, str(v)) for k, v in msg.get("tags", {}).items()]
+        tags = [RunTag(k, scrub(str(v))) for k, v in msg.get("tags", {}).items()]
         if metrics or tags:
             c.log_batch(run_id, metrics=metrics, tags=tags)
         document = msg.get("document")
