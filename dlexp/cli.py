@@ -95,6 +95,9 @@ def train(
 
     reports = run_hydra((["-m"] if multirun else []) + list(overrides or []), resume=resume)
     if len(reports) == 1 and reports[0].diagnosis.verdict == "diverged":
+        d = reports[0].diagnosis
+        typer.echo(f"dlexp: training diverged (non-finite loss at step {d.diverged_at}); run {reports[0].run_id} "
+                   "is tagged dlexp.verdict=diverged; lower optimizer.lr or set optimizer.grad_clip", err=True)
         raise typer.Exit(EXIT_DIVERGED)
 
 

@@ -66,7 +66,10 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
                              diverged_at=result.diverged_at)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes())
-        recorder.finish("FINISHED", metrics=report.metrics(), tags=report.tags(), document=report.document(),
+        tags = report.tags()
+        if result.diverged_at is not None:
+            tags["dlexp.diverged_at"] = str(result.diverged_at)
+        recorder.finish("FINISHED", metrics=report.metrics(), tags=tags, document=report.document(),
                         history=result.history, artifacts={str(result.checkpoint_dir): "checkpoints"},
                         cleanup=[str(workdir)])
         return report
@@ -139,6 +142,13 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
             raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
         given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
         RESUME = tracking.resume_info(given[-1] if given else None, resume)
+        from dlexp.training import load_checkpoint
+
+        try:  # a damaged or tampered checkpoint is refused before the run is touched
+            load_checkpoint(RESUME["checkpoint"])
+        except DlexpError:
+            RESUME = None
+            raise
         keys = {_override_key(a) for a in argv if "=" in a}
         argv = [o for o in RESUME["overrides"] if _override_key(o) not in keys] + list(argv)
         print(f"dlexp: resuming run {RESUME['run_id']} ({RESUME['status']}) from {RESUME['checkpoint']}", flush=True)

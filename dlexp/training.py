@@ -104,10 +104,13 @@ def load_checkpoint(path, map_location=None) -> dict:
     try:
         return torch.load(path, map_location=map_location or "cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).strip().splitlines()
-        detail = next((ln.strip() for ln in reason if "GLOBAL" in ln or "Unsupported" in ln), reason[0] if reason else "")
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "global" in ln.lower() and "weights only" not in ln.lower()), None)
+        if refused is None:
+            raise TrainingError(f"checkpoint {path} is damaged or not a checkpoint ({lines[0][:200] if lines else ''}); "
+                                "resume from another run, or train again") from None
         raise TrainingError(f"refusing checkpoint {path}: it holds more than tensors and plain containers "
-                            f"(tampered with, or not written by dlexp): {detail[:200]}") from None
+                            f"(tampered with, or not written by dlexp): {refused[:200]}") from None
     except Exception as exc:  # truncated, not a zip archive, ...
         raise TrainingError(f"checkpoint {path} is damaged or not a checkpoint ({type(exc).__name__}: "
                             f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); "
