@@ -24,8 +24,8 @@ DLEXP = [sys.executable, "-m", "dlexp"]
 SMALL = ["data.n_train=300", "data.n_train_dev=60", "data.n_dev=60", "data.n_test=60", "trainer.max_epochs=2",
          "model.hidden=[16]"]
 # long enough that a signal sent after the first epoch line lands mid-training
-LONGER = ["data.n_train=3000", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "data.batch_size=8",
-          "trainer.max_epochs=4", "model.hidden=[32]"]
+LONGER = ["data.n_train=2400", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "data.batch_size=8",
+          "trainer.max_epochs=3", "model.hidden=[32]"]
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     resumed = c.get_run(term_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["dlexp.resumed"] == "1"
     history = c.get_metric_history(term_id, "epoch/dev_error")
-    assert sorted(m.step for m in history) == [1, 2, 3, 4]
+    assert sorted(m.step for m in history) == [1, 2, 3]
 
     # an uninterrupted run with the same config, twice: identical errors and verdict
     for name in ("ref1", "ref2"):
@@ -259,7 +259,7 @@ def test_batches_resume_mid_epoch_in_the_same_order():
 
 @pytest.mark.slow
 def test_divergence_verdict_tag_and_exit_code(runs_dir):
-    result = cli("train", *SMALL, "optimizer=sgd", "optimizer.lr=1e6")
+    result = cli("train", *SMALL[:-1], "optimizer=sgd", "optimizer.lr=1e6")  # [128,128]: the loss reaches inf
     assert result.exit_code == EXIT_DIVERGED, result.output
     assert "Traceback" not in result.output and "diverged (non-finite loss at step" in result.output
     from dlexp import tracking
@@ -267,7 +267,8 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
     run = tracking.latest_runs(tracking.client(), limit=1)[0]
     assert run.data.tags["dlexp.verdict"] == "diverged"
     assert int(run.data.tags["dlexp.diverged_at"]) >= 0
-    doc = json.loads(cli("diagnose", "--json").output)
+    result = cli("diagnose", "--json")
+    doc = json.loads(result.stdout)
     assert doc["verdict"] == "diverged" and doc["diverged_at"] == int(run.data.tags["dlexp.diverged_at"])
 
 
@@ -275,11 +276,11 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
 
 
 def test_concurrent_writers_on_a_fresh_store(runs_dir):
-    """6 tracking processes (what `dlexp train` starts) create runs on one fresh SQLite store at once, while
+    """5 tracking processes (what `dlexp train` starts) create runs on one fresh SQLite store at once, while
     `dlexp runs` reads: no run and no metric lost, one experiment."""
     from dlexp import tracking
 
-    n, epochs = 6, 5
+    n, epochs = 5, 4
     procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
     for i, p in enumerate(procs):
