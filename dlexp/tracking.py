@@ -20,7 +20,9 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-import mlflow
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no progress bars in dlexp's output
+
+import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -177,7 +179,8 @@ class Session:
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
         params = flatten(msg.get("params", {}))
-        if msg.get("resume_run_id"):
+        self.resumed = bool(msg.get("resume_run_id"))
+        if self.resumed:
             # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
             # the ones an override changed are kept as they were and the change is recorded as a tag
             self.run = self.client.get_run(msg["resume_run_id"])
@@ -206,6 +209,16 @@ class Session:
         for name, text in msg.get("files", {}).items():
             self.client.log_text(self.run_id, text, name)
 
+    def _whole_history(self, recent: list[dict]) -> list[dict]:
+        """A resumed run's curves from the store, so its plot starts at epoch 1, not at the resume."""
+        rows: dict[int, dict] = {}
+        for name in ("train_loss", "dev_error"):
+            for m in self.client.get_metric_history(self.run_id, f"epoch/{name}"):
+                rows.setdefault(m.step, {"epoch": m.step, "train_loss": math.nan})[name] = m.value
+        for row in recent:
+            rows.setdefault(int(row["epoch"]), {}).update(row)
+        return [rows[k] for k in sorted(rows)]
+
     def epoch(self, msg: dict) -> None:
         step = int(msg["epoch"])
         metrics = [Metric(f"epoch/{k}", float(v), _now(), step)
@@ -223,10 +236,13 @@ class Session:
         document = msg.get("document")
         if document is not None:
             c.log_dict(run_id, document, "diagnosis.json")
+            history = msg.get("history", [])
+            if self.resumed:
+                history = self._whole_history(history)
             with tempfile.TemporaryDirectory() as tmp:
                 from dlexp import plots
 
-                for path in plots.draw(document, msg.get("history", []), Path(tmp)):
+                for path in plots.draw(document, history, Path(tmp)):
                     c.log_artifact(run_id, str(path), "plots")
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
