@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -119,6 +120,14 @@ def main(cfg: DictConfig) -> str:
         # kept for run_hydra to raise once Hydra returns (Hydra would print its own banner first); the
         # run is already ended FAILED or KILLED in the store, and a sweep goes on with its next job
         FAILURES.append(exc)
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
+            from dlexp.store import scrub
+
+            text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
+            print(f"dlexp: error: job {' '.join(overrides)}: {scrub(text).strip().splitlines()[0]}",
+                  file=sys.stderr, flush=True)
         return "failed"
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)
@@ -131,8 +140,6 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
     `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
     from the run's last checkpoint into the same MLflow run.
     """
-    import sys
-
     global RESUME
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
     if resume is not None:
@@ -162,7 +169,12 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         sys.argv = saved
         RESUME = None
     if FAILURES:
-        raise FAILURES[0]
+        if len(FAILURES) == 1 and not RESULTS:
+            raise FAILURES[0]
+        interrupted = next((e for e in FAILURES if isinstance(e, Interrupted)), None)
+        if interrupted is not None:
+            raise interrupted
+        raise DlexpError(f"{len(FAILURES)} of {len(FAILURES) + len(RESULTS)} jobs failed (see above)")
     return list(RESULTS)
 
 
