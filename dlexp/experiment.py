@@ -40,6 +40,8 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
     # a run's own folder; uuid4 keeps two runs started in the same second apart
     workdir = Path(resume["workdir"]) if resume else \
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    if resume:
+        _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), resume.get("new_keys", set()))
     stopper = Stopper().install()
     recorder = Recorder(
         {
@@ -98,6 +100,23 @@ def train(cfg: DictConfig, overrides: list[str]) -> Report:
         stopper.restore()
 
 
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:
+    """A resumed run whose config files changed since: say which keys differ from the checkpoint's config."""
+    a, b = _flat(stored), _flat(now)
+    drift = sorted(k for k in a.keys() | b.keys()
+                   if a.get(k) != b.get(k) and not any(k == o or k.startswith(o + ".") for o in overridden))
+    if drift:
+        print(f"dlexp: warning: the config differs from the run's checkpoint in {', '.join(drift[:10])} "
+              "(changed config files?); override them to keep the run's values", file=sys.stderr, flush=True)
+
+
 def _without_secrets(plain: dict) -> dict:
     tracking = dict(plain.get("tracking", {}))
     if tracking.get("uri"):
@@ -152,11 +171,12 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         from dlexp.training import load_checkpoint
 
         try:  # a damaged or tampered checkpoint is refused before the run is touched
-            load_checkpoint(RESUME["checkpoint"])
+            RESUME["config"] = load_checkpoint(RESUME["checkpoint"]).get("hyper_parameters", {}).get("config", {})
         except DlexpError:
             RESUME = None
             raise
         keys = {_override_key(a) for a in argv if "=" in a}
+        RESUME["new_keys"] = keys
         argv = [o for o in RESUME["overrides"] if _override_key(o) not in keys] + list(argv)
         print(f"dlexp: resuming run {RESUME['run_id']} ({RESUME['status']}) from {RESUME['checkpoint']}", flush=True)
     saved = sys.argv

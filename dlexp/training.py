@@ -28,6 +28,7 @@ from dlexp import models
 from dlexp.data import SPLIT_NAMES, Splits
 from dlexp.errors import TrainingError
 from dlexp.interrupts import Interrupted, Stopper
+from dlexp.store import redact
 from dlexp.models.lit import Classifier, InMemoryData
 
 DEV_METRIC = "epoch/dev_error"
@@ -157,12 +158,12 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     `resume_from`: a last.ckpt to continue from (Lightning restores weights, optimizer, epoch, step and the
     position in the epoch). A signal during training raises `Interrupted` after writing last.ckpt.
     """
-    if resume_from is not None:
-        load_checkpoint(resume_from)  # refuses a damaged or tampered file before Lightning touches it
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes)
-    module = Classifier(net, OmegaConf.to_container(cfg.optimizer),
-                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # plain dicts: weights_only loads it
+    if (config.get("tracking") or {}).get("uri"):
+        config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
+    module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config)
     data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed)
 
     show_bar = cfg.trainer.enable_progress_bar
