@@ -44,6 +44,10 @@ class Stopper:
         self._saved: dict[int, object] = {}
 
     def install(self) -> "Stopper":
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return self  # only the main thread may own signals; Python's defaults stay
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._saved[signum] = signal.getsignal(signum)
             signal.signal(signum, self._handle)
