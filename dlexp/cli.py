@@ -35,7 +35,9 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    typer.echo(f"dlexp: error: {message}", err=True)
+    from dlexp.store import scrub
+
+    typer.echo(f"dlexp: error: {scrub(message)}", err=True)
     raise typer.Exit(code)
 
 
@@ -79,6 +81,10 @@ def train(
     multirun: Annotated[bool, typer.Option(
         "-m", "--multirun", help="Sweep: one run per combination (optimizer.lr=1e-3,1e-2), through Hydra's "
                                  "launcher (hydra/launcher=joblib runs them in parallel).")] = False,
+    resume: Annotated[Optional[str], typer.Option(
+        "--resume", metavar="RUN_ID", help="Continue this run (KILLED, FAILED, or FINISHED to train longer) "
+                                            "from its last checkpoint, in the same MLflow run; overrides given "
+                                            "here replace the run's own.", show_default=False)] = None,
 ) -> None:
     """Train, measure error on four splits, print the verdict and the next commands, log it all to MLflow.
 
@@ -103,8 +109,11 @@ def train(
         return
     from dlexp.experiment import run_hydra
 
-    reports = run_hydra((["-m"] if multirun else []) + list(overrides or []))
+    reports = run_hydra((["-m"] if multirun else []) + list(overrides or []), resume=resume)
     if len(reports) == 1 and reports[0].diagnosis.verdict == "diverged":
+        d = reports[0].diagnosis
+        typer.echo(f"dlexp: training diverged (non-finite loss at step {d.diverged_at}); run {reports[0].run_id} "
+                   "is tagged dlexp.verdict=diverged; lower optimizer.lr or set optimizer.grad_clip", err=True)
         raise typer.Exit(EXIT_DIVERGED)
 
 
@@ -344,8 +353,12 @@ def ui(
                " (Ctrl-C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", target,
            "--host", host, "--port", str(port)]
+    # MLflow's Host-header (DNS rebinding) and cross-origin checks stay on: dlexp never passes
+    # --disable-security-middleware, and drops the environment variables that would turn them off or open them
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")}
     try:
-        raise typer.Exit(subprocess.call(cmd))
+        raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
 

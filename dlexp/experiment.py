@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -19,13 +21,15 @@ from dlexp.data import load as load_splits
 from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
+from dlexp.interrupts import Interrupted, Stopper, process_start
 from dlexp.recorder import Recorder
 from dlexp.store import redact, runs_dir, store_uri
 
 configs.register()
 
 RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
-JOB_ERRORS: list[DlexpError] = []  # dlexp errors of the jobs run in this process
+FAILURES: list[BaseException] = []  # errors of the jobs run in this process, raised by run_hydra
+RESUME: dict | None = None  # set by run_hydra for `dlexp train --resume RUN_ID`: the run and its checkpoint
 
 
 def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) -> Report:
@@ -36,17 +40,25 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
-    workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    resume = RESUME
+    # a run's own folder; uuid4 keeps two runs started in the same second apart
+    workdir = Path(resume["workdir"]) if resume else \
+        runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    if resume:
+        _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), resume.get("new_keys", set()))
+    stopper = Stopper().install()
     recorder = Recorder(
         {
             "uri": uri,
             "experiment": cfg.tracking.experiment,
             "run_name": cfg.tracking.run_name,
+            "resume_run_id": resume["run_id"] if resume else None,
             "params": _without_secrets(plain),
-            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir), **(tags or {})},
+            "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir),
+                     "dlexp.pid_start": process_start(os.getpid()) or "", **(tags or {})},
             "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
         },
-        log_path=workdir / "tracking.log",
+        log_path=workdir / f"tracking-{os.getpid()}.log",
     )
     try:
         splits = load_splits(cfg.data, seed=cfg.seed)
@@ -59,14 +71,15 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
             print(f"dlexp: data check: {check}", flush=True)
         from dlexp import training  # torch + Lightning: only now
 
-        result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch)
+        result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
+                              resume_from=Path(resume["checkpoint"]) if resume else None)
         tolerance = cfg.diagnosis.tolerance
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
                              diverged_at=result.diverged_at, sizes=splits.sizes(),
                              human_range=configs.human_range(cfg.baseline.human_error,
-                                                                     unbounded=splits.task == "regression"))
+                                                             unbounded=splits.task == "regression"))
         analysis, artifacts = _error_analysis(splits, result, workdir)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
@@ -75,11 +88,23 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
         metrics = dict(report.metrics(), **{f"data/{k}": v for k, v in splits.stats.items()})
-        recorder.finish("FINISHED", metrics=metrics, tags=report.tags(), document=report.document(),
+        run_tags = report.tags()
+        if result.diverged_at is not None:
+            run_tags["dlexp.diverged_at"] = str(result.diverged_at)
+        recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
                         history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
         return report
-    except KeyboardInterrupt:
-        recorder.finish("KILLED", tags={"dlexp.error": "interrupted"})
+    except (KeyboardInterrupt, Interrupted) as exc:
+        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
+        checkpoints = workdir / "checkpoints"
+        try:  # the checkpoint stays in the run folder for --resume, and goes to the store as well
+            recorder.finish("KILLED", tags={"dlexp.error": reason},
+                            artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
+        except DlexpError:
+            pass
+        if isinstance(exc, Interrupted):
+            run_id = recorder.run_id if recorder.ok else None
+            raise Interrupted(exc.signum, checkpoint=exc.checkpoint, step=exc.step, run_id=run_id) from None
         raise
     except BaseException as exc:
         reason = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
@@ -89,6 +114,25 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
             except DlexpError:
                 pass  # the store itself is the problem; the original error says more
         raise
+    finally:
+        stopper.restore()
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:
+    """A resumed run whose config files changed since: say which keys differ from the checkpoint's config."""
+    a, b = _flat(stored), _flat(now)
+    drift = sorted(k for k in a.keys() | b.keys()
+                   if a.get(k) != b.get(k) and not any(k == o or k.startswith(o + ".") for o in overridden))
+    if drift:
+        print(f"dlexp: warning: the config differs from the run's checkpoint in {', '.join(drift[:10])} "
+              "(changed config files?); override them to keep the run's values", file=sys.stderr, flush=True)
 
 
 def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
@@ -122,33 +166,74 @@ def main(cfg: DictConfig) -> str:
     # the user's own config folder is part of the command line every next-step command must repeat
     own = [f"--config-dir={src.path}" for src in hc.runtime.config_sources if src.provider == "command-line"]
     overrides = own + list(hc.overrides.task)
+    if any(isinstance(e, Interrupted) for e in FAILURES):
+        return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
     try:
         result = train(cfg, overrides)
-    except DlexpError as exc:
-        # raised from here, Hydra would first write "Error executing job with overrides: [...]" to stderr;
-        # run_hydra raises it once Hydra returns, so the user sees dlexp's one line (a sweep goes on)
-        JOB_ERRORS.append(exc)
+    except Exception as exc:
+        # kept for run_hydra to raise once Hydra returns (Hydra would print its own banner first); the
+        # run is already ended FAILED or KILLED in the store, and a sweep goes on with its next job
+        FAILURES.append(exc)
+        from hydra.types import RunMode
+
+        if HydraConfig.get().mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
+            from dlexp.store import scrub
+
+            text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
+            print(f"dlexp: error: job {' '.join(overrides)}: {scrub(text).strip().splitlines()[0]}",
+                  file=sys.stderr, flush=True)
         return "failed"
     render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
     RESULTS.append(result)
     return result.diagnosis.verdict
 
 
-def run_hydra(argv: list[str]) -> list[Report]:
-    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports."""
-    import sys
+def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
+    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports.
 
+    `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
+    from the run's last checkpoint into the same MLflow run.
+    """
+    global RESUME
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    if resume is not None:
+        from dlexp import tracking
+
+        if "-m" in argv or "--multirun" in argv:
+            raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
+        given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
+        RESUME = tracking.resume_info(given[-1] if given else None, resume)
+        from dlexp.training import load_checkpoint
+
+        try:  # a damaged or tampered checkpoint is refused before the run is touched
+            RESUME["config"] = load_checkpoint(RESUME["checkpoint"]).get("hyper_parameters", {}).get("config", {})
+        except DlexpError:
+            RESUME = None
+            raise
+        keys = {_override_key(a) for a in argv if "=" in a}
+        RESUME["new_keys"] = keys
+        argv = [o for o in RESUME["overrides"] if _override_key(o) not in keys] + list(argv)
+        print(f"dlexp: resuming run {RESUME['run_id']} ({RESUME['status']}) from {RESUME['checkpoint']}", flush=True)
     saved = sys.argv
     sys.argv = ["dlexp train", *argv]
     RESULTS.clear()
-    JOB_ERRORS.clear()
+    FAILURES.clear()
     try:
         main()
     finally:
         sys.argv = saved
-    if JOB_ERRORS:
-        raise JOB_ERRORS[0]
+        RESUME = None
+    if FAILURES:
+        if len(FAILURES) == 1 and not RESULTS:
+            raise FAILURES[0]
+        interrupted = next((e for e in FAILURES if isinstance(e, Interrupted)), None)
+        if interrupted is not None:
+            raise interrupted
+        raise DlexpError(f"{len(FAILURES)} of {len(FAILURES) + len(RESULTS)} jobs failed (see above)")
     return list(RESULTS)
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 

@@ -49,6 +49,11 @@ class Recorder:
         return reply
 
     @property
+    def ok(self) -> bool:
+        """Whether the run was created (or attached to) in the store."""
+        return self._reply is not None and "run_id" in self._reply
+
+    @property
     def run_id(self) -> str:
         """Waits for the store to be open and the run created (raises StoreError if that failed)."""
         if self._reply is None:

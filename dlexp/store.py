@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,3 +29,15 @@ def redact(uri: str) -> str:
     if parts.password:
         return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
     return uri
+
+
+_CREDENTIALS = re.compile(r"(\b[a-zA-Z][\w+.-]*://[^:/@\s]*:)[^@\s]+@")
+
+
+def scrub(text: str) -> str:
+    """Any text with the password of every URL in it masked: for error messages, log lines and tags.
+
+    >>> scrub("cannot reach http://ana:s3cret@db:5000/api (timeout)")
+    'cannot reach http://ana:***@db:5000/api (timeout)'
+    """
+    return _CREDENTIALS.sub(r"\1***@", text)

@@ -17,6 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in dlexp's output
@@ -26,7 +27,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError
-from dlexp.store import redact, store_uri
+from dlexp.store import redact, scrub, store_uri
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
@@ -50,9 +51,13 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
         if path.exists() and path.is_dir():
             raise StoreError(f"{path} is a folder, not an MLflow SQLite store; point DLEXP_RUNS_DIR elsewhere")
         path.parent.mkdir(parents=True, exist_ok=True)
+        _check_sqlite_file(path)
     try:
-        c = MlflowClient(tracking_uri=uri)
-        c.search_experiments(max_results=1)  # opens (and on first use creates) the store
+        with store_lock(uri):  # a fresh store is created (alembic migrations) by one process at a time
+            c = MlflowClient(tracking_uri=uri)
+            c.search_experiments(max_results=1)  # opens (and on first use creates) the store
+    except StoreError:
+        raise
     except MlflowException as exc:
         raise StoreError(f"cannot open the MLflow store {redact(uri)}: {_first_line(exc)}") from None
     except Exception as exc:  # sqlalchemy errors for files that are not databases, unreachable servers, ...
@@ -60,13 +65,53 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     return c
 
 
+def _check_sqlite_file(path: Path) -> None:
+    """A file that exists but is not an SQLite database: say so before SQLAlchemy and alembic do, at length."""
+    if path.exists() and path.is_file() and path.stat().st_size > 0:
+        with open(path, "rb") as f:
+            head = f.read(16)
+        if head != b"SQLite format 3\x00":
+            raise StoreError(f"{path} is not an SQLite database (an MLflow store); move it away, or set "
+                             "DLEXP_RUNS_DIR to the folder that holds your mlflow.db")
+
+
+@contextmanager
+def store_lock(uri: str):
+    """An exclusive file lock next to a local SQLite store; nothing for other stores.
+
+    Several `dlexp train` processes opening one fresh store at once would each run MLflow's alembic
+    migrations and fail ('table ... already exists', 'duplicate column'); under this lock the first creates
+    the tables and the others find them. Creating the experiment is serialised the same way.
+    """
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    with open(lock_path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = scrub(str(exc)).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 
 
 def experiment_id(c: MlflowClient, name: str) -> str:
     """The experiment's id, created once even when several processes ask at the same moment."""
+    exp = c.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    with store_lock(c.tracking_uri):
+        return _create_experiment(c, name)
+
+
+def _create_experiment(c: MlflowClient, name: str) -> str:
     exp = c.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
@@ -97,23 +142,82 @@ def flatten(config: dict, prefix: str = "") -> dict[str, str]:
 # ------------------------------------------------------------------------------- the tracking process
 
 
+class _Retrying:
+    """An MlflowClient whose calls are retried when SQLite stays locked past its own busy timeout.
+
+    MLflow waits up to 20 s for SQLite's write lock; with many writers on a slow disk that can still run out,
+    and a metric must not be dropped for it.
+    """
+
+    def __init__(self, c: MlflowClient, attempts: int = 6):
+        self._c, self._attempts = c, attempts
+
+    def __getattr__(self, name):
+        attr = getattr(self._c, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            import time
+
+            for attempt in range(self._attempts):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if "database is locked" not in str(exc) or attempt == self._attempts - 1:
+                        raise
+                    time.sleep(0.25 * 2 ** attempt)
+
+        return call
+
+
 class Session:
     """One run being written: the state of the tracking process."""
 
     def __init__(self, msg: dict):
-        self.client = client(msg.get("uri"), create=True)
-        exp = experiment_id(self.client, msg["experiment"])
+        self.client = _Retrying(client(msg.get("uri"), create=True))
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
-        if msg.get("run_name"):
-            tags["mlflow.runName"] = msg["run_name"]
-        self.run = self.client.create_run(exp, tags=tags)
-        self.run_id = self.run.info.run_id
-        params = [Param(k, v) for k, v in flatten(msg.get("params", {})).items()]
+        params = flatten(msg.get("params", {}))
+        self.resumed = bool(msg.get("resume_run_id"))
+        if self.resumed:
+            # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
+            # the ones an override changed are kept as they were and the change is recorded as a tag
+            self.run = self.client.get_run(msg["resume_run_id"])
+            self.run_id = self.run.info.run_id
+            old = self.run.data.params
+            changed = {k: v for k, v in params.items() if k in old and old[k] != v}
+            params = {k: v for k, v in params.items() if k not in old}
+            resumed = int(self.run.data.tags.get("dlexp.resumed", "0")) + 1
+            tags.update({"dlexp.resumed": str(resumed)})
+            if changed:
+                tags[f"dlexp.resume{resumed}.changed"] = json.dumps(changed)[:5000]
+            # the new pid first: a `dlexp runs` in between must not take the old, dead one for the writer
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+            if "dlexp.error" in self.run.data.tags:
+                self.client.delete_tag(self.run_id, "dlexp.error")
+            self.client.update_run(self.run_id, status="RUNNING")
+        else:
+            exp = experiment_id(self.client._c, msg["experiment"])
+            if msg.get("run_name"):
+                tags["mlflow.runName"] = msg["run_name"]
+            self.run = self.client.create_run(exp, tags=tags)
+            self.run_id = self.run.info.run_id
+        params = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         for name, text in msg.get("files", {}).items():
             self.client.log_text(self.run_id, text, name)
+
+    def _whole_history(self, recent: list[dict]) -> list[dict]:
+        """A resumed run's curves from the store, so its plot starts at epoch 1, not at the resume."""
+        rows: dict[int, dict] = {}
+        for name in ("train_loss", "dev_error"):
+            for m in self.client.get_metric_history(self.run_id, f"epoch/{name}"):
+                rows.setdefault(m.step, {"epoch": m.step, "train_loss": math.nan})[name] = m.value
+        for row in recent:
+            rows.setdefault(int(row["epoch"]), {}).update(row)
+        return [rows[k] for k in sorted(rows)]
 
     def epoch(self, msg: dict) -> None:
         step = int(msg["epoch"])
@@ -126,16 +230,19 @@ class Session:
         c, run_id = self.client, self.run_id
         now = _now()
         metrics = [Metric(k, float(v), now, 0) for k, v in msg.get("metrics", {}).items() if _finite(v)]
-        tags = [RunTag(k, str(v)) for k, v in msg.get("tags", {}).items()]
+        tags = [RunTag(k, scrub(str(v))) for k, v in msg.get("tags", {}).items()]
         if metrics or tags:
             c.log_batch(run_id, metrics=metrics, tags=tags)
         document = msg.get("document")
         if document is not None:
             c.log_dict(run_id, document, "diagnosis.json")
+            history = msg.get("history", [])
+            if self.resumed:
+                history = self._whole_history(history)
             with tempfile.TemporaryDirectory() as tmp:
                 from dlexp import plots
 
-                for path in plots.draw(document, msg.get("history", []), Path(tmp)):
+                for path in plots.draw(document, history, Path(tmp)):
                     c.log_artifact(run_id, str(path), "plots")
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
@@ -225,6 +332,39 @@ def latest_runs(c: MlflowClient, *, limit: int = 20, experiment: str | None = No
     return list(c.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"]))
 
 
+def stale(run) -> bool:
+    """A run the store calls RUNNING whose training process is gone (kill -9, out of memory, a reboot).
+
+    Only a process on this host can be checked; a run written from another machine is taken at its word.
+    """
+    if run.info.status != "RUNNING":
+        return False
+    from dlexp.interrupts import process_alive
+
+    t = run.data.tags
+    pid = t.get("dlexp.pid", "")
+    if t.get("dlexp.host") != socket.gethostname() or not pid.isdigit():
+        return False
+    return not process_alive(int(pid), t.get("dlexp.pid_start") or None)
+
+
+def settle(c: MlflowClient, run):
+    """End a stale run FAILED in the store (so the MLflow UI agrees) and return it as it now stands."""
+    if not stale(run):
+        return run
+    t = run.data.tags
+    reason = (f"the training process (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}) ended without "
+              "finishing the run (killed?)")
+    try:
+        c.set_tag(run.info.run_id, "dlexp.error", reason)
+        c.set_terminated(run.info.run_id, "FAILED")
+        return c.get_run(run.info.run_id)
+    except Exception:  # a read-only store: show it as failed all the same
+        run.info._status = "FAILED"
+        run.data.tags["dlexp.error"] = reason
+        return run
+
+
 def run_summary(run) -> dict:
     m, p, t = run.data.metrics, run.data.params, run.data.tags
     return {
@@ -242,7 +382,8 @@ def run_summary(run) -> dict:
 
 
 def list_runs(uri: str | None = None, *, limit: int = 20) -> list[dict]:
-    return [run_summary(r) for r in latest_runs(client(uri), limit=limit)]
+    c = client(uri)
+    return [run_summary(settle(c, r)) for r in latest_runs(c, limit=limit)]
 
 
 def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
@@ -250,12 +391,18 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     import yaml
 
     c = client(uri)
-    run = _resolve_run(c, run_id)
+    run = settle(c, _resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     if any(v is None for v in errors.values()):
-        raise StoreError(f"run {rid} ({run.info.status}) has no diagnosis: it ended before its errors were "
-                         "measured; train again, or pick another run from `dlexp runs`")
+        status = run.info.status
+        if status == "RUNNING":
+            raise StoreError(f"run {rid} is still training; diagnose it when it has finished "
+                             "(`dlexp runs` shows its status)")
+        why = run.data.tags.get("dlexp.error", "it ended before its errors were measured")
+        resume = f"`dlexp train --resume {rid}` continues it, " if status in ("KILLED", "FAILED") else ""
+        raise StoreError(f"run {rid} ({status}) has no diagnosis: {why}; {resume}"
+                         "or pick another run from `dlexp runs`")
     try:
         document = json.loads(_load_text(c, rid, "diagnosis.json"))
     except Exception:
@@ -296,6 +443,34 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
         raise StoreError(f"cannot log {path.name} to run {run_id}: {_first_line(exc)}") from None
 
 
+def resume_info(uri: str | None, run_id: str) -> dict:
+    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
+    c = client(uri)
+    run = settle(c, _resolve_run(c, run_id))
+    t = run.data.tags
+    if run.info.status == "RUNNING":
+        raise StoreError(f"run {run_id} is still running (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}); "
+                         "stop it first (Ctrl-C or kill -TERM), then resume it")
+    from dlexp.store import runs_dir
+
+    workdir = Path(t["dlexp.workdir"]) if t.get("dlexp.workdir") else runs_dir() / "work" / run.info.run_id
+    local = workdir / "checkpoints" / "last.ckpt"
+    checkpoint = str(local) if local.is_file() else None
+    if checkpoint is None:
+        try:
+            names = [f.path for f in c.list_artifacts(run.info.run_id, "checkpoints")]
+        except Exception:
+            names = []
+        if "checkpoints/last.ckpt" not in names:
+            raise StoreError(f"run {run_id} has no checkpoint to resume from (it stopped before its first "
+                             "epoch ended); start it again with `dlexp train`")
+        workdir.mkdir(parents=True, exist_ok=True)
+        checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+    return {"run_id": run.info.run_id, "status": run.info.status, "workdir": str(workdir),
+            "checkpoint": checkpoint, "overrides": json.loads(t.get("dlexp.overrides", "[]")),
+            "experiment": c.get_experiment(run.info.experiment_id).name}
+
+
 def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
     root = c.get_run(run_id).info.artifact_uri
     if root.startswith("file://"):  # a local store: read in place, no copy
@@ -308,4 +483,10 @@ def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
 
 
 if __name__ == "__main__":
+    # this process lives exactly as long as its stdin: a Ctrl-C in the terminal (sent to the whole process
+    # group) or a SIGTERM is for the training process, which then tells this one how the run ended
+    import signal
+
+    for _signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_signum, signal.SIG_IGN)
     serve()

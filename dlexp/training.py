@@ -7,7 +7,10 @@ load it.
 from __future__ import annotations
 
 import logging
+import os
+import pickle
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,12 +20,17 @@ warnings.filterwarnings("ignore", ".*LeafSpec.*")  # raised while Lightning itse
 import lightning.pytorch as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
+from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from dlexp import models
 from dlexp.data import SPLIT_NAMES, Splits
+from dlexp.errors import TrainingError
+from dlexp.interrupts import Interrupted, Stopper
 from dlexp.models.lit import Classifier, InMemoryData, Objective
+from dlexp.store import redact
 
 DEV_METRIC = "epoch/dev_error"
 
@@ -66,6 +74,79 @@ class EpochRecorder(Callback):
             self.on_epoch(row)
 
 
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written atomically and read back with `torch.load(weights_only=True)`, never anything else.
+
+    Writing goes to a temporary file in the same folder, flushed to disk, then renamed over the target, so a
+    crash or a kill mid-write leaves the previous `last.ckpt` whole. Reading refuses any pickled object that
+    is not a tensor or a plain container (the config is stored as plain dicts), with one clear line.
+    """
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return load_checkpoint(path, map_location=map_location)
+
+
+def load_checkpoint(path, map_location=None) -> dict:
+    """torch.load(weights_only=True), its failures as a TrainingError that names the file and the way out."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location or "cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        refused = next((ln for ln in lines if "global" in ln.lower() and "weights only" not in ln.lower()), None)
+        if refused is None:
+            raise TrainingError(f"checkpoint {path} is damaged or not a checkpoint ({lines[0][:200] if lines else ''}); "
+                                "resume from another run, or train again") from None
+        raise TrainingError(f"refusing checkpoint {path}: it holds more than tensors and plain containers "
+                            f"(tampered with, or not written by dlexp): {refused[:200]}") from None
+    except Exception as exc:  # truncated, not a zip archive, ...
+        raise TrainingError(f"checkpoint {path} is damaged or not a checkpoint ({type(exc).__name__}: "
+                            f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); "
+                            "resume from another run, or train again") from None
+
+
+class StopOnSignal(Callback):
+    """Hands SIGINT/SIGTERM to Lightning's step-boundary stop while the loop runs; checkpoints where it stopped.
+
+    Lightning checks its SIGTERM flag after each step and raises there; `on_exception` then writes
+    last.ckpt, from which `dlexp train --resume` continues mid-epoch. No per-step hook.
+    """
+
+    def __init__(self, stopper: Stopper, last_path: Path):
+        self.stopper, self.last_path = stopper, last_path
+        self.saved: str | None = None
+        self.step: int | None = None
+
+    def on_train_start(self, trainer, pl_module):
+        self.stopper.graceful = True  # Lightning's SIGTERM handler is in place by now
+
+    def on_train_end(self, trainer, pl_module):
+        self.stopper.graceful = False
+
+    def on_exception(self, trainer, pl_module, exception):
+        graceful, self.stopper.graceful = self.stopper.graceful, False
+        self.step = trainer.global_step
+        if graceful and isinstance(exception, SIGTERMException) and trainer.is_global_zero:
+            trainer.save_checkpoint(self.last_path)
+            self.saved = str(self.last_path)
+
+
 def _trainer_kwargs(cfg: DictConfig) -> dict:
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     kwargs.pop("enable_progress_bar", None)
@@ -73,14 +154,20 @@ def _trainer_kwargs(cfg: DictConfig) -> dict:
 
 
 def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
-        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
-    """Train `cfg.model` on `splits.train` (dev error each epoch), then evaluate on all four splits."""
+        on_epoch: Callable[[dict], None] | None = None, stopper: Stopper | None = None,
+        resume_from: Path | None = None) -> FitResult:
+    """Train `cfg.model` on `splits.train` (dev error each epoch), then evaluate on all four splits.
+
+    `resume_from`: a last.ckpt to continue from (Lightning restores weights, optimizer, epoch, step and the
+    position in the epoch). A signal during training raises `Interrupted` after writing last.ckpt.
+    """
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes,
                        input_shape=splits.input_shape, vocab=splits.vocab, data_name=cfg.data.name)
-    module = Classifier(net, OmegaConf.to_container(cfg.optimizer),
-                        config=OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
-                        objective=objective(splits))
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # plain dicts: weights_only loads it
+    if (config.get("tracking") or {}).get("uri"):
+        config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
+    module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits))
     data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed)
 
     show_bar = cfg.trainer.enable_progress_bar
@@ -93,6 +180,8 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
                         save_last=True, save_top_k=1, enable_version_counter=False),
     ]
+    stop = StopOnSignal(stopper or Stopper(), checkpoint_dir / "last.ckpt")
+    callbacks.append(stop)
     if cfg.early_stopping.patience > 0:
         callbacks.append(EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
                                        min_delta=cfg.early_stopping.min_delta))
@@ -109,8 +198,19 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=workdir,
+        plugins=[SafeCheckpointIO()],
     )
-    trainer.fit(module, datamodule=data)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+    except SystemExit:  # Lightning's SIGTERMException, or its sys.exit(1) after a hard KeyboardInterrupt
+        if stop.stopper.signum is None:
+            raise
+        raise Interrupted(stop.stopper.signum, checkpoint=stop.saved, step=stop.step) from None
+    except Interrupted as exc:  # a second Ctrl-C
+        raise Interrupted(exc.signum, checkpoint=None, step=trainer.global_step) from None
+    if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
+        raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
+                          step=trainer.global_step)
     predictions, errors = None, {}
     if trainer.is_global_zero and splits.task == "classification":
         # one pass gives both the error rates and what the error analysis needs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import lightning.pytorch as L
 import torch
@@ -15,14 +16,19 @@ class Batches:
 
     A DataLoader over a TensorDataset collates sample by sample; slicing a shuffled index costs one gather
     per step. Each epoch draws a fresh permutation from (seed, epoch), so every DDP rank sees the same
-    order and takes its own stride of it.
+    order and takes its own stride of it. `epoch` and `position` read the trainer's own progress (the epoch
+    under way, the batches of it already trained), so the order survives a resume: `state_dict` /
+    `load_state_dict` make this a resumable loader for Lightning, which restores mid-epoch exactly.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool,
-                 seed: int = 0, rank: int = 0, world_size: int = 1):
+                 seed: int = 0, rank: int = 0, world_size: int = 1,
+                 epoch: Callable[[], int] | None = None, position: Callable[[], int] | None = None):
         self.x, self.y, self.batch_size = x, y, batch_size
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
-        self.epoch = 0
+        self._epoch_fn, self._position_fn = epoch, position
+        self.epoch = 0          # the epoch whose permutation the next iteration draws
+        self._skip = 0          # batches of that epoch already trained before a resume
 
     def _local(self) -> int:
         return len(range(self.rank, len(self.y), self.world_size))
@@ -30,13 +36,23 @@ class Batches:
     def __len__(self) -> int:
         return math.ceil(self._local() / self.batch_size)
 
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch - 1 if self._epoch_fn is None else self._epoch_fn(),
+                "position": self._position_fn() if self._position_fn else 0}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self._skip = int(state["epoch"]), int(state["position"])
+
     def __iter__(self):
         n = len(self.y)
+        skip, self._skip = self._skip, 0
         if self.shuffle:
+            if self._epoch_fn is not None:
+                self.epoch = self._epoch_fn()
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             index = torch.randperm(n, generator=g)[self.rank::self.world_size].to(self.x.device)
             self.epoch += 1
-            for i in range(0, len(index), self.batch_size):
+            for i in range(skip * self.batch_size, len(index), self.batch_size):
                 rows = index[i:i + self.batch_size]
                 yield self.x[rows], self.y[rows]
         else:
@@ -57,8 +73,11 @@ class InMemoryData(L.LightningDataModule):
 
     def train_dataloader(self):
         x, y = self._tensors(self.splits.train)
+        trainer = self.trainer
         return Batches(x, y, self.batch_size, shuffle=True, seed=self.seed,
-                       rank=self.trainer.global_rank, world_size=self.trainer.world_size)
+                       rank=trainer.global_rank, world_size=trainer.world_size,
+                       epoch=lambda: trainer.current_epoch,
+                       position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed)
 
     def val_dataloader(self):
         x, y = self._tensors(self.splits.dev)
@@ -128,10 +147,25 @@ class Classifier(L.LightningModule):
     def on_train_start(self):
         # checking for a non-finite loss syncs with the device: every step on CPU, every 25 on accelerators
         self._check_every = 1 if self.device.type == "cpu" else 25
+        if not hasattr(self, "loss_sum"):  # resumed mid-epoch: on_train_epoch_start is not called again
+            self.on_train_epoch_start()
+        if hasattr(self, "_restored_loss"):
+            self.loss_sum += self._restored_loss[0]
+            self.loss_steps = self._restored_loss[1]
+            del self._restored_loss
 
     def on_train_epoch_start(self):
         self.loss_sum = torch.zeros((), device=self.device)
         self.loss_steps = 0
+
+    def on_save_checkpoint(self, checkpoint):
+        # the running epoch loss as plain numbers, so a mid-epoch resume reports the same epoch loss
+        if hasattr(self, "loss_sum"):
+            checkpoint["dlexp_epoch_loss"] = [float(self.loss_sum), int(self.loss_steps)]
+
+    def on_load_checkpoint(self, checkpoint):
+        if "dlexp_epoch_loss" in checkpoint:
+            self._restored_loss = checkpoint["dlexp_epoch_loss"]
 
     def training_step(self, batch, batch_idx):
         x, y = batch

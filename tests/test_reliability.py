@@ -1,0 +1,413 @@
+"""Fault injection: signals, kill -9, resume, damaged checkpoints, divergence, concurrent writers, bad input,
+the UI's exposure and secrets. Every test works in its own temporary runs folder.
+
+The subprocess tests train for real (a few thousand rows, a few epochs) and send signals mid-training.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from dlexp.cli import EXIT_DIVERGED, app
+
+DLEXP = [sys.executable, "-m", "dlexp"]
+SMALL = ["data.n_train=300", "data.n_train_dev=60", "data.n_dev=60", "data.n_test=60", "trainer.max_epochs=2",
+         "model.hidden=[16]"]
+# long enough that a signal sent after the first epoch line lands mid-training
+LONGER = ["data.n_train=2400", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "data.batch_size=8",
+          "trainer.max_epochs=3", "model.hidden=[32]"]
+
+
+@pytest.fixture
+def runs_dir(tmp_path, monkeypatch):
+    d = tmp_path / "runs"
+    monkeypatch.setenv("DLEXP_RUNS_DIR", str(d))
+    monkeypatch.delenv("DLEXP_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DLEXP_DEBUG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return d
+
+
+def cli(*args, env=None):
+    result = CliRunner().invoke(app, list(args), env=env)
+    return result
+
+
+def one_line_error(result, code):
+    """The contract for every failure: the exit code, one `dlexp: error:` line, no traceback."""
+    text = result.output if hasattr(result, "output") else result
+    assert result.exit_code == code, text
+    assert "Traceback" not in text
+    errors = [ln for ln in text.splitlines() if ln.startswith("dlexp: error:")]
+    assert len(errors) == 1, text
+    return errors[0]
+
+
+def runs_json():
+    result = cli("runs", "--json", "-n", "50")
+    assert result.exit_code == 0, result.output
+    return {r["run_id"]: r for r in json.loads(result.output)}
+
+
+def start(args, env):
+    return subprocess.Popen(DLEXP + ["train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+def wait_for_epoch(proc, timeout=120):
+    """Read stdout until the first epoch line (a last.ckpt exists from then on)."""
+    deadline = time.time() + timeout
+    lines = []
+    while time.time() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("epoch 1/"):
+            return lines
+    raise AssertionError("no epoch line: " + "".join(lines) + proc.stderr.read())
+
+
+# ------------------------------------------------------------------------- interruptions and resume
+
+
+@pytest.mark.slow
+def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
+    """SIGTERM and a terminal-style Ctrl-C (SIGINT to the process group, so the tracking process gets it too)
+    stop at a step boundary: KILLED, 130/143, one line, a checkpoint. kill -9 of both processes leaves a
+    RUNNING row that `dlexp runs` / `diagnose` show as FAILED. The SIGTERM run resumed ends with the same errors
+    as an uninterrupted run with the same seed, and that again as a second one (reproducibility)."""
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    term, intr, kill = (start(LONGER + [f"tracking.run_name={n}"], env) for n in ("term", "int", "kill9"))
+    try:
+        for proc in (term, intr, kill):
+            wait_for_epoch(proc)
+        term.send_signal(signal.SIGTERM)
+        os.killpg(intr.pid, signal.SIGINT)      # what a terminal's Ctrl-C does
+        os.killpg(kill.pid, signal.SIGKILL)     # the training process and its tracking process
+        outs = {name: p.communicate(timeout=120) for name, p in (("term", term), ("int", intr), ("kill", kill))}
+    finally:
+        for p in (term, intr, kill):
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    assert term.returncode == 143, outs["term"]
+    assert intr.returncode == 130, outs["int"]
+    assert kill.returncode == -signal.SIGKILL
+    for name in ("term", "int"):
+        err = outs[name][1]
+        assert "Traceback" not in err and "Error executing job" not in err, err
+        lines = [ln for ln in err.splitlines() if ln.startswith("dlexp: error:")]
+        assert len(lines) == 1 and "ended KILLED" in lines[0] and "--resume" in lines[0], err
+
+    runs = {r["run_name"]: r for r in runs_json().values()}
+    assert runs["term"]["status"] == "KILLED" and runs["int"]["status"] == "KILLED"
+    assert runs["kill9"]["status"] == "FAILED"           # RUNNING in the store until listed; never shown so
+
+    from dlexp import tracking
+
+    c = tracking.client()
+    stored = {rid: c.get_run(rid) for rid in (r["run_id"] for r in runs.values())}
+    assert all(r.info.status != "RUNNING" for r in stored.values())  # settled in the store too
+    workdirs = {r.data.tags["dlexp.workdir"] for r in stored.values()}
+    assert len(workdirs) == 3                                         # started together, no shared files
+    assert (Path(stored[runs["term"]["run_id"]].data.tags["dlexp.workdir"]) / "checkpoints/last.ckpt").is_file()
+
+    line = one_line_error(cli("diagnose", runs["kill9"]["run_id"]), 3)
+    assert "no diagnosis" in line and "ended without finishing" in line
+
+    # resume the SIGTERM run: same MLflow run, same epochs logged once each, FINISHED
+    term_id = runs["term"]["run_id"]
+    result = cli("train", "--resume", term_id)
+    assert result.exit_code == 0, result.output
+    assert f"resuming run {term_id}" in result.output
+    resumed = c.get_run(term_id)
+    assert resumed.info.status == "FINISHED" and resumed.data.tags["dlexp.resumed"] == "1"
+    history = c.get_metric_history(term_id, "epoch/dev_error")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+
+    # an uninterrupted run with the same config, twice: identical errors and verdict
+    for name in ("ref1", "ref2"):
+        result = cli("train", *LONGER, f"tracking.run_name={name}", "trainer.deterministic=true")
+        assert result.exit_code == 0, result.output
+    runs = {r["run_name"]: r for r in runs_json().values()}
+    assert runs["ref1"]["errors"] == runs["ref2"]["errors"]
+    assert runs["ref1"]["verdict"] == runs["ref2"]["verdict"]
+    assert runs["term"]["errors"] == runs["ref1"]["errors"], (runs["term"], runs["ref1"])
+    assert runs["term"]["verdict"] == runs["ref1"]["verdict"]
+
+    # a tampered checkpoint is refused before the run is touched; the KILLED run stays as it was
+    int_id = runs["int"]["run_id"]
+    ckpt = Path(stored[int_id].data.tags["dlexp.workdir"]) / "checkpoints/last.ckpt"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    import torch
+
+    torch.save({"state_dict": Evil()}, ckpt)
+    line = one_line_error(cli("train", "--resume", int_id), 1)
+    assert "refusing checkpoint" in line
+    assert not Path("pwned").exists()
+    assert c.get_run(int_id).info.status == "KILLED"
+
+
+def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
+    """kill -9 of the training process alone: the tracking process sees its stdin close and ends the run FAILED."""
+    from dlexp import tracking
+
+    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": 999999,
+                                 "params": {"seed": 0}, "tags": {}}) + "\n")
+    proc.stdin.flush()
+    run_id = json.loads(proc.stdout.readline())["run_id"]
+    proc.stdin.close()  # what the training process's death looks like from here
+    proc.wait(timeout=60)
+    run = tracking.client().get_run(run_id)
+    assert run.info.status == "FAILED"
+    assert "ended before finishing" in run.data.tags["dlexp.error"]
+
+
+def test_stale_running_run_shown_failed(runs_dir):
+    """A RUNNING run whose recorded pid is gone (or reused: another start time) is FAILED in listing and store."""
+    from dlexp import tracking
+
+    c = tracking.client(create=True)
+    exp = tracking.experiment_id(c, "dlexp")
+    import socket
+
+    dead = c.create_run(exp, tags={"dlexp.host": socket.gethostname(), "dlexp.pid": "999999"}).info.run_id
+    reused = c.create_run(exp, tags={"dlexp.host": socket.gethostname(), "dlexp.pid": str(os.getpid()),
+                                     "dlexp.pid_start": "1"}).info.run_id
+    alive = c.create_run(exp, tags={"dlexp.host": socket.gethostname(), "dlexp.pid": str(os.getpid())}).info.run_id
+    elsewhere = c.create_run(exp, tags={"dlexp.host": "another-host", "dlexp.pid": "999999"}).info.run_id
+    runs = runs_json()
+    assert runs[dead]["status"] == "FAILED" and runs[reused]["status"] == "FAILED"
+    assert runs[alive]["status"] == "RUNNING" and runs[elsewhere]["status"] == "RUNNING"
+    assert c.get_run(dead).info.status == "FAILED"
+    assert "ended without finishing" in c.get_run(dead).data.tags["dlexp.error"]
+    line = one_line_error(cli("diagnose", alive), 3)
+    assert "still training" in line
+    line = one_line_error(cli("train", "--resume", alive), 3)
+    assert "still running" in line
+
+
+# ------------------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_writes_are_atomic_and_loads_are_weights_only(tmp_path, monkeypatch):
+    import torch
+
+    from dlexp.errors import TrainingError
+    from dlexp.training import SafeCheckpointIO, load_checkpoint
+
+    io = SafeCheckpointIO()
+    path = tmp_path / "last.ckpt"
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {"config": {"seed": 0}}}, path)
+    assert load_checkpoint(path)["hyper_parameters"]["config"] == {"seed": 0}
+
+    def dies_mid_write(obj, f, *a, **k):
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dies_mid_write)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["state_dict"]["w"], torch.ones(2))  # the old one, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]                 # no temporary left
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo pwned",))
+
+    torch.save({"state_dict": Evil()}, path)  # a checkpoint file with code in it
+    with pytest.raises(TrainingError, match="refusing checkpoint .*tampered with"):
+        load_checkpoint(path)
+    path.write_bytes(b"\x00garbage")
+    with pytest.raises(TrainingError, match="damaged or not a checkpoint"):
+        load_checkpoint(path)
+
+
+def test_batches_resume_mid_epoch_in_the_same_order():
+    import torch
+
+    from dlexp.models.lit import Batches
+
+    x, y = torch.arange(20.0).unsqueeze(1), torch.arange(20)
+    epoch = {"n": 1}
+    full = [b[1].tolist() for b in Batches(x, y, 3, shuffle=True, seed=7, epoch=lambda: epoch["n"])]
+    resumed = Batches(x, y, 3, shuffle=True, seed=7, epoch=lambda: epoch["n"])
+    resumed.load_state_dict({"epoch": 1, "position": 2})
+    assert [b[1].tolist() for b in resumed] == full[2:]
+    assert [b[1].tolist() for b in resumed] == full  # the next pass is whole again
+
+
+# --------------------------------------------------------------------------------------- divergence
+
+
+@pytest.mark.slow
+def test_divergence_verdict_tag_and_exit_code(runs_dir):
+    result = cli("train", *SMALL[:-1], "optimizer=sgd", "optimizer.lr=1e6")  # [128,128]: the loss reaches inf
+    assert result.exit_code == EXIT_DIVERGED, result.output
+    assert "Traceback" not in result.output and "diverged (non-finite loss at step" in result.output
+    from dlexp import tracking
+
+    run = tracking.latest_runs(tracking.client(), limit=1)[0]
+    assert run.data.tags["dlexp.verdict"] == "diverged"
+    assert int(run.data.tags["dlexp.diverged_at"]) >= 0
+    result = cli("diagnose", "--json")
+    doc = json.loads(result.stdout)
+    assert doc["verdict"] == "diverged" and doc["diverged_at"] == int(run.data.tags["dlexp.diverged_at"])
+
+
+# --------------------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_writers_on_a_fresh_store(runs_dir):
+    """5 tracking processes (what `dlexp train` starts) create runs on one fresh SQLite store at once, while
+    `dlexp runs` reads: no run and no metric lost, one experiment."""
+    from dlexp import tracking
+
+    n, epochs = 5, 4
+    procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
+    for i, p in enumerate(procs):
+        p.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": os.getpid(),
+                                  "run_name": f"w{i}", "params": {"seed": i, "data": {"name": "synthetic"}},
+                                  "tags": {}}) + "\n")
+        p.stdin.flush()
+    reads, stop = [], threading.Event()
+
+    def reader():
+        while not stop.is_set():
+            result = subprocess.run(DLEXP + ["runs", "--json"], capture_output=True, text=True)
+            reads.append((result.returncode, result.stderr))
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i, p in enumerate(procs):
+            for e in range(1, epochs + 1):
+                p.stdin.write(json.dumps({"op": "epoch", "epoch": e, "row": {"epoch": e, "train_loss": e + i / 10}})
+                              + "\n")
+            p.stdin.write(json.dumps({"op": "finish", "status": "FINISHED",
+                                      "metrics": {"error/train": 0.1 * i / n}}) + "\n")
+            p.stdin.flush()
+        replies = [[json.loads(line) for line in p.stdout] for p in procs]
+        for p in procs:
+            p.wait(timeout=120)
+    finally:
+        stop.set()
+        t.join()
+    assert all("error" not in r for rs in replies for r in rs), (replies, [p.stderr.read() for p in procs])
+    c = tracking.client()
+    assert [e.name for e in c.search_experiments()].count("dlexp") == 1  # (and MLflow's own "Default")
+    runs = tracking.latest_runs(c, limit=50)
+    assert sorted(r.info.run_name for r in runs) == sorted(f"w{i}" for i in range(n))
+    for r in runs:
+        assert r.info.status == "FINISHED"
+        assert len(c.get_metric_history(r.info.run_id, "epoch/train_loss")) == epochs
+        assert "error/train" in r.data.metrics
+    assert reads and all(code in (0, 3) for code, _ in reads), reads  # 3: no store yet, at the very start
+    assert all("Traceback" not in err for _, err in reads)
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("override, words", [
+    ("trainer.max_epochs=0", "trainer.max_epochs must be positive"),
+    ("trainer.max_epochs=-3", "trainer.max_epochs must be positive"),
+    ("data.n_train=-5", "data.n_train must be positive"),
+    ("data.batch_size=0", "data.batch_size must be positive"),
+    ("model.hidden=[0]", "model.hidden"),
+    ("data.n_classes=1", "at least 2"),
+    ("trainer.max_epochs=lots", "trainer.max_epochs"),
+    ("nonsense.key=1", "nonsense"),
+])
+def test_bad_config_values(runs_dir, override, words):
+    line = one_line_error(cli("train", override), 2)
+    assert words in line
+    assert not (runs_dir / "mlflow.db").exists() or runs_json() == {}  # nothing started for a bad config
+
+
+def test_bad_store_and_run_ids(runs_dir, monkeypatch):
+    line = one_line_error(cli("runs"), 3)
+    assert "no dlexp runs" in line
+    runs_dir.mkdir()
+    (runs_dir / "mlflow.db").mkdir()
+    assert "is a folder" in one_line_error(cli("runs"), 3)
+    (runs_dir / "mlflow.db").rmdir()
+    (runs_dir / "mlflow.db").write_text("these are my notes, not a database\n")
+    assert "not an SQLite database" in one_line_error(cli("diagnose"), 3)
+    assert "not an SQLite database" in one_line_error(cli("train", *SMALL), 3)
+    (runs_dir / "mlflow.db").write_bytes(b"SQLite format 3\x00" + os.urandom(3000))
+    line = one_line_error(cli("runs"), 3)
+    assert "cannot open the MLflow store" in line
+    monkeypatch.setenv("DLEXP_RUNS_DIR", str(runs_dir.parent / "runs2"))  # MLflow caches the broken engine
+
+    from dlexp import tracking
+
+    c = tracking.client(create=True)
+    rid = c.create_run(tracking.experiment_id(c, "dlexp")).info.run_id
+    c.set_terminated(rid, "KILLED")
+    line = one_line_error(cli("diagnose", rid), 3)
+    assert "has no diagnosis" in line and f"--resume {rid}" in line
+    assert "no checkpoint to resume from" in one_line_error(cli("train", "--resume", rid), 3)
+    assert "no run with id 'nope'" in one_line_error(cli("diagnose", "nope"), 3)
+    assert "no run with id 'nope'" in one_line_error(cli("train", "--resume", "nope"), 3)
+    assert "--limit must be positive" in one_line_error(cli("runs", "-n", "0"), 2)
+    assert c.get_run(rid).info.status == "KILLED"  # nothing logged was touched by the failures
+
+
+def test_debug_shows_the_traceback(runs_dir):
+    result = CliRunner().invoke(app, ["diagnose", "nope"], env={"DLEXP_DEBUG": "1"})
+    assert result.exit_code != 0 and result.exception is not None and not isinstance(result.exception, SystemExit)
+
+
+# ------------------------------------------------------------------------------------ UI and secrets
+
+
+def test_ui_loopback_by_default_and_security_kept(runs_dir, monkeypatch):
+    import subprocess as sp
+
+    runs_dir.mkdir()
+    (runs_dir / "mlflow.db").touch()
+    calls = []
+    monkeypatch.setattr(sp, "call", lambda cmd, env=None: calls.append((cmd, env)) or 0)
+    monkeypatch.setenv("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "true")
+    result = cli("ui")
+    assert result.exit_code == 0 and "warning" not in result.output
+    cmd, env = calls[-1]
+    assert cmd[cmd.index("--host") + 1] == "127.0.0.1"
+    assert "--disable-security-middleware" not in cmd and "MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE" not in env
+    result = cli("ui", "--host", "0.0.0.0")
+    assert "warning: serving on 0.0.0.0" in result.output
+    assert calls[-1][0][calls[-1][0].index("--host") + 1] == "0.0.0.0"
+    assert "between 1 and 65535" in one_line_error(cli("ui", "--port", "0"), 2)
+
+
+def test_secrets_never_shown(runs_dir, monkeypatch):
+    from dlexp.cli import app as typer_app
+    from dlexp.experiment import _without_secrets
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    result = cli("runs", "--uri", "http://ana:s3cret@127.0.0.1:9")
+    one_line_error(result, 3)
+    assert "s3cret" not in result.output and "ana:***@" in result.output
+    plain = _without_secrets({"tracking": {"uri": "postgresql://ana:s3cret@db/mlflow"}})
+    assert "s3cret" not in json.dumps(plain)
+    assert typer_app.pretty_exceptions_show_locals is False
