@@ -489,4 +489,9 @@ if __name__ == "__main__":
 
     for _signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(_signum, signal.SIG_IGN)
+    # logging must never slow training down: this process takes only the CPU that training leaves idle
+    try:
+        os.nice(10)
+    except OSError:
+        pass
     serve()
