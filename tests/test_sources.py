@@ -142,6 +142,10 @@ def test_sql_source_on_a_real_sqlite_file(tmp_path):
     ("a,b\n1,x\n2,y\n3,x\n", ["data.target=b"], r"has 3 rows, fewer than the splits need"),
     ("\n".join(["a,b"] + [f"{i},{'xy'[i % 2]}" for i in range(30)] + ["oops,x"]) + "\n", ["data.target=b"],
      r"column 'a' needs numbers but row 31 of .* holds 'oops'"),
+    ("\n".join(["a,b"] + [f"{i},{'xy'[i % 2]}" for i in range(30)] + ["inf,x"]) + "\n", ["data.target=b"],
+     r"column 'a' holds an infinite value at row 31 of .*bad.csv"),
+    ("\n".join(["a,b"] + [f"{i},{'xy'[i % 2]}" for i in range(29)] + [",x"]) + "\n", ["data.target=b"],
+     r"missing values in .*bad.csv: a \(1 row\); set data.missing=drop or data.missing=impute"),
 ])
 def test_bad_tables_give_one_line(tmp_path, make, overrides, message):
     path = tmp_path / ("nothere.csv" if make is None else "bad.csv")

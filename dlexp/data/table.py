@@ -110,6 +110,12 @@ def _numeric_problem(frame, column: str, where: str, *, forced: bool) -> None:
 
     values = frame[column]
     parsed = pd.to_numeric(values, errors="coerce")
+    infinite = np.isinf(parsed.to_numpy(dtype=float, na_value=np.nan))
+    if infinite.any():
+        pos = int(np.flatnonzero(infinite)[0])
+        raise DataError(f"column '{column}' holds an infinite value at row {pos + 1} of {where} "
+                        f"({int(infinite.sum())} in all); replace it with a finite number or leave it empty "
+                        "(and set data.missing=drop or impute)")
     bad = parsed.isna() & values.notna()
     if not bad.any():
         return
@@ -187,7 +193,7 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
             categorical.append(c)
         elif pd.api.types.is_numeric_dtype(col):
             numeric.append(c)
-            for f, w in frames[1:]:
+            for f, w in frames:
                 _numeric_problem(f, c, w, forced=True)
         else:
             for f, w in frames:
