@@ -66,12 +66,12 @@ class EpochRecorder(Callback):
         if dev is not None:
             row["dev_error"] = float(dev)
         self.history.append(row)
+        if self.on_epoch is not None:
+            self.on_epoch(row)  # first: once an epoch line is printed, its run exists and the epoch is sent
         if self.print_lines:
             dev_text = f"  dev_error {row['dev_error']:.4f}" if "dev_error" in row else ""
             print(f"epoch {row['epoch']}/{trainer.max_epochs}  train_loss {row['train_loss']:.4f}{dev_text}",
                   flush=True)
-        if self.on_epoch is not None:
-            self.on_epoch(row)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
