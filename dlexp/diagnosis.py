@@ -162,7 +162,8 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
       seed-to-seed standard deviation of each error; the part of its variance that sampling alone does not
       explain enters as t(n_seeds - 1) * sd_excess / sqrt(n_seeds), added in quadrature;
     - human: `human_range` (several annotators) or the point itself; it widens avoidable_bias;
-    - a gap: MOVER on its two terms' intervals (Newcombe's hybrid score method for two Wilson intervals).
+    - a gap: MOVER on its two terms' intervals (Newcombe's hybrid score method for two Wilson intervals),
+      or the one in `given` (a bootstrap of the difference, for regression).
 
     >>> iv = intervals(SplitErrors(0.01, 0.08, 0.09, 0.10, 0.11), {"train": 8000, "train_dev": 2000,
     ...                "dev": 2000, "test": 2000})
@@ -187,7 +188,10 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
         out[split] = ci
     for name, (a, b) in GAP_TERMS.items():
         ci_a, ci_b = out[a], out[b]
-        out[name] = None if ci_a is None or ci_b is None else mover(values[a], ci_a, values[b], ci_b)
+        if given.get(name) is not None and not (n_seeds > 1 and spread):  # a bootstrap's own gap interval
+            out[name] = tuple(given[name])
+        else:
+            out[name] = None if ci_a is None or ci_b is None else mover(values[a], ci_a, values[b], ci_b)
     return out
 
 

@@ -76,10 +76,17 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
         tolerance = cfg.diagnosis.tolerance
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
+        human_range = configs.human_range(cfg.baseline.human_error, unbounded=splits.task == "regression")
+        given = None
+        if splits.task == "regression" and result.abs_errors:
+            # RMSE and MAE have no Wilson interval: a percentile bootstrap over each split's examples
+            from dlexp import bootstrap
+
+            given = bootstrap.intervals(result.abs_errors, splits.metric,
+                                        human_range if human_range else human, seed=cfg.seed)
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
                              diverged_at=result.diverged_at, sizes=splits.sizes(),
-                             human_range=configs.human_range(cfg.baseline.human_error,
-                                                             unbounded=splits.task == "regression"))
+                             human_range=human_range, given_intervals=given)
         analysis, artifacts = _error_analysis(splits, result, workdir)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,

@@ -48,6 +48,8 @@ class FitResult:
     device: str = "cpu"
     # split -> (predicted class (n,), confidence = top softmax probability (n,)), numpy, from the same pass
     predictions: dict | None = None
+    # regression: split -> per-example absolute error (n,) in the target's unit, numpy, from the same pass
+    abs_errors: dict | None = None
 
 
 class EpochRecorder(Callback):
@@ -217,10 +219,11 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         predictions = predict(module.net, splits, device=module.device)
         errors = {name: float((pred != getattr(splits, name).y).mean()) if len(pred) else 0.0
                   for name, (pred, _) in predictions.items()}
-    elif trainer.is_global_zero:
-        errors = evaluate(module.net, splits, device=module.device)
+    abs_errors = None
+    if trainer.is_global_zero and splits.task != "classification":
+        errors, abs_errors = evaluate(module.net, splits, device=module.device)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions)
+                     predictions=predictions, abs_errors=abs_errors)
 
 
 def objective(splits: Splits) -> Objective:
@@ -252,20 +255,35 @@ def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8
 
 
 @torch.inference_mode()
-def evaluate(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict[str, float]:
+def evaluate(net: torch.nn.Module, splits: Splits, *, device,
+             batch_size: int = 8192) -> tuple[dict[str, float], dict[str, np.ndarray]]:
     """Error on each split: a clean pass in eval mode, not the running average of the training loss.
 
-    Classification: the error rate; regression: RMSE or MAE in the target's unit (`splits.metric`).
+    Returns (errors, abs_errors). Classification: the error rate; regression: RMSE or MAE in the target's
+    unit (`splits.metric`). `abs_errors` maps split -> the per-example absolute error |prediction - y| in
+    the target's unit (numpy float64, regression only; {} for classification), from the same pass: the
+    bootstrap intervals need them.
     """
     net.eval()
     obj = objective(splits)
-    errors = {}
+    regression = obj.task == "regression"
+    errors, abs_errors = {}, {}
     for name in SPLIT_NAMES:
         split = getattr(splits, name)
         x = torch.from_numpy(split.x).to(device)
         y = torch.from_numpy(split.y).to(device)
         total = torch.zeros((), device=device, dtype=torch.float64)
+        diffs = []
         for i in range(0, len(y), batch_size):
-            total += obj.error_sum(net(x[i:i + batch_size]), y[i:i + batch_size]).double()
+            out, target = net(x[i:i + batch_size]), y[i:i + batch_size]
+            if regression:  # the same arithmetic as Objective.error_sum, kept per example
+                diff = (out.squeeze(-1).float() * obj.std + obj.mean - target).abs()
+                diffs.append(diff)
+                total += (diff if obj.metric == "mae" else diff * diff).sum().double()
+            else:
+                total += obj.error_sum(out, target).double()
         errors[name] = float(obj.finish(total.item(), len(y)))
-    return errors
+        if regression:  # one transfer per split
+            abs_errors[name] = (torch.cat(diffs).double().cpu().numpy() if diffs
+                                else np.zeros(0, dtype=np.float64))
+    return errors, abs_errors

@@ -172,3 +172,111 @@ def test_what_if_bad_sizes_and_ranges_are_one_line(args, message):
     result = CliRunner().invoke(app, merged)
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------ regression: bootstrap
+
+
+@pytest.mark.parametrize("metric", ["rmse", "mae"])
+def test_bootstrap_covers_the_true_error_about_95_percent(metric):
+    from dlexp import bootstrap
+
+    rng = np.random.default_rng(7)
+    sigma, n, draws = 3.0, 200, 300
+    true = sigma if metric == "rmse" else sigma * np.sqrt(2 / np.pi)  # of |N(0, sigma)| errors
+    hits = []
+    for i in range(draws):
+        e = np.abs(rng.normal(0.0, sigma, n))
+        lo, hi = bootstrap.intervals({"dev": e}, metric, 0.0, n_boot=400, seed=i)["dev"]
+        hits.append(lo <= true <= hi)
+    assert 0.90 <= np.mean(hits) <= 0.98, np.mean(hits)
+
+
+def test_bootstrap_gaps_cover_the_true_difference_and_the_human_range_widens():
+    from dlexp import bootstrap
+
+    rng = np.random.default_rng(11)
+    hits = []
+    for i in range(200):
+        e = {"train": rng.normal(0, 2.0, 300), "train_dev": rng.normal(0, 2.5, 150)}
+        lo, hi = bootstrap.intervals(e, "rmse", 1.0, n_boot=400, seed=i)["variance"]
+        hits.append(lo <= 0.5 <= hi)  # true RMSEs 2.5 and 2.0
+    assert 0.90 <= np.mean(hits) <= 0.98, np.mean(hits)
+    e = {s: rng.normal(0, 2.0, 500) for s in ("train", "train_dev", "dev", "test")}
+    point, ranged = bootstrap.intervals(e, "rmse", 1.0), bootstrap.intervals(e, "rmse", [0.5, 1.5])
+    assert point["human"] == (1.0, 1.0) and ranged["human"] == (0.5, 1.5)
+    assert ranged["avoidable_bias"][0] < point["avoidable_bias"][0] < point["avoidable_bias"][1] \
+        < ranged["avoidable_bias"][1]
+    assert point["train"][0] - 1.0 == pytest.approx(point["avoidable_bias"][0])
+    assert point["dev"] == bootstrap.intervals(e, "rmse", 1.0)["dev"]  # seeded: reproducible
+    assert bootstrap.intervals({"dev": e["dev"]}, "rmse", 1.0)["train"] is None
+
+
+def test_bootstrap_is_fast_for_ten_thousand_examples():
+    import time
+
+    from dlexp import bootstrap
+
+    rng = np.random.default_rng(0)
+    e = {s: np.abs(rng.normal(0, 1, 10_000)) for s in ("train", "train_dev", "dev", "test")}
+    start = time.perf_counter()
+    bootstrap.intervals({"dev": e["dev"]}, "rmse", 0.5)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_given_bootstrap_intervals_drive_the_verdict():
+    # regression errors in the target's unit: the intervals come from the bootstrap, not from Wilson
+    given = {"train": (9.0, 11.0), "train_dev": (10.0, 14.0), "dev": (11.0, 15.0), "test": (11.0, 15.0),
+             "avoidable_bias": (4.0, 6.0), "variance": (-0.5, 4.5), "data_mismatch": (-2.0, 2.0),
+             "dev_overfitting": (-2.0, 2.0)}
+    d = diagnose(SplitErrors(5.0, 10.0, 12.0, 13.0, 13.0), tolerance=1.0, sizes=SIZES, given_intervals=given)
+    assert d.intervals["dev"] == (11.0, 15.0) and d.gap("variance").interval == (-0.5, 4.5)
+    assert d.problems == ("avoidable_bias",) and d.verdict == "avoidable_bias"
+    d = diagnose(SplitErrors(9.5, 10.0, 12.0, 13.0, 13.0), tolerance=1.0, sizes=SIZES,
+                 given_intervals=dict(given, avoidable_bias=(-0.5, 1.5)))
+    assert d.verdict == "inconclusive"
+
+
+@pytest.mark.slow
+def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from dlexp import tracking
+
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"sqft": rng.normal(1500, 400, n).round(), "rooms": rng.integers(1, 6, n)})
+    df["price"] = (df.sqft * 200 + df.rooms * 5000 + rng.normal(0, 20000, n)).round()
+    df.to_csv(tmp_path / "houses.csv", index=False)
+    env = dict(os.environ, DLEXP_RUNS_DIR=str(tmp_path / "runs"), COLUMNS="200")
+    env.pop("DLEXP_DEBUG", None)
+    r = subprocess.run([sys.executable, "-m", "dlexp", "train", "data=table", f"data.path={tmp_path / 'houses.csv'}",
+                        "data.target=price", "data.features=[sqft,rooms]", "baseline.human_error=20000",
+                        "diagnosis.relative_tolerance=0.05", "trainer.max_epochs=2", "data.min_split_rows=10",
+                        "model.hidden=[16]"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    dev_row = next(line for line in r.stdout.splitlines() if "error/dev" in line)
+    assert "[" in dev_row  # the terminal table's interval column
+
+    monkeypatch.setenv("DLEXP_RUNS_DIR", str(tmp_path / "runs"))
+    run = tracking.load_run()
+    doc = run["document"]  # the run's diagnosis.json
+    assert doc["task"] == "regression" and doc["metric"] == "rmse"
+    iv = doc["intervals"]
+    for name in ("train", "train_dev", "dev", "test", *GAPS):
+        assert iv[name] is not None, name
+        assert iv[name][0] < iv[name][1], name
+    for split in ("train", "train_dev", "dev", "test"):
+        assert iv[split][0] <= doc["errors"][split] <= iv[split][1] and iv[split][0] > 1000  # target's unit
+    for gap in GAPS:
+        assert iv[gap][0] <= doc["gaps"][gap] <= iv[gap][1], gap
+    assert iv["avoidable_bias"][0] == pytest.approx(iv["train"][0] - 20000)
+    for gap in GAPS:  # the verdict rule runs on the bootstrap intervals
+        assert (gap in doc["problems"]) == (round(iv[gap][0], 12) >= doc["tolerance"]), gap
+    metrics = tracking.client().get_run(run["run_id"]).data.metrics
+    assert metrics["error/dev/lo"] == pytest.approx(iv["dev"][0])
+    assert metrics["gap/variance/hi"] == pytest.approx(iv["variance"][1])
