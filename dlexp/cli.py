@@ -224,9 +224,16 @@ def diagnose(
         if tolerance is None:  # the tolerance the run was judged with (relative_tolerance already resolved)
             tolerance = doc.get("tolerance", (config.get("diagnosis") or {}).get("tolerance", DEFAULT_TOLERANCE))
         seeds = doc.get("seeds") or {}
+        given = None
+        if doc.get("task") == "regression":
+            # a regression run's intervals are bootstrapped from its examples at training time: reuse them
+            # (a new --human moves avoidable_bias, so that one is rebuilt from the train interval)
+            skip = {"human"} | ({"avoidable_bias"} if human_value is not None else set())
+            given = {k: v for k, v in (doc.get("intervals") or {}).items() if k not in skip}
         d = run_diagnosis(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
                           diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
-                          human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1)
+                          human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1,
+                          given_intervals=given)
         report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                         sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
                         metric=doc.get("metric", "error_rate"), checks=tuple(doc.get("checks") or ()),

@@ -280,3 +280,12 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
     metrics = tracking.client().get_run(run["run_id"]).data.metrics
     assert metrics["error/dev/lo"] == pytest.approx(iv["dev"][0])
     assert metrics["gap/variance/hi"] == pytest.approx(iv["variance"][1])
+
+    # `dlexp diagnose` reads the run back with the same bootstrap intervals, not rate intervals
+    again = subprocess.run([sys.executable, "-m", "dlexp", "diagnose", "--json"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    redone = json.loads(again.stdout)
+    for name in ("train", "train_dev", "dev", "test", *GAPS):
+        assert redone["intervals"][name] == pytest.approx(iv[name]), name
+    assert redone["verdict"] == doc["verdict"]
