@@ -15,6 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from dlexp.errors import ConfigError, DlexpError
+from dlexp.store import require_store
 
 app = typer.Typer(
     name="dlexp",
@@ -208,7 +209,7 @@ def diagnose(
     else:
         if any(v is not None for v in sizes.values()):
             raise ConfigError("--n-train/--n-train-dev/--n-dev/--n-test are for what-if mode; a run knows its sizes")
-        _require_store(uri)
+        require_store(uri)
         from dlexp import tracking
 
         run = tracking.load_run(uri, run_id)
@@ -324,7 +325,7 @@ def runs(
     """Recent runs, newest first: id, status, data, model, the four errors, the verdict."""
     if limit <= 0:
         raise ConfigError(f"--limit must be positive, got {limit}")
-    _require_store(uri)
+    require_store(uri)
     from dlexp import tracking
 
     rows = tracking.list_runs(uri, limit=limit)
@@ -352,7 +353,7 @@ def ui(
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")
-    target = _require_store(uri)
+    target = require_store(uri)
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"dlexp: warning: serving on {host}: anyone who can reach this address can read your runs",
                    err=True)
@@ -368,18 +369,6 @@ def ui(
         raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
-
-
-def _require_store(uri: str | None) -> str:
-    """The store's URI; a local store that does not exist is reported before MLflow is even imported."""
-    from dlexp.errors import StoreError
-    from dlexp.store import store_uri
-
-    target = store_uri(uri)
-    if target.startswith("sqlite:///") and not os.path.exists(target[len("sqlite:///"):]):
-        raise StoreError(f"no dlexp runs at {os.path.dirname(target[len('sqlite:///'):])} yet; run `dlexp train` "
-                         "first (or set DLEXP_RUNS_DIR to the folder that holds mlflow.db)")
-    return target
 
 
 def main() -> None:

@@ -23,7 +23,7 @@ from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
 from dlexp.interrupts import Interrupted, Stopper, process_start
 from dlexp.recorder import Recorder
-from dlexp.store import redact, runs_dir, store_uri
+from dlexp.store import flatten, redact, runs_dir, store_uri
 
 configs.register()
 
@@ -125,16 +125,9 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
         stopper.restore()
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-    return out
-
-
 def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:
     """A resumed run whose config files changed since: say which keys differ from the checkpoint's config."""
-    a, b = _flat(stored), _flat(now)
+    a, b = flatten(stored), flatten(now)
     drift = sorted(k for k in a.keys() | b.keys()
                    if a.get(k) != b.get(k) and not any(k == o or k.startswith(o + ".") for o in overridden))
     if drift:

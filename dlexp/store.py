@@ -1,4 +1,5 @@
-"""Where dlexp keeps runs, without importing MLflow: the folder, the tracking URI, and a safe way to print it."""
+"""Where dlexp keeps runs, without importing MLflow: the folder, the tracking URI, whether a local store exists,
+how a config becomes dotted param names, and a safe way to print a URI."""
 
 from __future__ import annotations
 
@@ -41,3 +42,33 @@ def scrub(text: str) -> str:
     'cannot reach http://ana:***@db:5000/api (timeout)'
     """
     return _CREDENTIALS.sub(r"\1***@", text)
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The file behind a local SQLite store (`sqlite:///...`); None for any other store."""
+    return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None
+
+
+def require_store(uri: str | None = None) -> str:
+    """The store's URI; a local store that does not exist yet is one clear error, before MLflow is imported."""
+    from dlexp.errors import StoreError
+
+    target = store_uri(uri)
+    path = sqlite_path(target)
+    if path is not None and not path.exists():
+        raise StoreError(f"no dlexp runs at {path.parent} yet; run `dlexp train` first "
+                         "(or set DLEXP_RUNS_DIR to the folder that holds mlflow.db)")
+    return target
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested config as dotted keys, the way MLflow keeps it as params.
+
+    >>> flatten({"data": {"n_train": 10}, "seed": 0})
+    {'data.n_train': 10, 'seed': 0}
+    """
+    out: dict = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        out.update(flatten(value, name + ".") if isinstance(value, dict) else {name: value})
+    return out

@@ -27,7 +27,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError
-from dlexp.store import redact, scrub, store_uri
+from dlexp.store import flatten, redact, require_store, scrub, sqlite_path, store_uri
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
@@ -42,12 +42,9 @@ MAX_PARAM = 500  # characters of a param value kept; the whole config is in conf
 
 def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     """An MlflowClient on the store; a local store that does not exist yet is created only when `create`."""
-    uri = store_uri(uri)
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):])
-        if not path.exists() and not create:
-            raise StoreError(f"no dlexp runs at {path.parent} yet; run `dlexp train` first "
-                             "(or set DLEXP_RUNS_DIR to the folder that holds mlflow.db)")
+    uri = store_uri(uri) if create else require_store(uri)
+    path = sqlite_path(uri)
+    if path is not None:
         if path.exists() and path.is_dir():
             raise StoreError(f"{path} is a folder, not an MLflow SQLite store; point DLEXP_RUNS_DIR elsewhere")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +85,7 @@ def store_lock(uri: str):
         return
     import fcntl
 
-    lock_path = Path(uri[len("sqlite:///"):]).with_suffix(".lock")
+    lock_path = sqlite_path(uri).with_suffix(".lock")
     with open(lock_path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -117,7 +114,7 @@ def _create_experiment(c: MlflowClient, name: str) -> str:
         return exp.experiment_id
     kwargs = {}
     if c.tracking_uri.startswith("sqlite:///"):
-        kwargs["artifact_location"] = (Path(c.tracking_uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
+        kwargs["artifact_location"] = (sqlite_path(c.tracking_uri).parent / "artifacts").as_uri()
     try:
         return c.create_experiment(name, **kwargs)
     except MlflowException:
@@ -125,18 +122,6 @@ def _create_experiment(c: MlflowClient, name: str) -> str:
         if exp is None:
             raise
         return exp.experiment_id
-
-
-def flatten(config: dict, prefix: str = "") -> dict[str, str]:
-    """Nested config -> {"data.n_train": "10000", ...}, values cut to MLflow's param length."""
-    out: dict[str, str] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = str(value)[:MAX_PARAM]
-    return out
 
 
 # ------------------------------------------------------------------------------- the tracking process
@@ -178,7 +163,7 @@ class Session:
         self.client = _Retrying(client(msg.get("uri"), create=True))
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
-        params = flatten(msg.get("params", {}))
+        params = {k: str(v)[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
         self.resumed = bool(msg.get("resume_run_id"))
         if self.resumed:
             # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
