@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.store import require_store
+from dlexp.tracking.store import require_store
 
 app = typer.Typer(
     name="dlexp",
@@ -36,7 +36,7 @@ def _debug() -> bool:
 
 
 def _fail(message: str, code: int) -> None:
-    from dlexp.store import scrub
+    from dlexp.tracking.store import scrub
 
     typer.echo(f"dlexp: error: {scrub(message)}", err=True)
     raise typer.Exit(code)
@@ -99,8 +99,8 @@ def train(
     if seeds:
         if multirun or len(seeds) > 1:
             raise ConfigError("seeds= takes one value and does not combine with -m/--multirun")
-        from dlexp import report as render
-        from dlexp.sweeps import seed_group
+        from dlexp.render import terminal as render
+        from dlexp.training.groups import seed_group
 
         rest = [o for o in overrides if not o.startswith("seeds=")]
         report = seed_group(seeds[0].split("=", 1)[1], rest)
@@ -108,7 +108,7 @@ def train(
         if report.diagnosis.verdict == "diverged":
             raise typer.Exit(EXIT_DIVERGED)
         return
-    from dlexp.experiment import run_hydra
+    from dlexp.training.run import run_hydra
 
     reports = run_hydra((["-m"] if multirun else []) + list(overrides or []), resume=resume)
     if len(reports) == 1 and reports[0].diagnosis.verdict == "diverged":
@@ -176,13 +176,11 @@ def diagnose(
     95% interval and a gap counts only when its interval clears the tolerance; a split without a size has
     no interval, and its gaps are judged on the estimate alone (as if the split were very large).
     """
-    from dlexp.diagnosis import DEFAULT_TOLERANCE, Report, SplitErrors, check_error
-    from dlexp.diagnosis import diagnose as run_diagnosis
-    from dlexp.diagnosis import recommend
+    from dlexp.diagnosis import DEFAULT_TOLERANCE, SplitErrors, check_error, what_if
 
     figures = {"train": train, "train-dev": train_dev, "dev": dev, "test": test}
-    what_if = any(v is not None for v in figures.values())
-    human_value, human_range = _parse_human(human, bounded=what_if)
+    typed_in = any(v is not None for v in figures.values())
+    human_value, human_range = _parse_human(human, bounded=typed_in)
     for name, value in figures.items():
         if value is not None:
             try:
@@ -196,57 +194,26 @@ def diagnose(
     if tolerance is not None and tolerance < 0:
         raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
 
-    if any(v is not None for v in figures.values()):
+    if typed_in:
         missing = [f"--{k}" for k, v in {"human": human_value, **figures}.items() if v is None]
         if run_id is not None or missing:
             raise ConfigError("what-if mode takes no run id and needs all of --human --train --train-dev --dev "
                               f"--test (missing: {', '.join(missing) or 'none'})")
         errors = SplitErrors(human=human_value, train=train, train_dev=train_dev, dev=dev, test=test)
-        d = run_diagnosis(errors, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                          sizes=sizes, human_range=human_range)
-        report = Report(d, recommend(d, None), sizes={k: v for k, v in sizes.items() if v})
+        report = what_if(errors, sizes=sizes, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
+                         human_range=human_range)
         title = "what-if"
     else:
         if any(v is not None for v in sizes.values()):
             raise ConfigError("--n-train/--n-train-dev/--n-dev/--n-test are for what-if mode; a run knows its sizes")
         require_store(uri)
-        from dlexp import tracking
+        from dlexp.tracking.rediagnose import rediagnose
 
-        run = tracking.load_run(uri, run_id)
-        doc, config = run["document"], run["config"] or {}
-        e = run["errors"]
-        if human_value is not None and doc.get("task", "classification") == "classification":
-            _parse_human(human)  # an error rate: within [0, 1]
-        if human_value is None:
-            recorded = (doc.get("intervals") or {}).get("human")
-            human_range = tuple(recorded) if recorded and recorded[0] != recorded[1] else None
-        errors = SplitErrors(human=e["human"] if human_value is None else human_value, train=e["train"],
-                             train_dev=e["train_dev"], dev=e["dev"], test=e["test"])
-        if tolerance is None:  # the tolerance the run was judged with (relative_tolerance already resolved)
-            tolerance = doc.get("tolerance", (config.get("diagnosis") or {}).get("tolerance", DEFAULT_TOLERANCE))
-        seeds = doc.get("seeds") or {}
-        given = None
-        if doc.get("task") == "regression":
-            # a regression run's intervals are bootstrapped from its examples at training time: reuse them
-            # (a new --human moves avoidable_bias, so that one is rebuilt from the train interval)
-            skip = {"human"} | ({"avoidable_bias"} if human_value is not None else set())
-            given = {k: v for k, v in (doc.get("intervals") or {}).items() if k not in skip}
-        d = run_diagnosis(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
-                          diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
-                          human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1,
-                          given_intervals=given)
-        report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
-                        sizes=doc.get("sizes") or {}, task=doc.get("task", "classification"),
-                        metric=doc.get("metric", "error_rate"), checks=tuple(doc.get("checks") or ()),
-                        seeds=seeds or None, analysis=doc.get("analysis"), curve=doc.get("curve"))
-        data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
-        title = f"{model} on {data}" if data and model else None
-        if seeds:
-            title = f"{title or 'seed group'} · {len(seeds.get('seeds', []))} seeds pooled"
+        report, title = rediagnose(uri, run_id, human=human_value, human_range=human_range, tolerance=tolerance)
     if as_json:
         typer.echo(json.dumps(report.document(), indent=2))
         return
-    from dlexp import report as render
+    from dlexp.render import terminal as render
 
     render.diagnosis(report, title=title)
 
@@ -277,7 +244,7 @@ def curve(
             raise ConfigError(f"--fractions takes numbers separated by commas, got {fractions!r}") from None
         if len(frac) < 2:
             raise ConfigError("--fractions needs at least two values")
-    from dlexp.sweeps import curve as run_curve
+    from dlexp.training.groups import curve as run_curve
 
     if as_json:
         import contextlib
@@ -287,7 +254,7 @@ def curve(
         typer.echo(json.dumps(result, indent=2))
         return
     result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
-    from dlexp import report as render
+    from dlexp.render import terminal as render
 
     render.curve(result)
 
@@ -308,7 +275,7 @@ def report(
 
     Tables and plots embedded; also logged to the run as report.html. No torch import.
     """
-    from dlexp.htmlpage import write
+    from dlexp.render.html import write
 
     path = write(uri, run_id, out, log=log)
     typer.echo(f"wrote {path}" + (" (also attached to the run as report.html)" if log else ""))
@@ -326,13 +293,13 @@ def runs(
     if limit <= 0:
         raise ConfigError(f"--limit must be positive, got {limit}")
     require_store(uri)
-    from dlexp import tracking
+    from dlexp.tracking import runs as tracking_runs
 
-    rows = tracking.list_runs(uri, limit=limit)
+    rows = tracking_runs.list_runs(uri, limit=limit)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    from dlexp import report as render
+    from dlexp.render import terminal as render
 
     render.runs(rows)
 
@@ -349,7 +316,7 @@ def ui(
     """MLflow's UI on dlexp's store; prints the URL, Ctrl-C stops it."""
     import subprocess
 
-    from dlexp.store import redact
+    from dlexp.tracking.store import redact
 
     if not 0 < port < 65536:
         raise ConfigError(f"--port must be between 1 and 65535, got {port}")

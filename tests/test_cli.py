@@ -40,9 +40,9 @@ def existing_store(tmp_path_factory):
         mp.setenv("DLEXP_RUNS_DIR", str(runs))
         mp.delenv("DLEXP_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        from dlexp import tracking
+        from dlexp.tracking import process as tracking_process
 
-        tracking.client(create=True)
+        tracking_process.client(create=True)
     assert (runs / "mlflow.db").is_file()
     return runs
 
@@ -222,7 +222,7 @@ try:
     main()
 except SystemExit as exc:
     code = exc.code
-heavy = ("torch", "lightning", "lightning.pytorch", "mlflow", "sklearn", "matplotlib")
+heavy = ("torch", "pytorch_lightning", "lightning_fabric", "mlflow", "sklearn", "matplotlib")
 print("\\nPROBE " + json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
 """
 
@@ -243,7 +243,7 @@ def test_help_imports_no_heavy_library(runs_dir):
 def test_what_if_diagnose_imports_neither_torch_nor_lightning(runs_dir):
     result = probe(WHAT_IF)
     assert result["code"] in (0, None)
-    assert "torch" not in result["loaded"] and "lightning" not in result["loaded"]
+    assert "torch" not in result["loaded"] and "pytorch_lightning" not in result["loaded"]
     assert result["loaded"] == []  # nor MLflow, scikit-learn or matplotlib
     result = probe([*WHAT_IF, "--json"])
     assert result["code"] in (0, None) and result["loaded"] == []

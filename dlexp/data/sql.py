@@ -7,7 +7,7 @@ from pathlib import Path
 from dlexp.data import Splits
 from dlexp.data.table import _first_line, from_frames
 from dlexp.errors import ConfigError, DataError
-from dlexp.store import redact
+from dlexp.tracking.store import redact
 
 
 def _engine(url: str):

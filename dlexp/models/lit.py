@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import lightning.pytorch as L
+import pytorch_lightning as L
 import torch
 from torch import nn
 from torch.nn import functional as F

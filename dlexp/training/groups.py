@@ -3,7 +3,7 @@
 
 Each point composes the config the way the app does (Hydra's compose API, the same config module and
 schemas as `dlexp train`), adds its own override (seed=..., data.n_train=..., model.hidden=...), and
-calls `experiment.train`, tagged with mlflow.parentRunId. The parent run gets the pooled (seeds) or the
+calls `training.run.train`, tagged with mlflow.parentRunId. The parent run gets the pooled (seeds) or the
 reference (curve) diagnosis, so `dlexp diagnose PARENT` and `dlexp report PARENT` work on the group.
 """
 
@@ -19,11 +19,11 @@ import uuid
 from omegaconf import DictConfig, OmegaConf
 
 from dlexp import config as configs
-from dlexp import experiment
+from dlexp.training import run as training_run
 from dlexp.diagnosis import SPLITS, Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.recorder import Recorder
-from dlexp.store import runs_dir, store_uri
+from dlexp.tracking.recorder import Recorder
+from dlexp.tracking.store import runs_dir, store_uri
 
 PARENT = "mlflow.parentRunId"
 
@@ -47,7 +47,7 @@ class Parent:
     def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str):
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
-        safe = experiment._without_secrets(plain)
+        safe = training_run._without_secrets(plain)
         self.recorder = Recorder(
             {
                 "uri": store_uri(cfg.tracking.uri),
@@ -113,7 +113,7 @@ def seed_group(spec: str, overrides: list[str], *, echo=print) -> Report:
         for s in seeds:
             child_overrides = overrides + [f"seed={s}"]
             echo(f"dlexp: seed {s} ({len(children) + 1}/{len(seeds)}) under parent run {parent.run_id}")
-            report = experiment.train(compose(child_overrides), child_overrides,
+            report = training_run.train(compose(child_overrides), child_overrides,
                                       tags={PARENT: parent.run_id, "dlexp.seed": str(s)})
             children.append(report)
         report = pool(children, seeds, cfg, overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
@@ -178,7 +178,7 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
           axis: str = "data", echo=print) -> dict:
     """Train at increasing sizes (data: data.n_train; model: model.hidden scaled), each a child run;
     fit a power law to the dev error; log the curve, its plot and the reference diagnosis to the parent."""
-    from dlexp import powerlaw
+    from dlexp.diagnosis import powerlaw
 
     if axis not in ("data", "model"):
         raise ConfigError(f"--axis must be data or model, got {axis!r}")
@@ -205,7 +205,7 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         for i, (size, extra, key) in enumerate(grid, 1):
             child_overrides = overrides + extra
             echo(f"dlexp: curve point {i}/{len(grid)}: {' '.join(extra)} (parent run {parent.run_id})")
-            report = experiment.train(compose(child_overrides), child_overrides,
+            report = training_run.train(compose(child_overrides), child_overrides,
                                       tags={PARENT: parent.run_id, "dlexp.curve.axis": axis,
                                             "dlexp.curve.size": str(size)})
             results.append((size, extra, key, report))

@@ -113,9 +113,9 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     assert runs["term"]["status"] == "KILLED" and runs["int"]["status"] == "KILLED"
     assert runs["kill9"]["status"] == "FAILED"           # RUNNING in the store until listed; never shown so
 
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process
 
-    c = tracking.client()
+    c = tracking_process.client()
     stored = {rid: c.get_run(rid) for rid in (r["run_id"] for r in runs.values())}
     assert all(r.info.status != "RUNNING" for r in stored.values())  # settled in the store too
     workdirs = {r.data.tags["dlexp.workdir"] for r in stored.values()}
@@ -164,9 +164,9 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
 
 def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     """kill -9 of the training process alone: the tracking process sees its stdin close and ends the run FAILED."""
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process
 
-    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": 999999,
                                  "params": {"seed": 0}, "tags": {}}) + "\n")
@@ -174,17 +174,17 @@ def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     run_id = json.loads(proc.stdout.readline())["run_id"]
     proc.stdin.close()  # what the training process's death looks like from here
     proc.wait(timeout=60)
-    run = tracking.client().get_run(run_id)
+    run = tracking_process.client().get_run(run_id)
     assert run.info.status == "FAILED"
     assert "ended before finishing" in run.data.tags["dlexp.error"]
 
 
 def test_stale_running_run_shown_failed(runs_dir):
     """A RUNNING run whose recorded pid is gone (or reused: another start time) is FAILED in listing and store."""
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process
 
-    c = tracking.client(create=True)
-    exp = tracking.experiment_id(c, "dlexp")
+    c = tracking_process.client(create=True)
+    exp = tracking_process.experiment_id(c, "dlexp")
     import socket
 
     dead = c.create_run(exp, tags={"dlexp.host": socket.gethostname(), "dlexp.pid": "999999"}).info.run_id
@@ -210,7 +210,7 @@ def test_checkpoint_writes_are_atomic_and_loads_are_weights_only(tmp_path, monke
     import torch
 
     from dlexp.errors import TrainingError
-    from dlexp.training import SafeCheckpointIO, load_checkpoint
+    from dlexp.training.fit import SafeCheckpointIO, load_checkpoint
 
     io = SafeCheckpointIO()
     path = tmp_path / "last.ckpt"
@@ -262,9 +262,9 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
     result = cli("train", *SMALL[:-1], "optimizer=sgd", "optimizer.lr=1e6")  # [128,128]: the loss reaches inf
     assert result.exit_code == EXIT_DIVERGED, result.output
     assert "Traceback" not in result.output and "diverged (non-finite loss at step" in result.output
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process, runs as tracking_runs
 
-    run = tracking.latest_runs(tracking.client(), limit=1)[0]
+    run = tracking_runs.latest_runs(tracking_process.client(), limit=1)[0]
     assert run.data.tags["dlexp.verdict"] == "diverged"
     assert int(run.data.tags["dlexp.diverged_at"]) >= 0
     result = cli("diagnose", "--json")
@@ -278,10 +278,10 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
 def test_concurrent_writers_on_a_fresh_store(runs_dir):
     """5 tracking processes (what `dlexp train` starts) create runs on one fresh SQLite store at once, while
     `dlexp runs` reads: no run and no metric lost, one experiment."""
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process, runs as tracking_runs
 
     n, epochs = 5, 4
-    procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
     for i, p in enumerate(procs):
         p.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": os.getpid(),
@@ -312,9 +312,9 @@ def test_concurrent_writers_on_a_fresh_store(runs_dir):
         stop.set()
         t.join()
     assert all("error" not in r for rs in replies for r in rs), (replies, [p.stderr.read() for p in procs])
-    c = tracking.client()
+    c = tracking_process.client()
     assert [e.name for e in c.search_experiments()].count("dlexp") == 1  # (and MLflow's own "Default")
-    runs = tracking.latest_runs(c, limit=50)
+    runs = tracking_runs.latest_runs(c, limit=50)
     assert sorted(r.info.run_name for r in runs) == sorted(f"w{i}" for i in range(n))
     for r in runs:
         assert r.info.status == "FINISHED"
@@ -358,10 +358,10 @@ def test_bad_store_and_run_ids(runs_dir, monkeypatch):
     assert "cannot open the MLflow store" in line
     monkeypatch.setenv("DLEXP_RUNS_DIR", str(runs_dir.parent / "runs2"))  # MLflow caches the broken engine
 
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process
 
-    c = tracking.client(create=True)
-    rid = c.create_run(tracking.experiment_id(c, "dlexp")).info.run_id
+    c = tracking_process.client(create=True)
+    rid = c.create_run(tracking_process.experiment_id(c, "dlexp")).info.run_id
     c.set_terminated(rid, "KILLED")
     line = one_line_error(cli("diagnose", rid), 3)
     assert "has no diagnosis" in line and f"--resume {rid}" in line
@@ -401,7 +401,7 @@ def test_ui_loopback_by_default_and_security_kept(runs_dir, monkeypatch):
 
 def test_secrets_never_shown(runs_dir, monkeypatch):
     from dlexp.cli import app as typer_app
-    from dlexp.experiment import _without_secrets
+    from dlexp.training.run import _without_secrets
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from dlexp.analysis import analyse, per_class_error, write_worst
+from dlexp.diagnosis.analysis import analyse, per_class_error, write_worst
 
 
 def test_per_class_error_and_rising_classes():
@@ -49,7 +49,7 @@ def test_terminal_summary():
 
     from rich.console import Console
 
-    from dlexp import report as render
+    from dlexp.render import terminal as render
 
     y = {s: np.array([0, 0, 1, 1, 2, 2]) for s in ("train", "train_dev", "dev", "test")}
     preds = {s: (np.array([0, 0, 1, 1, 2, 2]), np.full(6, 0.9)) for s in y}

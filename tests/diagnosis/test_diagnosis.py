@@ -353,7 +353,9 @@ def test_report_metrics_and_tags_use_the_document_names():
 # the examples in the docstrings are part of the documentation: they must hold
 
 
-@pytest.mark.parametrize("module", ["dlexp.diagnosis", "dlexp.store"])
+@pytest.mark.parametrize("module", ["dlexp.diagnosis", "dlexp.diagnosis.intervals", "dlexp.diagnosis.verdict",
+                                    "dlexp.diagnosis.actions", "dlexp.diagnosis.document",
+                                    "dlexp.tracking.store", "dlexp.training.launch"])
 def test_docstring_examples(module):
     import doctest
     import importlib

@@ -179,7 +179,7 @@ def test_what_if_bad_sizes_and_ranges_are_one_line(args, message):
 
 @pytest.mark.parametrize("metric", ["rmse", "mae"])
 def test_bootstrap_covers_the_true_error_about_95_percent(metric):
-    from dlexp import bootstrap
+    from dlexp.diagnosis import bootstrap
 
     rng = np.random.default_rng(7)
     sigma, n, draws = 3.0, 200, 300
@@ -193,7 +193,7 @@ def test_bootstrap_covers_the_true_error_about_95_percent(metric):
 
 
 def test_bootstrap_gaps_cover_the_true_difference_and_the_human_range_widens():
-    from dlexp import bootstrap
+    from dlexp.diagnosis import bootstrap
 
     rng = np.random.default_rng(11)
     hits = []
@@ -215,7 +215,7 @@ def test_bootstrap_gaps_cover_the_true_difference_and_the_human_range_widens():
 def test_bootstrap_is_fast_for_ten_thousand_examples():
     import time
 
-    from dlexp import bootstrap
+    from dlexp.diagnosis import bootstrap
 
     rng = np.random.default_rng(0)
     e = {s: np.abs(rng.normal(0, 1, 10_000)) for s in ("train", "train_dev", "dev", "test")}
@@ -245,7 +245,7 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
 
     import pandas as pd
 
-    from dlexp import tracking
+    from dlexp.tracking import process as tracking_process, runs as tracking_runs
 
     rng = np.random.default_rng(0)
     n = 400
@@ -263,7 +263,7 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
     assert "[" in dev_row  # the terminal table's interval column
 
     monkeypatch.setenv("DLEXP_RUNS_DIR", str(tmp_path / "runs"))
-    run = tracking.load_run()
+    run = tracking_runs.load_run()
     doc = run["document"]  # the run's diagnosis.json
     assert doc["task"] == "regression" and doc["metric"] == "rmse"
     iv = doc["intervals"]
@@ -277,7 +277,7 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
     assert iv["avoidable_bias"][0] == pytest.approx(iv["train"][0] - 20000)
     for gap in GAPS:  # the verdict rule runs on the bootstrap intervals
         assert (gap in doc["problems"]) == (round(iv[gap][0], 12) >= doc["tolerance"]), gap
-    metrics = tracking.client().get_run(run["run_id"]).data.metrics
+    metrics = tracking_process.client().get_run(run["run_id"]).data.metrics
     assert metrics["error/dev/lo"] == pytest.approx(iv["dev"][0])
     assert metrics["gap/variance/hi"] == pytest.approx(iv["variance"][1])
 

@@ -1,4 +1,4 @@
-"""The training process's side of the tracking process (`python -m dlexp.tracking`).
+"""The training process's side of the tracking process (`python -m dlexp.tracking.process`).
 
 Starting MLflow (its import and opening the SQLite store) takes seconds; a separate process does it while
 this one imports Lightning and trains, and receives each epoch and the final diagnosis as JSON lines.
@@ -22,7 +22,7 @@ class Recorder:
         self.log_path = log_path
         self._log = open(log_path, "w")
         env = dict(os.environ, PYTHONWARNINGS="ignore")
-        self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+        self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
         self._reply: dict | None = None
         self.finished = False

@@ -1,10 +1,8 @@
-"""Everything dlexp keeps in MLflow: the only module that imports mlflow.
+"""The MLflow client on dlexp's store, and the tracking process that writes a run.
 
-Two roles:
-- reading and writing runs in-process (`dlexp runs`, `dlexp diagnose`);
-- `python -m dlexp.tracking`: the tracking process that `dlexp train` starts first. It imports MLflow and
-  opens the store while the training process imports Lightning and trains, then logs what it is sent
-  as JSON lines on stdin. If the training process dies before saying `finish`, the run ends FAILED.
+`python -m dlexp.tracking.process` is the tracking process that `dlexp train` starts first. It imports MLflow
+and opens the store while the training process imports Lightning and trains, then logs what it is sent as
+JSON lines on stdin. If the training process dies before saying `finish`, the run ends FAILED.
 """
 
 from __future__ import annotations
@@ -27,7 +25,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError
-from dlexp.store import flatten, redact, require_store, scrub, sqlite_path, store_uri
+from dlexp.tracking.store import flatten, redact, require_store, scrub, sqlite_path, store_uri
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
@@ -225,7 +223,7 @@ class Session:
             if self.resumed:
                 history = self._whole_history(history)
             with tempfile.TemporaryDirectory() as tmp:
-                from dlexp import plots
+                from dlexp.render import plots
 
                 for path in plots.draw(document, history, Path(tmp)):
                     c.log_artifact(run_id, str(path), "plots")
@@ -262,7 +260,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             if op == "start":
                 session = Session(msg)
                 reply({"run_id": session.run_id, "experiment_id": session.run.info.experiment_id})
-                from dlexp import plots  # noqa: F401  (matplotlib loads while the model trains)
+                from dlexp.render import plots  # noqa: F401  (matplotlib loads while the model trains)
             elif session is None:
                 continue
             elif op == "epoch":
@@ -285,186 +283,6 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             session.client.set_terminated(session.run_id, "FAILED")
         except Exception:
             pass
-
-
-# ------------------------------------------------------------------------------------- reading runs
-
-
-def _resolve_run(c: MlflowClient, run_id: str | None):
-    if run_id is None:
-        runs = latest_runs(c, limit=1)
-        if not runs:
-            raise StoreError("the store has no runs yet; run `dlexp train` first")
-        parent = runs[0].data.tags.get("mlflow.parentRunId")
-        if parent:  # the latest run is a point of a seed group or a curve: the group is what was run
-            try:
-                return c.get_run(parent)
-            except MlflowException:
-                pass
-        return runs[0]
-    try:
-        return c.get_run(run_id)
-    except MlflowException:
-        raise StoreError(f"no run with id '{run_id}' in {redact(c.tracking_uri)}; "
-                         "`dlexp runs` lists the run ids") from None
-
-
-def latest_runs(c: MlflowClient, *, limit: int = 20, experiment: str | None = None):
-    exps = c.search_experiments()
-    ids = [e.experiment_id for e in exps if experiment is None or e.name == experiment]
-    if not ids:
-        return []
-    return list(c.search_runs(ids, max_results=limit, order_by=["attributes.start_time DESC"]))
-
-
-def stale(run) -> bool:
-    """A run the store calls RUNNING whose training process is gone (kill -9, out of memory, a reboot).
-
-    Only a process on this host can be checked; a run written from another machine is taken at its word.
-    """
-    if run.info.status != "RUNNING":
-        return False
-    from dlexp.interrupts import process_alive
-
-    t = run.data.tags
-    pid = t.get("dlexp.pid", "")
-    if t.get("dlexp.host") != socket.gethostname() or not pid.isdigit():
-        return False
-    return not process_alive(int(pid), t.get("dlexp.pid_start") or None)
-
-
-def settle(c: MlflowClient, run):
-    """End a stale run FAILED in the store (so the MLflow UI agrees) and return it as it now stands."""
-    if not stale(run):
-        return run
-    t = run.data.tags
-    reason = (f"the training process (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}) ended without "
-              "finishing the run (killed?)")
-    try:
-        c.set_tag(run.info.run_id, "dlexp.error", reason)
-        c.set_terminated(run.info.run_id, "FAILED")
-        return c.get_run(run.info.run_id)
-    except Exception:  # a read-only store: show it as failed all the same
-        run.info._status = "FAILED"
-        run.data.tags["dlexp.error"] = reason
-        return run
-
-
-def run_summary(run) -> dict:
-    m, p, t = run.data.metrics, run.data.params, run.data.tags
-    return {
-        "run_id": run.info.run_id,
-        "run_name": run.info.run_name,
-        "status": run.info.status,
-        "start_time": run.info.start_time,
-        "data": p.get("data.name"),
-        "model": p.get("model.name"),
-        "errors": {k: m.get(f"error/{k}") for k in ERROR_KEYS},
-        "verdict": t.get("dlexp.verdict"),
-        "task": t.get("dlexp.task", "classification"),
-        "metric": t.get("dlexp.metric", "error_rate"),
-    }
-
-
-def list_runs(uri: str | None = None, *, limit: int = 20) -> list[dict]:
-    c = client(uri)
-    return [run_summary(settle(c, r)) for r in latest_runs(c, limit=limit)]
-
-
-def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
-    """What `dlexp diagnose` needs from a run: its errors, sizes, config and overrides."""
-    import yaml
-
-    c = client(uri)
-    run = settle(c, _resolve_run(c, run_id))
-    rid = run.info.run_id
-    errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
-    if any(v is None for v in errors.values()):
-        status = run.info.status
-        if status == "RUNNING":
-            raise StoreError(f"run {rid} is still training; diagnose it when it has finished "
-                             "(`dlexp runs` shows its status)")
-        why = run.data.tags.get("dlexp.error", "it ended before its errors were measured")
-        resume = f"`dlexp train --resume {rid}` continues it, " if status in ("KILLED", "FAILED") else ""
-        raise StoreError(f"run {rid} ({status}) has no diagnosis: {why}; {resume}"
-                         "or pick another run from `dlexp runs`")
-    try:
-        document = json.loads(_load_text(c, rid, "diagnosis.json"))
-    except Exception:
-        document = {}
-    try:
-        config = yaml.safe_load(_load_text(c, rid, "config.yaml"))
-    except Exception:
-        config = None
-    overrides = json.loads(run.data.tags.get("dlexp.overrides", "[]"))
-    return {"run_id": rid, "status": run.info.status, "errors": errors, "document": document,
-            "config": config, "overrides": overrides}
-
-
-def run_files(uri: str | None, run_id: str, folder: str, dest: Path) -> list[Path]:
-    """Download a run's artifact folder (e.g. "plots") into `dest`; [] when the run has none."""
-    c = client(uri)
-    try:
-        local = Path(c.download_artifacts(run_id, folder, str(dest)))
-    except Exception:
-        return []
-    return sorted(p for p in local.rglob("*") if p.is_file())
-
-
-def child_runs(uri: str | None, run_id: str) -> list[dict]:
-    """The runs whose mlflow.parentRunId is `run_id` (a seed group's or a curve's points), oldest first."""
-    c = client(uri)
-    run = c.get_run(run_id)
-    found = c.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-                          order_by=["attributes.start_time ASC"], max_results=1000)
-    return [run_summary(r) for r in found]
-
-
-def log_file(uri: str | None, run_id: str, path: Path) -> None:
-    """Attach a file to an existing (finished) run."""
-    try:
-        client(uri).log_artifact(run_id, str(path))
-    except MlflowException as exc:
-        raise StoreError(f"cannot log {path.name} to run {run_id}: {_first_line(exc)}") from None
-
-
-def resume_info(uri: str | None, run_id: str) -> dict:
-    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
-    c = client(uri)
-    run = settle(c, _resolve_run(c, run_id))
-    t = run.data.tags
-    if run.info.status == "RUNNING":
-        raise StoreError(f"run {run_id} is still running (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}); "
-                         "stop it first (Ctrl-C or kill -TERM), then resume it")
-    from dlexp.store import runs_dir
-
-    workdir = Path(t["dlexp.workdir"]) if t.get("dlexp.workdir") else runs_dir() / "work" / run.info.run_id
-    local = workdir / "checkpoints" / "last.ckpt"
-    checkpoint = str(local) if local.is_file() else None
-    if checkpoint is None:
-        try:
-            names = [f.path for f in c.list_artifacts(run.info.run_id, "checkpoints")]
-        except Exception:
-            names = []
-        if "checkpoints/last.ckpt" not in names:
-            raise StoreError(f"run {run_id} has no checkpoint to resume from (it stopped before its first "
-                             "epoch ended); start it again with `dlexp train`")
-        workdir.mkdir(parents=True, exist_ok=True)
-        checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
-    return {"run_id": run.info.run_id, "status": run.info.status, "workdir": str(workdir),
-            "checkpoint": checkpoint, "overrides": json.loads(t.get("dlexp.overrides", "[]")),
-            "experiment": c.get_experiment(run.info.experiment_id).name}
-
-
-def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
-    root = c.get_run(run_id).info.artifact_uri
-    if root.startswith("file://"):  # a local store: read in place, no copy
-        from urllib.parse import unquote, urlparse
-
-        return (Path(unquote(urlparse(root).path)) / name).read_text()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = c.download_artifacts(run_id, name, tmp)
-        return Path(path).read_text()
 
 
 if __name__ == "__main__":

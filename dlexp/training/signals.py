@@ -34,6 +34,13 @@ class Interrupted(DlexpError):
     def exit_code(self) -> int:  # type: ignore[override]
         return 128 + self.signum
 
+    def __reduce__(self):  # crosses process boundaries (a job's result) with its fields, not only its text
+        return _interrupted, (self.signum, self.checkpoint, self.step, self.run_id)
+
+
+def _interrupted(signum: int, checkpoint: str | None, step: int | None, run_id: str | None) -> Interrupted:
+    return Interrupted(signum, checkpoint=checkpoint, step=step, run_id=run_id)
+
 
 class Stopper:
     """Owns SIGINT and SIGTERM for the duration of one `dlexp train` job."""

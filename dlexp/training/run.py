@@ -21,31 +21,27 @@ from dlexp.data import load as load_splits
 from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
-from dlexp.interrupts import Interrupted, Stopper, process_start
-from dlexp.recorder import Recorder
-from dlexp.store import flatten, redact, runs_dir, store_uri
+from dlexp.training.signals import Interrupted, Stopper, process_start
+from dlexp.tracking.recorder import Recorder
+from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
 
 configs.register()
 
-RESULTS: list[Report] = []  # reports of the jobs run in this process, for the command's exit code
-FAILURES: list[BaseException] = []  # errors of the jobs run in this process, raised by run_hydra
-RESUME: dict | None = None  # set by run_hydra for `dlexp train --resume RUN_ID`: the run and its checkpoint
 
-
-def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) -> Report:
+def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, resume: dict | None = None) -> Report:
     """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING.
 
-    `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId).
+    `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId); `resume`
+    (`tracking.runs.resume_info` plus the checkpoint's config) continues that run from its checkpoint.
     """
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
-    resume = RESUME
     # a run's own folder; uuid4 keeps two runs started in the same second apart
     workdir = Path(resume["workdir"]) if resume else \
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     if resume:
-        _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), resume.get("new_keys", set()))
+        _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), set(resume.get("new_keys", ())))
     stopper = Stopper().install()
     recorder = Recorder(
         {
@@ -69,7 +65,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
               f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
         for check in splits.checks:
             print(f"dlexp: data check: {check}", flush=True)
-        from dlexp import training  # torch + Lightning: only now
+        from dlexp.training import fit as training  # torch + Lightning: only now
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
                               resume_from=Path(resume["checkpoint"]) if resume else None)
@@ -80,7 +76,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None) ->
         given = None
         if splits.task == "regression" and result.abs_errors:
             # RMSE and MAE have no Wilson interval: a percentile bootstrap over each split's examples
-            from dlexp import bootstrap
+            from dlexp.diagnosis import bootstrap
 
             given = bootstrap.intervals(result.abs_errors, splits.metric,
                                         human_range if human_range else human, seed=cfg.seed)
@@ -139,7 +135,7 @@ def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
     """Per-class errors, rising classes and the worst dev mistakes (classification only)."""
     if not result.predictions or getattr(splits, "task", "classification") != "classification":
         return None, {}
-    from dlexp import analysis
+    from dlexp.diagnosis import analysis
 
     labels = {name: getattr(splits, name).y for name in result.predictions}
     summary, rows = analysis.analyse(labels, result.predictions, splits.n_classes)
@@ -158,82 +154,81 @@ def _without_secrets(plain: dict) -> dict:
 
 @hydra.main(config_path="pkg://dlexp.configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str:
+    """One Hydra job: train, print the diagnosis, hand the result to the command (`launch`)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    from dlexp import report as render
+    from dlexp.render import terminal as render
+    from dlexp.training import launch
 
     hc = HydraConfig.get()
     # the user's own config folder is part of the command line every next-step command must repeat
     own = [f"--config-dir={src.path}" for src in hc.runtime.config_sources if src.provider == "command-line"]
     overrides = own + list(hc.overrides.task)
-    if any(isinstance(e, Interrupted) for e in FAILURES):
+    num = hc.job.num if hc.mode == RunMode.MULTIRUN else 0
+    if launch.interrupted():
         return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
+    ctx = launch.context()
     try:
-        result = train(cfg, overrides)
+        report = train(cfg, overrides, tags=ctx.get("tags") or None, resume=ctx.get("resume"))
     except Exception as exc:
-        # kept for run_hydra to raise once Hydra returns (Hydra would print its own banner first); the
-        # run is already ended FAILED or KILLED in the store, and a sweep goes on with its next job
-        FAILURES.append(exc)
-        from hydra.types import RunMode
+        # the run is already ended FAILED or KILLED in the store; the command raises or reports it once
+        # Hydra returns (Hydra would print its own banner first), and a sweep goes on with its next job
+        from dlexp.tracking.store import scrub
 
-        if HydraConfig.get().mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
-            from dlexp.store import scrub
-
-            text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
-            print(f"dlexp: error: job {' '.join(overrides)}: {scrub(text).strip().splitlines()[0]}",
-                  file=sys.stderr, flush=True)
+        text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
+        line = scrub(text).strip().splitlines()[0] if text.strip() else type(exc).__name__
+        run_id = getattr(exc, "run_id", None)
+        launch.save(launch.JobResult(overrides, error=line, exc=exc, num=num, run_id=run_id))
+        if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
+            print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
-    render.diagnosis(result, title=f"{cfg.model.name} on {cfg.data.name}")
-    RESULTS.append(result)
-    return result.diagnosis.verdict
+    render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
+    launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
+    return report.diagnosis.verdict
 
 
 def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
-    """Hand `argv` to Hydra as if it were this program's command line; return the jobs' reports.
+    """`dlexp train ARGV`: the jobs' reports; a single job's error is raised as it was, a sweep's failures
+    as one error naming how many jobs failed (each job printed its own line).
 
     `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
     from the run's last checkpoint into the same MLflow run.
     """
-    global RESUME
+    from dlexp.training import launch
+
     os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    info = None
     if resume is not None:
-        from dlexp import tracking
+        from dlexp.tracking import runs as tracking_runs
 
         if "-m" in argv or "--multirun" in argv:
             raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
         given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
-        RESUME = tracking.resume_info(given[-1] if given else None, resume)
-        from dlexp.training import load_checkpoint
+        info = tracking_runs.resume_info(given[-1] if given else None, resume)
+        from dlexp.training.fit import load_checkpoint
 
-        try:  # a damaged or tampered checkpoint is refused before the run is touched
-            RESUME["config"] = load_checkpoint(RESUME["checkpoint"]).get("hyper_parameters", {}).get("config", {})
-        except DlexpError:
-            RESUME = None
-            raise
+        # a damaged or tampered checkpoint is refused before the run is touched
+        info["config"] = load_checkpoint(info["checkpoint"]).get("hyper_parameters", {}).get("config", {})
         keys = {_override_key(a) for a in argv if "=" in a}
-        RESUME["new_keys"] = keys
-        argv = [o for o in RESUME["overrides"] if _override_key(o) not in keys] + list(argv)
-        print(f"dlexp: resuming run {RESUME['run_id']} ({RESUME['status']}) from {RESUME['checkpoint']}", flush=True)
-    saved = sys.argv
-    sys.argv = ["dlexp train", *argv]
-    RESULTS.clear()
-    FAILURES.clear()
-    try:
-        main()
-    finally:
-        sys.argv = saved
-        RESUME = None
-    if FAILURES:
-        if len(FAILURES) == 1 and not RESULTS:
-            raise FAILURES[0]
-        interrupted = next((e for e in FAILURES if isinstance(e, Interrupted)), None)
+        info["new_keys"] = sorted(keys)
+        argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
+        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
+    results = launch.run_jobs(argv, resume=info)
+    failed = [r for r in results if not r.ok]
+    done = [r.report for r in results if r.ok and r.report is not None]
+    if failed:
+        from dlexp.training.signals import Interrupted
+
+        if len(failed) == 1 and not done:
+            raise failed[0].exc or DlexpError(failed[0].error)
+        interrupted = next((r.exc for r in failed if isinstance(r.exc, Interrupted)), None)
         if interrupted is not None:
             raise interrupted
-        raise DlexpError(f"{len(FAILURES)} of {len(FAILURES) + len(RESULTS)} jobs failed (see above)")
-    return list(RESULTS)
+        raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
+                         + "; ".join(" ".join(r.overrides) or "(no overrides)" for r in failed))
+    return done
 
 
 def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
-
-

@@ -15,13 +15,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-SPLITS = ("train", "train_dev", "dev", "test")
-GAP_TERMS = {  # as in dlexp.diagnosis: gap = errors[a] - errors[b]
-    "avoidable_bias": ("train", "human"),
-    "variance": ("train_dev", "train"),
-    "data_mismatch": ("dev", "train_dev"),
-    "dev_overfitting": ("test", "dev"),
-}
+from dlexp.diagnosis.splits import GAP_TERMS, SPLITS
+
 METRICS = ("rmse", "mae")
 CHUNK_ELEMENTS = 4_000_000  # resampled indices held at once (32 MB of int64)
 

@@ -1,7 +1,7 @@
 """`dlexp report`: one self-contained HTML page for a run, a seed group or a learning curve.
 
 Stdlib only (html, base64): the page embeds the run's PNG plots as data URIs, so it can be mailed as one
-file. Reads the run through tracking.py; never imports torch.
+file. Reads the run through dlexp.tracking.runs; never imports torch.
 """
 
 from __future__ import annotations
@@ -137,9 +137,9 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
 
 def write(uri: str | None, run_id: str | None, out: Path | None = None, *, log: bool = True) -> Path:
     """Write the page for a run (latest when None) and attach it to the run as report.html."""
-    from dlexp import tracking
+    from dlexp.tracking import runs as tracking_runs
 
-    run = tracking.load_run(uri, run_id)
+    run = tracking_runs.load_run(uri, run_id)
     rid, doc, config = run["run_id"], run["document"], run["config"] or {}
     if not doc:
         from dlexp.errors import StoreError
@@ -149,8 +149,8 @@ def write(uri: str | None, run_id: str | None, out: Path | None = None, *, log: 
     kind = "seed group" if doc.get("seeds") else ("learning curve" if doc.get("curve") else "run")
     title = f"dlexp {kind}: {model} on {data}" if data and model else f"dlexp {kind}"
     with tempfile.TemporaryDirectory() as tmp:
-        images = [p for p in tracking.run_files(uri, rid, "plots", Path(tmp)) if p.suffix == ".png"]
-        children = tracking.child_runs(uri, rid) if kind != "run" else []
+        images = [p for p in tracking_runs.run_files(uri, rid, "plots", Path(tmp)) if p.suffix == ".png"]
+        children = tracking_runs.child_runs(uri, rid) if kind != "run" else []
         text = page(doc, title=title, images=images, children=children)
     out = Path(out) if out else Path(f"dlexp-report-{rid[:8]}.html")
     out.write_text(text)
@@ -158,5 +158,5 @@ def write(uri: str | None, run_id: str | None, out: Path | None = None, *, log: 
         with tempfile.TemporaryDirectory() as tmp:
             named = Path(tmp) / "report.html"
             named.write_text(text)
-            tracking.log_file(uri, rid, named)
+            tracking_runs.log_file(uri, rid, named)
     return out

@@ -3,7 +3,7 @@
 numpy and scikit-learn only (no torch): per-class error on every split, the dev confusion matrix, the
 classes whose error rises most from train-dev to dev (where a data mismatch lives), and the dev mistakes
 the model was most sure of. The summary goes into the JSON document under "analysis"; the worst mistakes
-are written as a CSV and the confusion matrix is drawn by plots.py.
+are written as a CSV and the confusion matrix is drawn by dlexp.render.plots.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-SPLITS = ("train", "train_dev", "dev", "test")
+from dlexp.diagnosis.splits import SPLITS
+
 WORST_CSV = "worst_dev_mistakes.csv"
 
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dlexp import powerlaw
+from dlexp.diagnosis import powerlaw
 from dlexp.cli import app
 from dlexp.diagnosis import Report, SplitErrors, diagnose
-from dlexp.sweeps import curve_sizes, parse_seeds, pool, width_factors
+from dlexp.training.groups import curve_sizes, parse_seeds, pool, width_factors
 
 TINY = ["data.n_train=400", "data.n_train_dev=200", "data.n_dev=200", "data.n_test=200", "trainer.max_epochs=1",
         "model.hidden=[16]", "data.batch_size=128"]
@@ -100,12 +100,12 @@ def test_seed_group_under_a_parent_run(runs_dir):
     result = CliRunner().invoke(app, ["train", "seeds=2", *TINY])
     assert result.exit_code == 0, result.output
     assert "2 seeds pooled" in result.output and "seed-to-seed" in result.output
-    from dlexp import tracking
+    from dlexp.tracking import runs as tracking_runs
 
-    rows = tracking.list_runs(None, limit=10)
+    rows = tracking_runs.list_runs(None, limit=10)
     assert len(rows) == 3
     parent = next(r for r in rows if r["run_name"] == "seeds x2")
-    children = tracking.child_runs(None, parent["run_id"])
+    children = tracking_runs.child_runs(None, parent["run_id"])
     assert len(children) == 2
     doc = json.loads(CliRunner().invoke(app, ["diagnose", parent["run_id"], "--json"]).output)
     assert doc["seeds"]["runs"] == [c["run_id"] for c in children]

@@ -17,24 +17,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 warnings.filterwarnings("ignore", ".*LeafSpec.*")  # raised while Lightning itself is imported
-import lightning.pytorch as L  # noqa: E402
+import pytorch_lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
-from lightning.pytorch.utilities.exceptions import SIGTERMException  # noqa: E402
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
+from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
+from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from dlexp import models
 from dlexp.data import SPLIT_NAMES, Splits
 from dlexp.errors import TrainingError
-from dlexp.interrupts import Interrupted, Stopper
+from dlexp.training.signals import Interrupted, Stopper
 from dlexp.models.lit import Classifier, InMemoryData, Objective
-from dlexp.store import redact
+from dlexp.tracking.store import redact
 
 DEV_METRIC = "epoch/dev_error"
 
-for _name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+for _name in ("pytorch_lightning", "lightning_fabric"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", ".*(does not have many workers|Checkpoint directory .* exists).*")
 
@@ -188,7 +188,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         callbacks.append(EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
                                        min_delta=cfg.early_stopping.min_delta))
     if show_bar:
-        from lightning.pytorch.callbacks import RichProgressBar
+        from pytorch_lightning.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar(leave=True))
 

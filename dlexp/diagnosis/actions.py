@@ -1,0 +1,267 @@
+"""The next steps: for each problem, concrete actions computed from the run's own config, each with the
+exact `dlexp train` command to run."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dlexp.diagnosis.splits import GENERATED_SOURCES
+from dlexp.diagnosis.verdict import Diagnosis
+
+
+@dataclass(frozen=True)
+class Action:
+    problem: str
+    action: str
+    why: str
+    command: str | None  # the exact next `dlexp ...` command; None when there is no run to build on
+
+
+# --------------------------------------------------------------------------------------------------
+# Recommendations: computed from the run's own config, each with the exact next command.
+
+
+def _get(config: Mapping, dotted: str, default=None):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def merge_overrides(base: Sequence[str], new: Sequence[str]) -> list[str]:
+    """`base` overrides with those that `new` replaces dropped, then `new`.
+
+    A group override (``model=mlp``) also drops the base overrides inside that group.
+
+    >>> merge_overrides(["model.hidden=[64]", "seed=1"], ["model.hidden=[128]"])
+    ['seed=1', 'model.hidden=[128]']
+    >>> merge_overrides(["model=logistic", "model.dropout=0.1"], ["model=mlp"])
+    ['model=mlp']
+    """
+    new_keys = {_override_key(o) for o in new}
+    kept = [o for o in base
+            if _override_key(o) not in new_keys
+            and not any(_override_key(o).startswith(k + ".") for k in new_keys)]
+    return kept + list(new)
+
+
+def _fmt_list(values: Sequence) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"
+
+
+def _fmt_float(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def _command(overrides: Sequence[str], new: Sequence[str], *, multirun: bool = False) -> str:
+    args = merge_overrides(overrides, new)
+    if multirun:  # a sweep runs one job per value; a seed group (seeds=N) does not combine with it
+        args = [a for a in args if not a.startswith("seeds=")]
+    return " ".join(["dlexp", "train"] + (["-m"] if multirun else []) + [shlex.quote(a) for a in args])
+
+
+def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
+              overrides: Sequence[str] = ()) -> tuple[Action, ...]:
+    """Concrete next steps for each problem, largest first, computed from the run's resolved config.
+
+    `config` is the run's resolved config as plain mappings (None in what-if mode: the actions then
+    carry no command); `overrides` are the ones the run was started with, repeated in each command.
+    """
+    steps: list[Action] = []
+    order = ("diverged",) + diagnosis.problems if diagnosis.verdict == "diverged" else diagnosis.problems
+    if diagnosis.verdict == "inconclusive" and diagnosis.resolve:
+        action, why, new = _measure_more(diagnosis, config or {})
+        command = None if config is None or new is None else _command(overrides, new)
+        steps.append(Action("inconclusive", action, why, command))
+    for problem in order:
+        for action, why, new, multirun in _ACTIONS[problem](config or {}):
+            command = None if config is None or new is None else _command(overrides, new, multirun=multirun)
+            steps.append(Action(problem, action, why, command))
+    return tuple(steps)
+
+
+SIZE_KEYS = {"train": "data.n_train", "train_dev": "data.n_train_dev", "dev": "data.n_dev", "test": "data.n_test"}
+
+
+def _measure_more(diagnosis: Diagnosis, cfg: Mapping):
+    """The first action of an inconclusive verdict: the examples that would settle the largest gap."""
+    r = diagnosis.resolve
+    lo, hi = r["interval"] if r["interval"] else (r["value"], r["value"])
+    why = (f"{r['gap']} is {r['value']:.2%} but its 95% interval [{lo:.2%}, {hi:.2%}] does not clear the "
+           f"tolerance {diagnosis.tolerance:.2%}")
+    if not r["more"]:
+        return (f"Measure more before acting on {r['gap']}: {r['reason']}", why, None)
+    sizes = r["sizes"]
+    what = " and ".join(f"{m:,} more {s} examples ({sizes[s]:,} -> {sizes[s] + m:,})" for s, m in r["more"].items())
+    why += "; with that many a gap of this size would clear it"
+    new = []
+    for split, more in r["more"].items():
+        current = _get(cfg, SIZE_KEYS[split])
+        if current and _get(cfg, "data.name") in GENERATED_SOURCES:
+            # sizes may be pooled over seeds: scale the config's own value by the same factor
+            new.append(f"{SIZE_KEYS[split]}={math.ceil(current * (sizes[split] + more) / sizes[split])}")
+    return (f"Measure more: about {what} would settle {r['gap']}", why,
+            new if len(new) == len(r["more"]) else None)
+
+
+def _resized(cfg: Mapping, factor: float):
+    """(what, overrides) that scale the model's width by `factor`, from its config; None without a width."""
+    model = _get(cfg, "model.name", "mlp")
+
+    def scale(v):
+        return max(1, int(round(v * factor)))
+
+    if model == "mlp" and _get(cfg, "model.hidden"):
+        return "the width of every hidden layer", [f"model.hidden={_fmt_list(scale(h) for h in _get(cfg, 'model.hidden'))}"]
+    if model == "cnn" and _get(cfg, "model.channels"):
+        return "the channels of every conv block", [f"model.channels={_fmt_list(scale(c) for c in _get(cfg, 'model.channels'))}"]
+    if model == "gru" and _get(cfg, "model.hidden_size"):
+        return "the recurrent state", [f"model.hidden_size={scale(_get(cfg, 'model.hidden_size'))}"]
+    if model == "transformer" and _get(cfg, "model.d_model"):
+        heads = _get(cfg, "model.heads", 1) or 1
+        d_model = max(heads, scale(_get(cfg, "model.d_model")) // heads * heads)  # a multiple of heads
+        return "the model width (d_model and ff)", [f"model.d_model={d_model}",
+                                                    f"model.ff={scale(_get(cfg, 'model.ff', 4 * d_model))}"]
+    return None
+
+
+def _deeper(cfg: Mapping):
+    """(what, overrides) adding one layer of the model's own kind; None for a linear model."""
+    model = _get(cfg, "model.name", "mlp")
+    hidden, channels = _get(cfg, "model.hidden"), _get(cfg, "model.channels")
+    if model == "mlp" and hidden:
+        return "one more hidden layer", [f"model.hidden={_fmt_list(list(hidden) + [hidden[-1]])}"]
+    if model == "cnn" and channels:
+        return "one more conv block", [f"model.channels={_fmt_list(list(channels) + [2 * channels[-1]])}"]
+    if model in ("gru", "transformer") and _get(cfg, "model.layers"):
+        return "one more layer", [f"model.layers={_get(cfg, 'model.layers') + 1}"]
+    return None
+
+
+def _max_width(cfg: Mapping) -> int:
+    widths = [_get(cfg, "model.hidden"), _get(cfg, "model.channels"), _get(cfg, "model.hidden_size"),
+              _get(cfg, "model.d_model")]
+    flat = [w for v in widths if v for w in (v if isinstance(v, Sequence) else [v])]
+    return max(flat, default=0)
+
+
+def _bias_actions(cfg: Mapping):
+    model = _get(cfg, "model.name")
+    epochs = _get(cfg, "trainer.max_epochs")
+    dropout = _get(cfg, "model.dropout", 0.0) or 0.0
+    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
+    opt = _get(cfg, "optimizer.name")
+    lr = _get(cfg, "optimizer.lr")
+    bigger = _resized(cfg, 2) if model else None
+    if bigger:
+        yield (f"Bigger model: double {bigger[0]}",
+               "more capacity lowers the training error toward the human level", bigger[1], False)
+    elif model == "logistic":
+        yield ("Bigger model: a multi-layer perceptron instead of a linear model",
+               "a linear model cannot fit a non-linear boundary, whatever the training time",
+               ["model=mlp"], False)
+    else:
+        yield ("Bigger model: more units or layers", "more capacity lowers the training error toward the human level",
+               None, False)
+    yield ("Train longer", "the training error may still be falling at the last epoch",
+           [f"trainer.max_epochs={2 * epochs}"] if epochs else None, False)
+    if dropout > 0:
+        yield ("Less regularization: lower dropout", "dropout trades training error for variance",
+               [f"model.dropout={_fmt_float(dropout / 2)}"], False)
+    if wd > 0:
+        yield ("Less regularization: no weight decay", "weight decay holds the weights back from fitting",
+               ["optimizer.weight_decay=0"], False)
+    if opt == "sgd":
+        yield ("Better optimizer: Adam", "adaptive steps usually fit faster than plain SGD",
+               ["optimizer=adam"], False)
+    elif lr:
+        lrs = ",".join(_fmt_float(lr * f) for f in (0.3, 1, 3))
+        yield ("Tune the learning rate: sweep around the current value",
+               "a learning rate off by 3x can leave the training error high", [f"optimizer.lr={lrs}"], True)
+    else:
+        yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
+               None, False)
+    deeper = _deeper(cfg) if model else None
+    if deeper:
+        yield (f"Other architecture: {deeper[0]}", "depth adds capacity where width alone stalls", deeper[1], False)
+    if model == "gru":
+        yield ("Other architecture: self-attention", "attention links far-apart tokens in one step",
+               ["model=transformer"], False)
+
+
+def _variance_actions(cfg: Mapping):
+    n_train = _get(cfg, "data.n_train")
+    dropout = _get(cfg, "model.dropout")
+    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
+    patience = _get(cfg, "early_stopping.patience", 0) or 0
+    why_data = "more examples from the training distribution narrow the train/train-dev gap"
+    if _get(cfg, "data.name") in GENERATED_SOURCES and n_train:
+        yield ("More training data: double the training set", why_data, [f"data.n_train={2 * n_train}"], False)
+    elif not cfg:
+        yield ("More training data", why_data, None, False)
+    if dropout is not None:
+        yield ("Regularization: raise dropout", "dropout keeps the network from memorising the training set",
+               [f"model.dropout={_fmt_float(min(0.8, dropout + 0.2))}"], False)
+    yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
+           [f"optimizer.weight_decay={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
+    if patience <= 0:
+        yield ("Early stopping on the dev error", "stops before the model starts fitting noise",
+               ["early_stopping.patience=3"], False)
+    smaller = _resized(cfg, 0.5)
+    if smaller and _max_width(cfg) > 8:
+        yield ("Smaller model (last resort)", "less capacity to memorise, at the risk of more bias",
+               smaller[1], False)
+
+
+def _mismatch_actions(cfg: Mapping):
+    frac = _get(cfg, "data.target_fraction")
+    what = "Make training data like dev/test: move target-distribution examples into training"
+    why = "the model has seen too little of the distribution it is judged on"
+    # only where dev/test differ from training can they be mixed in: synthetic with a shift, tables with
+    # their own dev file or query
+    if _get(cfg, "data.name") in ("table", "sql"):
+        separate = bool(_get(cfg, "data.dev_path") or _get(cfg, "data.dev_query"))
+    else:
+        separate = bool(_get(cfg, "data.shift", 1))
+    if frac is not None and separate and frac < 0.9:
+        yield (what, why, [f"data.target_fraction={_fmt_float(min(0.9, max(0.2, 2 * frac)))}"], False)
+    elif frac is None:
+        yield (what + ", or synthesise/augment such examples", why, None, False)
+    yield ("Error analysis: compare dev mistakes with train-dev mistakes",
+           "find which inputs the shift hurts before collecting or synthesising data", None, False)
+
+
+def _dev_overfit_actions(cfg: Mapping):
+    n_dev = _get(cfg, "data.n_dev")
+    yield ("Bigger dev set", "a small dev set overfits to the choices tuned on it",
+           [f"data.n_dev={2 * n_dev}"] if n_dev else None, False)
+    seed = _get(cfg, "seed", 0) or 0
+    yield ("Stop tuning on dev: re-run with a fresh seed before changing anything",
+           "if the test gap moves with the seed, the dev result was luck", [f"seed={seed + 1}"], False)
+
+
+def _diverged_actions(cfg: Mapping):
+    lr = _get(cfg, "optimizer.lr")
+    clip = _get(cfg, "optimizer.grad_clip")
+    yield ("Lower the learning rate tenfold", "a step too large sends the loss to infinity",
+           [f"optimizer.lr={_fmt_float(lr / 10)}"] if lr else None, False)
+    if not clip:
+        yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
+
+
+_ACTIONS = {
+    "avoidable_bias": _bias_actions,
+    "variance": _variance_actions,
+    "data_mismatch": _mismatch_actions,
+    "dev_overfitting": _dev_overfit_actions,
+    "diverged": _diverged_actions,
+}

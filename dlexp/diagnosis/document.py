@@ -1,0 +1,86 @@
+"""The JSON document: one shape for `dlexp diagnose --json`, `diagnosis.json` and the MLflow names."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dlexp.diagnosis.actions import Action, recommend
+from dlexp.diagnosis.splits import DEFAULT_TOLERANCE, GAP_TERMS, SPLITS, SplitErrors
+from dlexp.diagnosis.verdict import Diagnosis, diagnose
+
+
+
+def _clean(x: float) -> float:
+    """0.0578 rather than 0.057800000000000004: the difference of two rates, rounded to 12 decimals."""
+    return round(x, 12) if math.isfinite(x) else x
+
+
+@dataclass(frozen=True)
+class Report:
+    """A diagnosis with everything needed to print or log it."""
+
+    diagnosis: Diagnosis
+    actions: tuple[Action, ...]
+    run_id: str | None = None
+    sizes: Mapping[str, int] = field(default_factory=dict)
+    task: str = "classification"
+    metric: str = "error_rate"  # error_rate, or for regression rmse | mae in the target's unit
+    checks: tuple[str, ...] = ()  # findings about the data: leakage, classes absent from training, tiny splits
+    seeds: Mapping | None = None  # pooled seed group: {"seeds": [...], "runs": [...], "spread": {...}}
+    analysis: Mapping | None = None  # error analysis (classification): per-class errors, rising classes, ...
+    curve: Mapping | None = None  # learning curve (a curve's parent run): points, fit, the answer
+
+    def document(self) -> dict:
+        d = self.diagnosis
+        return {
+            "run_id": self.run_id,
+            "task": self.task,
+            "metric": self.metric,
+            "errors": {k: _clean(v) for k, v in d.errors.as_dict().items()},
+            "sizes": {s: self.sizes.get(s) for s in SPLITS},
+            "gaps": {g.name: _clean(g.value) for g in d.gaps},
+            "intervals": {k: ([_clean(x) for x in v] if v is not None else None) for k, v in d.intervals.items()},
+            "tolerance": d.tolerance,
+            "verdict": d.verdict,
+            "problems": list(d.problems),
+            "notes": list(d.notes),
+            "checks": list(self.checks),
+            "diverged_at": d.diverged_at,
+            "resolve": d.resolve,
+            **({"seeds": dict(self.seeds)} if self.seeds else {}),
+            **({"analysis": dict(self.analysis)} if self.analysis else {}),
+            **({"curve": dict(self.curve)} if self.curve else {}),
+            "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
+                        for a in self.actions],
+        }
+
+    def metrics(self) -> dict[str, float]:
+        """The MLflow metric names: error/<split>, gap/<name>."""
+        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items()}
+        out.update({f"gap/{g.name}": _clean(g.value) for g in self.diagnosis.gaps})
+        for name, ci in self.diagnosis.intervals.items():
+            if ci is not None and ci[0] != ci[1]:  # a point "interval" (an exact human level) says nothing
+                prefix = "gap" if name in GAP_TERMS else "error"
+                out[f"{prefix}/{name}/lo"], out[f"{prefix}/{name}/hi"] = ci
+        return out
+
+    def tags(self) -> dict[str, str]:
+        tags = {"dlexp.verdict": self.diagnosis.verdict, "dlexp.problems": ",".join(self.diagnosis.problems),
+                "dlexp.task": self.task, "dlexp.metric": self.metric}
+        if self.checks:
+            tags["dlexp.checks"] = " | ".join(self.checks)[:5000]
+        return tags
+
+
+def what_if(errors: SplitErrors, *, sizes: Mapping[str, int | None] | None = None,
+            tolerance: float = DEFAULT_TOLERANCE, human_range: Sequence[float] | None = None) -> Report:
+    """The report of figures typed in (`dlexp diagnose --human .. --train ..`): no run, so no commands.
+
+    >>> what_if(SplitErrors(0.01, 0.08, 0.09, 0.10, 0.11)).diagnosis.verdict
+    'avoidable_bias'
+    """
+    sizes = sizes or {}
+    d = diagnose(errors, tolerance=tolerance, sizes=sizes, human_range=human_range)
+    return Report(d, recommend(d, None), sizes={k: v for k, v in sizes.items() if v})

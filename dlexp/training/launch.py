@@ -1,0 +1,151 @@
+"""The jobs of `dlexp train` through Hydra, and their results back to the command.
+
+`run_jobs` hands a command line to the `@hydra.main` entry (`dlexp.training.run.main`), so every job goes
+through Hydra's own machinery: overrides, `-m` sweeps, `--config-dir`, and whichever launcher is configured
+(basic, joblib, ray). A list of jobs — each its own override list, as seed groups, curves and recipe rounds
+need — goes through dlexp's list sweeper (`hydra/sweeper=dlexp_jobs`) in one batch.
+
+Results cross back through files, not module state: the command makes a folder, names it in each job's
+environment with Hydra's `hydra.job.env_set` (applied by every launcher, in whatever process runs the job),
+and puts there what the jobs need to know (`context.json`: tags for their runs, a run to resume). Each job
+writes its own result (`job-NNNN.pkl`: the report, or the error) and the command reads them all once Hydra
+returns. A job that fails is one line in the results, whatever process it ran in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dlexp.diagnosis import Report
+from dlexp.errors import DlexpError
+
+JOBS_DIR = "DLEXP_JOBS_DIR"  # the folder of the command that launched this job (set by hydra.job.env_set)
+
+
+@dataclass
+class JobResult:
+    overrides: list[str]
+    report: Report | None = None
+    run_id: str | None = None
+    error: str | None = None              # one line, when the job failed
+    exc: BaseException | None = field(default=None, repr=False)  # the job's exception, to re-raise as it was
+    num: int = 0                          # the job's index in its sweep
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict | None = None,
+             resume: dict | None = None) -> list[JobResult]:
+    """Run `dlexp train ARGV` through Hydra; with `jobs`, one job per override list (after ARGV's overrides)
+    as one multirun through the configured launcher. `tags` go on every job's MLflow run; `resume` (from
+    `tracking.runs.resume_info`) continues that run. Returns the jobs' results in job order."""
+    from dlexp.training import run
+
+    if jobs is not None:
+        _register_sweeper()
+    folder = Path(tempfile.mkdtemp(prefix="dlexp-jobs-"))
+    try:
+        (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "resume": resume}))
+        args = [a for a in argv if jobs is None or a not in ("-m", "--multirun")]
+        ours = [f"++hydra.job.env_set.{JOBS_DIR}={folder}"]
+        if jobs is not None:
+            (folder / "jobs.json").write_text(json.dumps([list(j) for j in jobs]))
+            ours += ["hydra/sweeper=dlexp_jobs", f"hydra.sweeper.jobs_file={folder / 'jobs.json'}"]
+            args = ["-m", *args]
+        args = with_overrides(args, ours)
+        saved = sys.argv
+        sys.argv = ["dlexp train", *args]
+        try:
+            run.main()
+        finally:
+            sys.argv = saved
+        results = [pickle.loads(p.read_bytes()) for p in folder.glob("job-*.pkl")]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return sorted(results, key=lambda r: r.num)
+
+
+# Hydra's flags that take a value: what follows one of them is not an override
+_VALUED = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c", "--package", "-p",
+           "--experimental-rerun"}
+
+
+def with_overrides(argv: list[str], extra: list[str]) -> list[str]:
+    """`argv` with `extra` overrides placed right after its own: Hydra's command line takes its overrides as
+    one run of positional arguments, so they must not be split by a flag.
+
+    >>> with_overrides(["--config-dir", "my", "model=tiny", "--cfg", "job"], ["seed=1"])
+    ['--config-dir', 'my', 'model=tiny', 'seed=1', '--cfg', 'job']
+    >>> with_overrides(["-m", "--cfg", "job"], ["seed=1"])
+    ['seed=1', '-m', '--cfg', 'job']
+    """
+    last = -1
+    for i, arg in enumerate(argv):
+        if not arg.startswith("-") and not (i > 0 and argv[i - 1] in _VALUED):
+            last = i
+    return argv[:last + 1] + list(extra) + argv[last + 1:]
+
+
+def _register_sweeper() -> None:
+    """Make sure Hydra knows dlexp's list sweeper. Hydra finds plugins by walking the `hydra_plugins`
+    package, which an editable install (`pip install -e .`) hides behind an import hook that cannot be
+    walked; importing the module registers its config, and this registers its class."""
+    from hydra.core.plugins import Plugins
+
+    from hydra_plugins.dlexp_sweeper.jobs_sweeper import JobsSweeper
+
+    name = f"{JobsSweeper.__module__}.{JobsSweeper.__name__}"
+    Plugins.instance().class_name_to_class.setdefault(name, JobsSweeper)
+
+
+# --------------------------------------------------------------------------------------- the job's side
+
+
+def _folder() -> Path | None:
+    value = os.environ.get(JOBS_DIR)
+    return Path(value) if value else None
+
+
+def context() -> dict:
+    """What the command that launched this job tells it: {"tags": {...}, "resume": {...} | None}."""
+    folder = _folder()
+    if folder is None or not (folder / "context.json").is_file():
+        return {"tags": {}, "resume": None}
+    return json.loads((folder / "context.json").read_text())
+
+
+def interrupted() -> bool:
+    """Whether an earlier job of this command was stopped by Ctrl-C / SIGTERM (a sweep stops there)."""
+    folder = _folder()
+    return folder is not None and (folder / "interrupted").exists()
+
+
+def save(result: JobResult) -> None:
+    """Hand this job's result to the command (nothing to do when no command is listening)."""
+    folder = _folder()
+    if folder is None:
+        return
+    from dlexp.training.signals import Interrupted
+
+    if isinstance(result.exc, Interrupted):
+        (folder / "interrupted").touch()
+    try:
+        data = pickle.dumps(result)
+    except Exception:  # an exception that does not pickle: keep its line and exit code
+        code = getattr(result.exc, "exit_code", 1)
+        exc = DlexpError(result.error or "job failed")
+        exc.exit_code = code
+        result.exc = exc
+        data = pickle.dumps(result)
+    tmp = folder / f".job-{result.num:04d}-{os.getpid()}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(folder / f"job-{result.num:04d}.pkl")
