@@ -118,6 +118,40 @@ def train(
         raise typer.Exit(EXIT_DIVERGED)
 
 
+@app.command(name="next")
+@friendly
+def next_step(
+    args: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[RUN_ID] [N]", help="The run (default: the latest) and which of its next steps to run "
+                                     "(default: 1, the first). `dlexp next 3` runs step 3 of the latest run.",
+        show_default=False)] = None,
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """Run next step N of a run's diagnosis (the exact command it printed), then compare the new run with it.
+
+    The new run is tagged dlexp.follows (the run) and dlexp.action (the step), named after the step in
+    MLflow (`mlp · synthetic · bigger model`), and shown with its origin by `dlexp runs`.
+    """
+    from dlexp.training.lineage import follow, parse_args
+
+    run_id, step = parse_args(list(args or []))
+    require_store(uri)
+    done = follow(uri, run_id, step)
+    from dlexp.render import terminal as render
+
+    for run in done.runs:
+        if run.get("comparison"):
+            render.followed(run["comparison"], action=done.action.action)
+    failed = [r for r in done.runs if r["error"]]
+    if failed:
+        if len(failed) == len(done.runs) == 1:
+            raise failed[0]["exc"] or DlexpError(failed[0]["error"])
+        raise DlexpError(f"{len(failed)} of {len(done.runs)} jobs of step {step} failed (see above)")
+    if len(done.runs) == 1 and done.runs[0]["report"].diagnosis.verdict == "diverged":
+        raise typer.Exit(EXIT_DIVERGED)
+
+
 def _parse_human(text: str | None, *, bounded: bool = True) -> tuple[float | None, tuple[float, float] | None]:
     """--human 0.01 -> (0.01, None); --human 0.008,0.012 (a range: several annotators) -> (0.01, (lo, hi))."""
     from dlexp.diagnosis import check_error
@@ -289,7 +323,8 @@ def runs(
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
-    """Recent runs, newest first: id, status, data, model, the four errors, the verdict."""
+    """Recent runs, newest first: id, status, data, model, the four errors, the verdict, and the run each
+    follows (`dlexp next`) with the step it took."""
     if limit <= 0:
         raise ConfigError(f"--limit must be positive, got {limit}")
     require_store(uri)
@@ -324,8 +359,11 @@ def ui(
     if host not in ("127.0.0.1", "localhost", "::1"):
         typer.echo(f"dlexp: warning: serving on {host}: anyone who can reach this address can read your runs",
                    err=True)
-    typer.echo(f"MLflow UI for {redact(target)} at http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}"
-               " (Ctrl-C stops it)")
+    from dlexp.tracking import runs as tracking_runs
+
+    where = tracking_runs.experiment_path(uri)  # opens MLflow 3's "Model training" view on dlexp's runs
+    typer.echo(f"MLflow UI for {redact(target)} at "
+               f"http://{'localhost' if host in ('127.0.0.1', '::1') else host}:{port}/{where} (Ctrl-C stops it)")
     cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", target,
            "--host", host, "--port", str(port)]
     # MLflow's Host-header (DNS rebinding) and cross-origin checks stay on: dlexp never passes

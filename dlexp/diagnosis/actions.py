@@ -20,6 +20,24 @@ class Action:
     command: str | None  # the exact next `dlexp ...` command; None when there is no run to build on
 
 
+# the heads of actions that name a family, not the step: their label is what follows the colon
+_FAMILIES = ("Regularization", "Less regularization", "Other architecture")
+
+
+def label(action: str) -> str:
+    """A few words naming an action, for run names (`mlp · synthetic · bigger model`) and `dlexp runs`.
+
+    >>> label("Bigger model: double the width of every hidden layer"), label("Regularization: raise dropout")
+    ('bigger model', 'raise dropout')
+    >>> label("Smaller model (last resort)"), label("Measure more: about 314 more dev examples (300 -> 614)")
+    ('smaller model', 'measure more')
+    """
+    head, _, tail = action.partition(":")
+    text = tail if head.strip() in _FAMILIES and tail.strip() else head
+    text = text.split("(")[0].strip().rstrip(".")
+    return (text[:1].lower() + text[1:]) if text[1:2].islower() or len(text) < 2 else text
+
+
 # --------------------------------------------------------------------------------------------------
 # Recommendations: computed from the run's own config, each with the exact next command.
 

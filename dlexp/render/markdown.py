@@ -45,6 +45,19 @@ def _cell(text: str) -> str:
     return str(text).replace("|", "\\|")
 
 
+def title(model: str | None, data: str | None, doc: Mapping | None = None) -> str | None:
+    """"mlp on synthetic", "mlp on synthetic · 3 seeds pooled" (as `dlexp diagnose` heads its table).
+
+    >>> title("mlp", "synthetic", {"seeds": {"seeds": [0, 1, 2]}})
+    'mlp on synthetic · 3 seeds pooled'
+    """
+    text = f"{model} on {data}" if model and data else None
+    seeds = (doc or {}).get("seeds") or {}
+    if seeds:
+        text = f"{text or 'seed group'} · {len(seeds.get('seeds', []))} seeds pooled"
+    return text
+
+
 def diagnosis(doc: Mapping, *, title: str | None = None) -> str:
     """The verdict, the table of errors and gaps with their 95% intervals, the notes and the next commands."""
     metric = doc.get("metric") or "error_rate"
@@ -104,33 +117,39 @@ def diagnosis(doc: Mapping, *, title: str | None = None) -> str:
 
 def comparison(doc: Mapping, *, metric: str = "error_rate") -> str:
     """B against A (`dlexp compare --json`): per split and per gap, A, B, B − A and its 95% interval."""
+    metric = doc.get("metric") or metric
     lines = [f"#### Compared with run `{doc.get('a')}`", ""]
     if doc.get("summary"):
         lines += [str(doc["summary"]), ""]
     verdicts = doc.get("verdicts") or {}
-    if verdicts:
+    if verdicts and not doc.get("summary"):
         lines += [f"Verdict `{verdicts.get('a')}` → `{verdicts.get('b')}`.", ""]
     splits = doc.get("splits") or {}
+    tested = any((s or {}).get("interval") for s in splits.values())  # no empty columns without intervals
     if splits:
-        lines += ["| error | A | B | B − A | 95% interval | p | method |", "|---|---:|---:|---:|---|---:|---|"]
+        lines += (["| error | A | B | B − A | 95% interval | p | method |", "|---|---:|---:|---:|---|---:|---|"]
+                  if tested else ["| error | A | B | B − A |", "|---|---:|---:|---:|"])
         for split in SPLITS:
             s = splits.get(split)
             if not s:
                 continue
             p = s.get("p_value")
-            lines.append(f"| error/{split} | {_fmt(s.get('a'), metric)} | {_fmt(s.get('b'), metric)} | "
-                         f"{_fmt(s.get('diff'), metric, signed=True)} | "
-                         f"{_ci(s.get('interval'), metric, signed=True)} | "
-                         f"{'' if p is None else f'{p:.3g}'} | {s.get('method') or ''} |")
+            row = (f"| error/{split} | {_fmt(s.get('a'), metric)} | {_fmt(s.get('b'), metric)} | "
+                   f"{_fmt(s.get('diff'), metric, signed=True)} |")
+            if tested:
+                row += (f" {_ci(s.get('interval'), metric, signed=True)} | {'' if p is None else f'{p:.3g}'} | "
+                        f"{s.get('method') or ''} |")
+            lines.append(row)
     gaps = doc.get("gaps") or {}
     if gaps:
-        lines += ["", "| gap | A | B | B − A | 95% interval |", "|---|---:|---:|---:|---|"]
+        lines += ["", "| gap | A | B | B − A | 95% interval |" if tested else "| gap | A | B | B − A |",
+                  "|---|---:|---:|---:|---|" if tested else "|---|---:|---:|---:|"]
         for gap in GAP_TERMS:
             g = gaps.get(gap)
             if g:
                 lines.append(f"| gap/{gap} | {_fmt(g.get('a'), metric)} | {_fmt(g.get('b'), metric)} | "
-                             f"{_fmt(g.get('diff'), metric, signed=True)} | "
-                             f"{_ci(g.get('interval'), metric, signed=True)} |")
+                             f"{_fmt(g.get('diff'), metric, signed=True)} |"
+                             + (f" {_ci(g.get('interval'), metric, signed=True)} |" if tested else ""))
     for note in doc.get("notes") or []:
         lines += ["", f"> note: {note}"]
     return "\n".join(lines)

@@ -97,10 +97,23 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+# MLflow 3 keeps what an experiment is for in this tag; the kind for training models (the UI's "Model training"
+# view, not its GenAI one). The values are the UI's own (ExperimentKind in MLflow's frontend).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+DESCRIPTION = "mlflow.note.content"  # a run's Description in the UI (Markdown)
+
+
 def experiment_id(c: MlflowClient, name: str) -> str:
-    """The experiment's id, created once even when several processes ask at the same moment."""
+    """The experiment's id, created once even when several processes ask at the same moment.
+
+    A dlexp experiment is marked as a model-training experiment; one made before dlexp marked them (and not
+    given another kind since) is marked on its next run.
+    """
     exp = c.get_experiment_by_name(name)
     if exp is not None:
+        if EXPERIMENT_KIND not in exp.tags:
+            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
         return exp.experiment_id
     with store_lock(c.tracking_uri):
         return _create_experiment(c, name)
@@ -114,7 +127,7 @@ def _create_experiment(c: MlflowClient, name: str) -> str:
     if c.tracking_uri.startswith("sqlite:///"):
         kwargs["artifact_location"] = (sqlite_path(c.tracking_uri).parent / "artifacts").as_uri()
     try:
-        return c.create_experiment(name, **kwargs)
+        return c.create_experiment(name, tags={EXPERIMENT_KIND: TRAINING_KIND}, **kwargs)
     except MlflowException:
         exp = c.get_experiment_by_name(name)  # another process created it first
         if exp is None:
@@ -162,6 +175,7 @@ class Session:
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
         params = {k: str(v)[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
+        self.names = (params.get("model.name"), params.get("data.name"))  # for the Description's title
         self.resumed = bool(msg.get("resume_run_id"))
         if self.resumed:
             # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
@@ -202,6 +216,14 @@ class Session:
             rows.setdefault(int(row["epoch"]), {}).update(row)
         return [rows[k] for k in sorted(rows)]
 
+    def description(self, document: dict, tags: dict) -> str:
+        """The run's diagnosis as Markdown, headed by the run and step it follows (`dlexp next`)."""
+        from dlexp.render import markdown
+
+        t = {**self.run.data.tags, **tags}
+        return markdown.description(document, title=markdown.title(*self.names, document),
+                                    follows=t.get("dlexp.follows"), action=t.get("dlexp.action"))
+
     def epoch(self, msg: dict) -> None:
         step = int(msg["epoch"])
         metrics = [Metric(f"epoch/{k}", float(v), _now(), step)
@@ -218,6 +240,7 @@ class Session:
             c.log_batch(run_id, metrics=metrics, tags=tags)
         document = msg.get("document")
         if document is not None:
+            c.set_tag(run_id, DESCRIPTION, scrub(self.description(document, msg.get("tags", {}))))
             c.log_dict(run_id, document, "diagnosis.json")
             history = msg.get("history", [])
             if self.resumed:

@@ -11,8 +11,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from dlexp.errors import StoreError
-from dlexp.tracking.process import ERROR_KEYS, _first_line, client
-from dlexp.tracking.store import redact
+from dlexp.tracking.process import DESCRIPTION, ERROR_KEYS, _first_line, client
+from dlexp.tracking.store import redact, scrub
 
 
 # ------------------------------------------------------------------------------------- reading runs
@@ -91,6 +91,8 @@ def run_summary(run) -> dict:
         "verdict": t.get("dlexp.verdict"),
         "task": t.get("dlexp.task", "classification"),
         "metric": t.get("dlexp.metric", "error_rate"),
+        "follows": t.get("dlexp.follows"),  # the run whose next step this run is (`dlexp next`), and which step
+        "action": t.get("dlexp.action"),
     }
 
 
@@ -146,6 +148,38 @@ def child_runs(uri: str | None, run_id: str) -> list[dict]:
     found = c.search_runs([run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
                           order_by=["attributes.start_time ASC"], max_results=1000)
     return [run_summary(r) for r in found]
+
+
+def describe(uri: str | None, run_id: str, *, compared: dict | None = None) -> str:
+    """Write a finished run's Description (mlflow.note.content) again from what it logged, with `compared`
+    (a comparison document, `dlexp compare --json`) under its lineage; returns the Markdown."""
+    from dlexp.render import markdown
+
+    c = client(uri)
+    run = c.get_run(run_id)
+    t, p = run.data.tags, run.data.params
+    try:
+        document = json.loads(_load_text(c, run_id, "diagnosis.json"))
+    except Exception:
+        raise StoreError(f"run {run_id} has no diagnosis.json to describe") from None
+    text = markdown.description(document, title=markdown.title(p.get("model.name"), p.get("data.name"), document),
+                                follows=t.get("dlexp.follows"), action=t.get("dlexp.action"), compared=compared)
+    try:
+        c.set_tag(run_id, DESCRIPTION, scrub(text))
+    except MlflowException as exc:
+        raise StoreError(f"cannot write the description of run {run_id}: {_first_line(exc)}") from None
+    return text
+
+
+def experiment_path(uri: str | None, name: str = "dlexp") -> str:
+    """Where MLflow's UI shows the experiment's training runs: `#/experiments/ID?workflowType=machine_learning`.
+
+    MLflow 3.17's UI picks its GenAI or "Model training" view from a switch kept in the browser (GenAI unless
+    the user changed it) or from this URL parameter, not from the experiment's kind; the link opens the right one.
+    """
+    exp = client(uri).get_experiment_by_name(name)
+    where = f"#/experiments/{exp.experiment_id}" if exp is not None else "#/experiments"
+    return f"{where}?workflowType=machine_learning"
 
 
 def log_file(uri: str | None, run_id: str, path: Path) -> None:

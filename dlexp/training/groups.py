@@ -44,7 +44,7 @@ def compose(overrides: list[str]) -> DictConfig:
 class Parent:
     """The parent run of a group: opened before the first child, finished with the group's result."""
 
-    def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str):
+    def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str, *, tags: dict | None = None):
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
         safe = training_run._without_secrets(plain)
@@ -52,9 +52,9 @@ class Parent:
             {
                 "uri": store_uri(cfg.tracking.uri),
                 "experiment": cfg.tracking.experiment,
-                "run_name": cfg.tracking.run_name or name,
+                "run_name": cfg.tracking.run_name or f"{training_run.run_name(cfg, tags or {})} · {name}",
                 "params": safe,
-                "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.kind": kind},
+                "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.kind": kind, **(tags or {})},
                 "files": {"config.yaml": OmegaConf.to_yaml(safe)},
             },
             log_path=self.workdir / "tracking.log",
@@ -103,18 +103,21 @@ def parse_seeds(spec: str, base: int) -> list[int]:
     return seeds
 
 
-def seed_group(spec: str, overrides: list[str], *, echo=print) -> Report:
-    """One child run per seed; the pooled diagnosis (means, seed spread in the intervals) on the parent."""
+def seed_group(spec: str, overrides: list[str], *, echo=print, tags: dict | None = None) -> Report:
+    """One child run per seed; the pooled diagnosis (means, seed spread in the intervals) on the parent.
+
+    `tags` go on the parent run (`dlexp next` marks the group it starts with the run it follows)."""
     cfg = compose(overrides)
     seeds = parse_seeds(spec, int(cfg.seed))
-    parent = Parent(cfg, overrides, "seeds", f"seeds x{len(seeds)}")
+    parent = Parent(cfg, overrides, "seeds", f"{len(seeds)} seeds", tags=tags)
     try:
         children = []
         for s in seeds:
             child_overrides = overrides + [f"seed={s}"]
             echo(f"dlexp: seed {s} ({len(children) + 1}/{len(seeds)}) under parent run {parent.run_id}")
             report = training_run.train(compose(child_overrides), child_overrides,
-                                      tags={PARENT: parent.run_id, "dlexp.seed": str(s)})
+                                      tags={PARENT: parent.run_id, "dlexp.seed": str(s),
+                                            "mlflow.runName": f"seed {len(children) + 1} of {len(seeds)}"})
             children.append(report)
         report = pool(children, seeds, cfg, overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
         parent.finish(report, tags={"dlexp.kind": "seeds"})
@@ -207,7 +210,8 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
             echo(f"dlexp: curve point {i}/{len(grid)}: {' '.join(extra)} (parent run {parent.run_id})")
             report = training_run.train(compose(child_overrides), child_overrides,
                                       tags={PARENT: parent.run_id, "dlexp.curve.axis": axis,
-                                            "dlexp.curve.size": str(size)})
+                                            "dlexp.curve.size": str(size),
+                                            "mlflow.runName": f"point {i} of {len(grid)} · {' '.join(extra)}"})
             results.append((size, extra, key, report))
         tolerance = cfg.diagnosis.tolerance
         dev = [r.diagnosis.errors.dev for *_, r in results]

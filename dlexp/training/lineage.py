@@ -85,7 +85,10 @@ def argv(command: str) -> list[str]:
 
 
 def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Followed:
-    """Run step `step` of the run's diagnosis; compare each new run with the run it follows."""
+    """Run step `step` of the run's diagnosis; compare each new run with the run it follows.
+
+    A failing job is kept as one line in `Followed.runs` (as a sweep keeps it); the command decides the exit.
+    """
     from dlexp.tracking.rediagnose import rediagnose
 
     report, title = rediagnose(uri, run_id)
@@ -94,15 +97,17 @@ def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Fol
     if uri is not None and not any(a.split("=", 1)[0].lstrip("+") == "tracking.uri" for a in args):
         args.append(f"tracking.uri={uri}")  # train into the store the run was read from
     tags = {FOLLOWS: report.run_id, ACTION: action.action, STEP: str(step)}
-    echo(f"dlexp: step {step} of run {report.run_id}: {action.action}\n$ {action.command}")
+    echo(f"dlexp: next step {step} of run {report.run_id}: {action.action}\n$ {action.command}")
     done = Followed(report.run_id, title, step, action)
     seeds = [a for a in args if a.startswith("seeds=")]
-    if seeds:
+    if seeds:  # a seed group, as `dlexp train seeds=N` runs it: the parent run follows
+        from dlexp.render import terminal
         from dlexp.training.groups import seed_group
 
         rest = [a for a in args if not a.startswith("seeds=")]
-        group = seed_group(seeds[0].split("=", 1)[1], rest, tags=tags)
-        done.runs.append({"run_id": group.run_id, "report": group, "error": None})
+        group = seed_group(seeds[0].split("=", 1)[1], rest, tags=tags, echo=echo)
+        terminal.diagnosis(group, title=f"{len(group.seeds['seeds'])} seeds pooled · parent run")
+        done.runs.append({"run_id": group.run_id, "report": group, "error": None, "exc": None})
     else:
         from dlexp.training.launch import run_jobs
 
@@ -110,21 +115,51 @@ def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Fol
             done.runs.append({"run_id": job.run_id, "report": job.report, "error": job.error, "exc": job.exc})
     for run in done.runs:
         if run["report"] is not None and run["run_id"]:
-            run["comparison"] = _compare(uri, report.run_id, run["run_id"])
+            run["comparison"] = compare(uri, report.run_id, run["run_id"])
     return done
 
 
-def _compare(uri: str | None, a: str, b: str) -> dict:
-    """B against A as the document of `dlexp compare --json`, written into B's Description as well."""
+def compare(uri: str | None, a: str, b: str) -> dict:
+    """B against A as the document of `dlexp compare --json`, also written into B's Description."""
     from dlexp.tracking import runs as tracking_runs
 
-    document = compare_document(uri, a, b)
+    try:
+        from dlexp.tracking.compare import compare_runs
+    except ImportError:  # without dlexp's paired comparison: the two runs' errors and gaps side by side
+        document = side_by_side(tracking_runs.load_run(uri, a), tracking_runs.load_run(uri, b))
+    else:
+        document = compare_runs(uri, a, b).document()
     tracking_runs.describe(uri, b, compared=document)
     return document
 
 
-def compare_document(uri: str | None, a: str, b: str) -> dict:
-    """The comparison of two stored runs (`dlexp.tracking.compare.compare_runs`, paired where it can be)."""
-    from dlexp.tracking.compare import compare_runs
+def side_by_side(a: dict, b: dict) -> dict:
+    """Two stored runs' errors and gaps, B − A, without intervals: in the shape of `dlexp compare --json`.
 
-    return compare_runs(uri, a, b).document()
+    >>> ra = {"run_id": "a", "errors": {"human": .05, "train": .3, "train_dev": .35, "dev": .36, "test": .35},
+    ...       "document": {"verdict": "avoidable_bias"}}
+    >>> rb = {"run_id": "b", "errors": {"human": .05, "train": .2, "train_dev": .26, "dev": .27, "test": .26},
+    ...       "document": {"verdict": "avoidable_bias"}}
+    >>> doc = side_by_side(ra, rb)
+    >>> round(doc["splits"]["dev"]["diff"], 4), round(doc["gaps"]["avoidable_bias"]["diff"], 4)
+    (-0.09, -0.1)
+    """
+    from dlexp.diagnosis import GAP_TERMS, SPLITS
+
+    ea, eb = a["errors"], b["errors"]
+    splits = {s: {"a": ea[s], "b": eb[s], "diff": eb[s] - ea[s], "interval": None, "p_value": None,
+                  "method": None} for s in SPLITS}
+    gaps = {}
+    for gap, (hi, lo) in GAP_TERMS.items():
+        ga, gb = ea[hi] - ea[lo], eb[hi] - eb[lo]
+        gaps[gap] = {"a": ga, "b": gb, "diff": gb - ga, "interval": None}
+    va, vb = a["document"].get("verdict"), b["document"].get("verdict")
+    metric = a["document"].get("metric") or "error_rate"
+    d = splits["dev"]
+    f = (lambda v, sign="": format(v, f"{sign}.2%")) if metric == "error_rate" else \
+        (lambda v, sign="": format(v, f"{sign}.4g"))
+    return {"a": a["run_id"], "b": b["run_id"], "metric": metric, "splits": splits, "gaps": gaps,
+            "verdicts": {"a": va, "b": vb},
+            "summary": f"dev error {f(d['a'])} -> {f(d['b'])} ({f(d['diff'], '+')}); verdict {va} -> {vb}.",
+            "notes": ["B − A without intervals or tests: a difference smaller than the runs' own 95% intervals "
+                      "may be chance"]}

@@ -47,7 +47,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         {
             "uri": uri,
             "experiment": cfg.tracking.experiment,
-            "run_name": cfg.tracking.run_name,
+            "run_name": run_name(cfg, tags or {}),
             "resume_run_id": resume["run_id"] if resume else None,
             "params": _without_secrets(plain),
             "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir),
@@ -119,6 +119,19 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         raise
     finally:
         stopper.restore()
+
+
+def run_name(cfg: DictConfig, tags: dict) -> str:
+    """The run's name in MLflow: `mlp · synthetic`, `mlp · synthetic · bigger model` for a next step
+    (`dlexp next`); a group names its children (`seed 2 of 3`); `tracking.run_name` names a run outright."""
+    if tags.get("mlflow.runName"):
+        return tags["mlflow.runName"]
+    if cfg.tracking.run_name:
+        return cfg.tracking.run_name
+    from dlexp.diagnosis.actions import label
+
+    name = f"{cfg.model.name} · {cfg.data.name}"
+    return f"{name} · {label(tags['dlexp.action'])}" if tags.get("dlexp.action") else name
 
 
 def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:

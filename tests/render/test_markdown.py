@@ -50,7 +50,7 @@ def test_a_following_run_shows_its_lineage_and_the_comparison_first():
     rows = _rows(text)
     assert rows["error/dev"] == ["20.00%", "15.60%", "-4.40%", "[-6.00%, -3.00%]", "0.0001", "paired"]
     assert rows["gap/avoidable_bias"][2:] == ["-4.22%", "[-5.00%, -3.00%]"]
-    assert "`avoidable_bias` → `variance`" in text
+    assert "B lowered avoidable_bias significantly." in text
 
 
 def test_what_if_actions_carry_no_command_and_no_next_hint():
