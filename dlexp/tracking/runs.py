@@ -177,7 +177,10 @@ def experiment_path(uri: str | None, name: str = "dlexp") -> str:
     MLflow 3.17's UI picks its GenAI or "Model training" view from a switch kept in the browser (GenAI unless
     the user changed it) or from this URL parameter, not from the experiment's kind; the link opens the right one.
     """
-    exp = client(uri).get_experiment_by_name(name)
+    try:
+        exp = client(uri).get_experiment_by_name(name)
+    except Exception:  # the server reports what is wrong with the store; the link then opens the list
+        exp = None
     where = f"#/experiments/{exp.experiment_id}" if exp is not None else "#/experiments"
     return f"{where}?workflowType=machine_learning"
 

@@ -104,9 +104,10 @@ def test_seed_group_under_a_parent_run(runs_dir):
 
     rows = tracking_runs.list_runs(None, limit=10)
     assert len(rows) == 3
-    parent = next(r for r in rows if r["run_name"] == "seeds x2")
+    # named for the MLflow UI: the group after its model, data and size; each child nested under it by position
+    parent = next(r for r in rows if r["run_name"] == "mlp · synthetic · 2 seeds")
     children = tracking_runs.child_runs(None, parent["run_id"])
-    assert len(children) == 2
+    assert [c["run_name"] for c in children] == ["seed 1 of 2", "seed 2 of 2"]
     doc = json.loads(CliRunner().invoke(app, ["diagnose", parent["run_id"], "--json"]).output)
     assert doc["seeds"]["runs"] == [c["run_id"] for c in children]
     assert doc["errors"]["dev"] == pytest.approx(np.mean([c["errors"]["dev"] for c in children]))
