@@ -72,6 +72,19 @@ class Page:
             await asyncio.sleep(0.5)
         raise SystemExit(f"the page never showed: {expression}")
 
+    async def center(self, selector: str):
+        return await self.js(f"""(() => {{ const e = document.querySelector({selector!r});
+            if (!e) return null; const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; }})()""")
+
+    async def click(self, selector: str) -> bool:
+        """A real mouse click (the UI's handlers listen to pointer events) on the first element matching."""
+        box = await self.center(selector)
+        if not box:
+            return False
+        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+            await self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+        return True
+
     async def shot(self, path: Path, *, width: int, height: int, max_bytes: int = 300_000) -> None:
         data = base64.b64decode((await self.call("Page.captureScreenshot", format="png",
                                                  clip={"x": 0, "y": 0, "width": width, "height": height,
@@ -88,7 +101,7 @@ class Page:
         print(f"wrote {path} ({buf.tell() / 1000:.0f} kB)")
 
 
-# clicks a button or link whose visible text is exactly `text` (the UI's own controls: no private selectors)
+# clicks a button or link whose visible text is exactly `text`
 CLICK = """(() => {{ const el = [...document.querySelectorAll('button, a, span[role=button]')]
     .find(e => e.textContent.trim() === {text!r}); if (el) {{ el.click(); return true; }} return false; }})()"""
 CLOSE_ASSISTANT = """(() => { const b = document.querySelector('[aria-label="Close"], [aria-label="close"]');
@@ -112,7 +125,8 @@ async def capture(base: str, experiment_id: str, run_id: str | None, out: Path, 
             await page.until("document.body.innerText.includes('matching run')")
             await asyncio.sleep(2)
             await page.js(CLOSE_ASSISTANT)
-            await page.js(CLICK.format(text="Expand all"))  # seed groups: show the children under their parent
+            # seed groups: show the children nested under their parent (the row's own expander)
+            await page.click('button[data-component-id*="runnamecellrenderer"]')
             await asyncio.sleep(2)
             await page.shot(out / "ui-runs.png", width=1440, height=560)
             if run_id:
