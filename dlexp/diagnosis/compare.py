@@ -127,7 +127,7 @@ class Comparison:
             "task": self.task,
             "metric": self.metric,
             "splits": {name: {"a": _clean(s.a), "b": _clean(s.b), "diff": _clean(s.diff),
-                              "interval": _pair(s.interval), "p_value": _clean(s.p_value),
+                              "interval": _pair(s.interval), "p_value": None if s.p_value is None else float(f"{s.p_value:.6g}"),
                               "method": s.method, "test": s.test, "interval_method": s.interval_method,
                               "significant": s.significant, "n": {"a": s.n[0], "b": s.n[1]},
                               "discordant": dict(s.discordant) if s.discordant else None, "reason": s.reason}
