@@ -141,8 +141,10 @@ def next_step(
     from dlexp.render import terminal as render
 
     for run in done.runs:
-        if run.get("comparison"):
-            render.followed(run["comparison"], action=done.action.action)
+        if run.get("comparison") is not None:
+            typer.echo(f"run {run['run_id']} against the run it follows, {done.run_id} "
+                       f"(step {step}: {done.action.action})")
+            render.compare(run["comparison"])
     failed = [r for r in done.runs if r["error"]]
     if failed:
         if len(failed) == len(done.runs) == 1:

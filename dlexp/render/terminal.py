@@ -217,49 +217,6 @@ def _follows(row: dict) -> str:
     return row["follows"][:8] + (f" · {label(row['action'])}" if row.get("action") else "")
 
 
-def followed(doc: dict, *, action: str | None = None, out: Console | None = None) -> None:
-    """A new run against the run it follows (`dlexp next`), from a comparison document (`dlexp compare --json`):
-    per split and per gap, A, B, B − A with its 95% interval (and p-value and method where there is one)."""
-    out = out or console()
-    metric = doc.get("metric") or "error_rate"
-    out.print(Text.assemble(("compared with the run it follows", "bold"), f" · A {doc['a']} · B {doc['b']}",
-                            (f" · step: {action}" if action else "", "dim")), soft_wrap=True)
-    tested = any((s or {}).get("interval") for s in (doc.get("splits") or {}).values())
-    table = Table(box=box.SIMPLE_HEAVY)
-    cols = (("measure", "left"), ("A", "right"), ("B", "right"), ("B - A", "right"), ("95% interval", "center"),
-            ("p", "right"), ("method", "left"))
-    for col, justify in cols if tested else cols[:4]:  # no interval columns when there is no interval at all
-        table.add_column(col, justify=justify)
-
-    def signed(v):
-        return "-" if v is None else (f"{v:+.2%}" if metric == "error_rate" else f"{v:+.4g}")
-
-    def interval(ci):
-        return f"[{signed(ci[0])}, {signed(ci[1])}]" if ci else ""
-
-    for split in SPLITS:
-        s = (doc.get("splits") or {}).get(split)
-        if s:
-            p = s.get("p_value")
-            cells = [interval(s.get("interval")), "" if p is None else f"{p:.3g}", s.get("method") or ""]
-            table.add_row(f"error/{split}", _fmt(s.get("a"), metric), _fmt(s.get("b"), metric), signed(s.get("diff")),
-                          *(cells if tested else []))
-    table.add_section()
-    for gap in GAP_TERMS:
-        g = (doc.get("gaps") or {}).get(gap)
-        if g:
-            table.add_row(f"gap/{gap}", _fmt(g.get("a"), metric), _fmt(g.get("b"), metric), signed(g.get("diff")),
-                          *([interval(g.get("interval")), "", ""] if tested else []))
-    out.print(table)
-    verdicts = doc.get("verdicts") or {}
-    if doc.get("summary"):
-        out.print(Text(doc["summary"]), soft_wrap=True)
-    elif verdicts:
-        out.print(f"verdict: {verdicts.get('a')} -> {verdicts.get('b')}")
-    for note in doc.get("notes") or []:
-        out.print(Text(f"note: {note}", style="yellow"), soft_wrap=True)
-
-
 def curve(result: dict, *, out: Console | None = None) -> None:
     """A learning curve: one row per size with its errors and intervals, then the answer and why."""
     out = out or console()

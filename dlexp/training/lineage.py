@@ -27,7 +27,7 @@ class Followed:
     title: str | None               # "mlp on synthetic"
     step: int
     action: Action
-    runs: list[dict] = field(default_factory=list)  # {"run_id", "report", "title", "comparison", "error"}
+    runs: list[dict] = field(default_factory=list)  # {"run_id", "report", "comparison", "error", "exc"}
 
 
 def parse_args(args: list[str]) -> tuple[str | None, int]:
@@ -119,47 +119,12 @@ def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Fol
     return done
 
 
-def compare(uri: str | None, a: str, b: str) -> dict:
-    """B against A as the document of `dlexp compare --json`, also written into B's Description."""
+def compare(uri: str | None, a: str, b: str):
+    """B against A (`dlexp compare A B`: paired where both saw the same examples), also written into B's
+    Description under its lineage. Returns the Comparison."""
     from dlexp.tracking import runs as tracking_runs
+    from dlexp.tracking.compare import compare_runs
 
-    try:
-        from dlexp.tracking.compare import compare_runs
-    except ImportError:  # without dlexp's paired comparison: the two runs' errors and gaps side by side
-        document = side_by_side(tracking_runs.load_run(uri, a), tracking_runs.load_run(uri, b))
-    else:
-        document = compare_runs(uri, a, b).document()
-    tracking_runs.describe(uri, b, compared=document)
-    return document
-
-
-def side_by_side(a: dict, b: dict) -> dict:
-    """Two stored runs' errors and gaps, B − A, without intervals: in the shape of `dlexp compare --json`.
-
-    >>> ra = {"run_id": "a", "errors": {"human": .05, "train": .3, "train_dev": .35, "dev": .36, "test": .35},
-    ...       "document": {"verdict": "avoidable_bias"}}
-    >>> rb = {"run_id": "b", "errors": {"human": .05, "train": .2, "train_dev": .26, "dev": .27, "test": .26},
-    ...       "document": {"verdict": "avoidable_bias"}}
-    >>> doc = side_by_side(ra, rb)
-    >>> round(doc["splits"]["dev"]["diff"], 4), round(doc["gaps"]["avoidable_bias"]["diff"], 4)
-    (-0.09, -0.1)
-    """
-    from dlexp.diagnosis import GAP_TERMS, SPLITS
-
-    ea, eb = a["errors"], b["errors"]
-    splits = {s: {"a": ea[s], "b": eb[s], "diff": eb[s] - ea[s], "interval": None, "p_value": None,
-                  "method": None} for s in SPLITS}
-    gaps = {}
-    for gap, (hi, lo) in GAP_TERMS.items():
-        ga, gb = ea[hi] - ea[lo], eb[hi] - eb[lo]
-        gaps[gap] = {"a": ga, "b": gb, "diff": gb - ga, "interval": None}
-    va, vb = a["document"].get("verdict"), b["document"].get("verdict")
-    metric = a["document"].get("metric") or "error_rate"
-    d = splits["dev"]
-    f = (lambda v, sign="": format(v, f"{sign}.2%")) if metric == "error_rate" else \
-        (lambda v, sign="": format(v, f"{sign}.4g"))
-    return {"a": a["run_id"], "b": b["run_id"], "metric": metric, "splits": splits, "gaps": gaps,
-            "verdicts": {"a": va, "b": vb},
-            "summary": f"dev error {f(d['a'])} -> {f(d['b'])} ({f(d['diff'], '+')}); verdict {va} -> {vb}.",
-            "notes": ["B − A without intervals or tests: a difference smaller than the runs' own 95% intervals "
-                      "may be chance"]}
+    comparison = compare_runs(uri, a, b)
+    tracking_runs.describe(uri, b, compared=comparison.document())
+    return comparison

@@ -66,10 +66,12 @@ def test_next_runs_the_printed_command_tagged_with_the_run_and_step_it_follows(l
     out = lineage["output"]
     assert f"$ {step['command']}" in out
     # the new run's diagnosis, then the comparison with the run it follows, errors side by side
-    assert out.index("dlexp diagnosis") < out.index("compared with the run it follows")
+    assert out.index("dlexp diagnosis") < out.index("against the run it follows")
     dev_a, dev_b = base.data.metrics["error/dev"], new.data.metrics["error/dev"]
-    assert f"{dev_a:.2%}" in out.split("compared with the run it follows")[1]
-    assert f"{dev_b - dev_a:+.2%}" in out.split("compared with the run it follows")[1]
+    assert f"{dev_a:.2%}" in out.split("against the run it follows")[1]
+    assert f"{dev_b - dev_a:+.2%}" in out.split("against the run it follows")[1]
+    # the same data config and seed: the same examples, so the comparison is paired
+    assert "paired: McNemar exact" in out.split("against the run it follows")[1]
 
 
 def test_runs_shows_which_run_and_step_each_run_follows(lineage):
@@ -97,7 +99,9 @@ def test_the_mlflow_ui_gets_a_training_experiment_readable_names_and_description
     text = client.get_run(new.info.run_id).data.tags["mlflow.note.content"]
     assert f"Follows run `{base.info.run_id}`" in text
     dev_a, dev_b = base.data.metrics["error/dev"], new.data.metrics["error/dev"]
-    assert f"| error/dev | {dev_a:.2%} | {dev_b:.2%} | {dev_b - dev_a:+.2%} |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| error/dev | "))
+    assert row.startswith(f"| error/dev | {dev_a:.2%} | {dev_b:.2%} | {dev_b - dev_a:+.2%} | [")
+    assert row.endswith("| paired |")
     assert text.index("Compared with run") < text.index("**Verdict")
 
 
