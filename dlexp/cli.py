@@ -142,8 +142,7 @@ def next_step(
 
     for run in done.runs:
         if run.get("comparison") is not None:
-            typer.echo(f"run {run['run_id']} against the run it follows, {done.run_id} "
-                       f"(step {step}: {done.action.action})")
+            typer.echo(f"dlexp next · the new run against the run it follows (step {step}: {done.action.action})")
             render.compare(run["comparison"])
     failed = [r for r in done.runs if r["error"]]
     if failed:
