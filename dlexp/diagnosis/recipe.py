@@ -120,30 +120,32 @@ def best(decisions: Sequence[tuple[Decision, float]]) -> int | None:
     return chosen
 
 
-def candidates(actions: Sequence, current: Mapping | None = None) -> list[Candidate]:
+def candidates(actions: Sequence, current: Mapping | None = None, *, base: Sequence[str] = ()) -> list[Candidate]:
     """The trainable candidates of a run's actions, in their order (largest problem first).
 
     An action without a command (error analysis, "collect more data") is not trainable. A sweep
     (``dlexp train -m ... optimizer.lr=0.0009,0.003,0.009``) gives one candidate per value other than
-    the current one (`current`: the run's resolved config, flattened to dotted keys).
+    the current one (`current`: the run's resolved config, flattened to dotted keys). A candidate's
+    `overrides` are those of its command that the incumbent's (`base`) do not hold already.
     An action of the inconclusive verdict ("measure more") is not a candidate: the recipe stops there.
 
     >>> from types import SimpleNamespace as A
-    >>> acts = [A(problem="avoidable_bias", action="Bigger model", why="", command="dlexp train model=mlp",
-    ...           overrides=("model=mlp",)),
-    ...         A(problem="avoidable_bias", action="Tune the learning rate", why="", overrides=("optimizer.lr=0.001,0.003",),
+    >>> acts = [A(problem="avoidable_bias", action="Bigger model", why="", command="dlexp train model=mlp"),
+    ...         A(problem="avoidable_bias", action="Tune the learning rate", why="",
     ...           command="dlexp train -m optimizer.lr=0.001,0.003"),
-    ...         A(problem="data_mismatch", action="Error analysis", why="", command=None, overrides=None)]
+    ...         A(problem="data_mismatch", action="Error analysis", why="", command=None)]
     >>> [c.command for c in candidates(acts, {"optimizer.lr": 0.003})]
     ['dlexp train model=mlp', 'dlexp train optimizer.lr=0.001']
+    >>> candidates(acts[:1], base=["seed=1"])[0].overrides
+    ('model=mlp',)
     """
     current = current or {}
     out = []
     for a in actions:
         if a.command is None or a.problem == "inconclusive":
             continue
-        new = list(getattr(a, "overrides", None) or _new_overrides(a.command))
         args = shlex.split(a.command)[2:]
+        new = [o for o in args if o != "-m" and o not in base]
         multirun = bool(args) and args[0] == "-m"
         if not multirun:
             out.append(Candidate(a.problem, a.action, tuple(new), a.command))
@@ -161,11 +163,6 @@ def candidates(actions: Sequence, current: Mapping | None = None) -> list[Candid
                                      tuple(one if o == sweep else o for o in new),
                                      " ".join(["dlexp", "train"] + [shlex.quote(x) for x in argv])))
     return out
-
-
-def _new_overrides(command: str) -> list[str]:
-    """Without the action's own override list: every override of its command (the merge keeps them last)."""
-    return [a for a in shlex.split(command)[2:] if "=" in a and not a.startswith("-")]
 
 
 def _same(value, text: str) -> bool:

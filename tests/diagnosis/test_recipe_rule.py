@@ -71,18 +71,16 @@ def test_best_takes_the_largest_accepted_drop_and_ties_go_first():
 
 
 class Act:
-    def __init__(self, problem, action, command, overrides=None):
-        self.problem, self.action, self.command, self.overrides, self.why = problem, action, command, overrides, ""
+    def __init__(self, problem, action, command):
+        self.problem, self.action, self.command, self.why = problem, action, command, ""
 
 
 def test_candidates_skip_untrainable_and_expand_sweeps():
-    acts = [Act("inconclusive", "Measure more", "dlexp train data.n_dev=4000", ["data.n_dev=4000"]),
-            Act("avoidable_bias", "Bigger model", "dlexp train seed=1 'model.hidden=[256,256]'",
-                ["model.hidden=[256,256]"]),
-            Act("avoidable_bias", "Tune the learning rate", "dlexp train -m seed=1 optimizer.lr=0.0003,0.001,0.003",
-                ["optimizer.lr=0.0003,0.001,0.003"]),
+    acts = [Act("inconclusive", "Measure more", "dlexp train seed=1 data.n_dev=4000"),
+            Act("avoidable_bias", "Bigger model", "dlexp train seed=1 'model.hidden=[256,256]'"),
+            Act("avoidable_bias", "Tune the learning rate", "dlexp train -m seed=1 optimizer.lr=0.0003,0.001,0.003"),
             Act("data_mismatch", "Error analysis", None)]
-    got = candidates(acts, {"optimizer.lr": 0.001})
+    got = candidates(acts, {"optimizer.lr": 0.001}, base=["seed=1"])
     assert [c.overrides for c in got] == [("model.hidden=[256,256]",), ("optimizer.lr=0.0003",),
                                           ("optimizer.lr=0.003",)]
     assert got[1].command == "dlexp train seed=1 optimizer.lr=0.0003"
