@@ -338,6 +338,54 @@ def ui(
         raise typer.Exit(0) from None
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def recipe(
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="Hydra overrides of the start run, as for dlexp train (experiment=underfit ...); "
+             "hydra/launcher=joblib hydra.launcher.n_jobs=2 trains each round's candidates in parallel.",
+        show_default=False)] = None,
+    budget: Annotated[Optional[int], typer.Option(
+        "--budget", help="Training runs the recipe may start, the start run included (default 8; with --from "
+                         "a recipe, the budget it was given).", show_default=False)] = None,
+    candidates: Annotated[Optional[int], typer.Option(
+        "--candidates", help="Actions of the largest problem trained per round (default 2).",
+        show_default=False)] = None,
+    start_from: Annotated[Optional[str], typer.Option(
+        "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
+                                         "run continues that recipe where it stopped.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
+) -> None:
+    """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
+
+    Each round trains the largest problem's top actions (--candidates), compares each with the incumbent,
+    paired on dev, and accepts the best only when it lowers the dev error significantly without raising
+    another gap past the tolerance. Stops when every gap is within tolerance, at an inconclusive verdict,
+    when nothing helps, or at --budget training runs. The test error is read once, for the final model.
+
+    Every run is a child of one MLflow parent `recipe` run, which keeps the trail (CSV, JSON) and a plot of
+    the errors along the accepted path. Ctrl-C stops after writing the trail; --from PARENT continues it.
+    """
+    import contextlib
+
+    from dlexp.render import terminal as render
+    from dlexp.training.recipe import Stopped
+    from dlexp.training.recipe import recipe as run_recipe
+
+    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    try:
+        with quiet:  # with --json, progress lines go to stderr and only the document to stdout
+            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from)
+    except Stopped as stop:
+        if not as_json and stop.document:
+            render.recipe(stop.document)
+        raise
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    render.recipe(doc)
+
+
 def main() -> None:
     app(prog_name="dlexp")
 

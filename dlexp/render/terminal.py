@@ -184,3 +184,64 @@ def curve(result: dict, *, out: Console | None = None) -> None:
     lines.append(f"\nwhy: {result['why']}", style="dim")
     lines.append(f"\nhuman level: {result['human']:.2%}", style="dim")
     out.print(Panel(lines, title=f"dlexp curve · {axis}", expand=False))
+
+
+def recipe(doc: dict, *, out: Console | None = None) -> None:
+    """A recipe: the trail (one row per trained candidate), why it stopped, the final model with its test
+    error (read once), and what is left to try."""
+    out = out or console()
+    metric = doc.get("metric", "error_rate")
+    table = Table(title=f"dlexp recipe · parent run {doc['run_id']}", box=box.SIMPLE_HEAVY, title_justify="left")
+    for col, justify in (("round", "right"), ("problem", "left"), ("action", "left"), ("command", "left"),
+                         ("dev error", "right"), ("change [95% interval]", "center"), ("accepted", "left")):
+        table.add_column(col, justify=justify, overflow="fold")
+    start = doc.get("start")
+    if start:
+        table.add_row("0", start["verdict"], "start", Text(start.get("command") or "", style="green"),
+                      _fmt(start["errors"]["dev"], metric), "", Text("incumbent", style="dim"))
+    for r in doc["trail"]:
+        if r.get("diff") is None:
+            change = Text(r.get("reason") or "", style="yellow")
+        else:
+            sign = "+" if r["diff"] >= 0 else ""
+            change = f"{sign}{_fmt(r['diff'], metric)} {_fmt_ci(r.get('interval'), metric)}"
+        mark = Text("yes", style="bold green") if r["accepted"] else Text("no", style="red")
+        table.add_row(str(r["round"]), r["problem"], r["action"], Text(r["command"], style="green"),
+                      _fmt(r.get("dev_error"), metric), change, mark)
+    out.print(table)
+
+    lines = Text()
+    lines.append("stopped because: ", style="bold")
+    lines.append(doc.get("stopped_because") or "-", style="bold yellow")
+    why = {"within_tolerance": "every gap is within tolerance",
+           "inconclusive": "the largest gap is not settled by these split sizes: measure more first",
+           "nothing_helps": "no action left for this model's problems lowered the dev error significantly",
+           "budget": f"{doc['budget']['used']} of {doc['budget']['limit']} training runs used (--budget)",
+           "interrupted": "stopped by a signal; continue with dlexp recipe --from " + str(doc["run_id"])}
+    if doc.get("stopped_because") in why:
+        lines.append(f" ({why[doc['stopped_because']]})", style="dim")
+    final = doc.get("final")
+    if final:
+        e, gaps, iv = final["errors"], final["gaps"], final.get("intervals") or {}
+        lines.append(f"\nfinal run: {final['run_id']} ({doc.get('accepted', 0)} change"
+                     f"{'s' if doc.get('accepted', 0) != 1 else ''} accepted)")
+        lines.append("\nverdict: ", style="bold")
+        lines.append(final["verdict"], style="bold green" if final["verdict"] == "within_tolerance" else "bold red")
+        lines.append("\nerrors: " + ", ".join(f"{k} {_fmt(e[k], metric)}" for k in ("human", *SPLITS)))
+        if start:
+            moved = [f"{g} {_fmt(start_gap, metric)} -> {_fmt(gaps[g], metric)}"
+                     for g, start_gap in (start.get("gaps") or {}).items() if g in gaps]
+            if moved:
+                lines.append("\ngaps, start -> final: " + ", ".join(moved))
+        ci = iv.get("dev_overfitting")
+        lines.append(f"\ntest error {_fmt(e['test'], metric)}, dev_overfitting {_fmt(gaps['dev_overfitting'], metric)} "
+                     f"{_fmt_ci(ci, metric)}", style="bold")
+        lines.append(f"\nnote: {doc['test_note']}", style="yellow")
+    out.print(Panel(lines, title="dlexp recipe", expand=False))
+    left = doc.get("left_to_try") or []
+    if left:
+        out.print(Text("left to try", style="bold"))
+        for i, a in enumerate(left, 1):
+            out.print(Text.assemble((f"{i:>2}. ", "bold"), (f"[{a['problem']}] ", "cyan"), a["action"]), soft_wrap=True)
+            if a.get("command"):
+                out.print(Text("     $ " + a["command"], style="green"), soft_wrap=True)

@@ -236,7 +236,8 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, echo) -> dict:
                          start=_summary(inc))
     cfg = compose(state["overrides"])
     plain = _without_secrets(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    name = f"recipe · {cfg.model.name} on {cfg.data.name}"
+    state["title"] = f"{cfg.model.name} on {cfg.data.name}"
+    name = f"recipe · {state['title']}"
     parent = ParentRun(uri, experiment=state.get("experiment") or cfg.tracking.experiment, name=name,
                        params=plain, overrides=state["overrides"], resume_run_id=state["parent"])
     state["parent_run"] = parent
@@ -305,7 +306,8 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
 
 def _start(uri: str, state: dict, *, echo) -> Incumbent:
     echo(f"dlexp: recipe {state['parent']}: training the start run")
-    results = _train(state, [state["overrides"]], names=["recipe start"], follows=None)
+    cfg_name = f"recipe start · {state['title']}" if state.get("title") else "recipe start"
+    results = _train(uri, state, [state["overrides"]], names=[cfg_name], follows=None)
     r = results[0]
     if not r.ok:
         raise r.exc or DlexpError(r.error)
@@ -318,16 +320,20 @@ def _start(uri: str, state: dict, *, echo) -> Incumbent:
     return inc
 
 
-def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str | None):
-    """One job list through Hydra's launcher, each job a child of the parent run."""
+def _train(uri: str, state: dict, jobs: list[list[str]], *, names: list[str], follows: str | None,
+           labels: list[dict] | None = None):
+    """One job list through Hydra's launcher, each job a child of the parent run, named once it ends."""
+    from dlexp.tracking import trail as stored
     from dlexp.training.launch import run_jobs
     from dlexp.training.signals import Interrupted
 
     tags = {PARENT: state["parent"]}
     if follows:
         tags[FOLLOWS] = follows
-    labelled = [list(job) + [f"tracking.run_name={name}"] for job, name in zip(jobs, names)]
-    results = run_jobs(list(state["hydra"]), jobs=labelled, tags=tags)
+    results = run_jobs(list(state["hydra"]), jobs=[list(j) for j in jobs], tags=tags, quiet=True)
+    for r, name, extra in zip(results, names, labels or [{}] * len(results)):
+        if r.run_id:
+            stored.label(uri, r.run_id, {"mlflow.runName": name, **extra})
     stop = next((r.exc for r in results if isinstance(r.exc, Interrupted)), None)
     if stop is not None:
         raise stop
@@ -335,7 +341,6 @@ def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str
 
 
 def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo) -> Incumbent:
-    from dlexp.tracking import trail as stored
     from dlexp.tracking.compare import compare_runs
 
     number = max((r["round"] for r in state["trail"]), default=0) + 1
@@ -344,16 +349,15 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     for c in chosen:
         echo(f"  $ {c.command}")
     jobs = [shlex.split(c.command)[2:] for c in chosen]
-    names = [f"recipe round {number} · {c.action.split(':')[0].lower()}" for c in chosen]
-    results = _train(state, jobs, names=names, follows=inc.run_id)
+    names = [f"recipe round {number} · {_short(c.action)}" for c in chosen]
+    labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
+    results = _train(uri, state, jobs, names=names, follows=inc.run_id, labels=labels)
     rows, decisions = [], []
     for c, r in zip(chosen, results):
         state["used"] += 1
         row = {"round": number, "problem": problem, "action": c.action, "command": c.command, "run_id": r.run_id,
                "incumbent": inc.run_id, "dev_error": None, "diff": None, "interval": None, "p_value": None,
                "method": None, "accepted": False}
-        if r.run_id:
-            stored.label(uri, r.run_id, {ACTION: c.action, "dlexp.recipe.round": str(number)})
         if not r.ok:
             row["reason"] = f"failed: {r.error}"
             rows.append(row)
@@ -380,6 +384,11 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     new = load_incumbent(uri, rows[pick]["run_id"])
     state["incumbent"] = new.run_id
     return new
+
+
+def _short(action: str) -> str:
+    """ "Bigger model: double the width of every hidden layer" -> "bigger model" (a run name's label)."""
+    return action.split(":")[0].strip().lower()
 
 
 def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:

@@ -183,7 +183,8 @@ def main(cfg: DictConfig) -> str:
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
-    render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
+    if not ctx.get("quiet"):
+        render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
     launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
     return report.diagnosis.verdict
 
