@@ -6,6 +6,7 @@ needs them, so `dlexp --help` answers at once and `dlexp diagnose` never loads t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -338,6 +339,22 @@ def ui(
         raise typer.Exit(0) from None
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Everything written to stdout goes to stderr meanwhile, the jobs' worker processes (joblib) included:
+    they inherit file descriptor 1."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @friendly
 def recipe(
@@ -366,13 +383,11 @@ def recipe(
     Every run is a child of one MLflow parent `recipe` run, which keeps the trail (CSV, JSON) and a plot of
     the errors along the accepted path. Ctrl-C stops after writing the trail; --from PARENT continues it.
     """
-    import contextlib
-
     from dlexp.render import terminal as render
     from dlexp.training.recipe import Stopped
     from dlexp.training.recipe import recipe as run_recipe
 
-    quiet = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
+    quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
         with quiet:  # with --json, progress lines go to stderr and only the document to stdout
             doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from)

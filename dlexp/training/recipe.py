@@ -162,6 +162,13 @@ class ParentRun:
             tags.update(report.tags())
             tags["dlexp.overrides"] = json.dumps(incumbent.overrides)
             tags["dlexp.recipe.final"] = incumbent.run_id
+            # the final model's config, so that `dlexp diagnose PARENT` prints its next commands
+            import yaml
+
+            conf = self.workdir / "config"
+            conf.mkdir(parents=True, exist_ok=True)
+            (conf / "config.yaml").write_text(yaml.safe_dump(incumbent.config, sort_keys=False))
+            payload["artifacts"][str(conf)] = ""
         elif status == "KILLED":
             tags["dlexp.error"] = "stopped by a signal; continue it with: dlexp recipe --from " + self.run_id
         payload["cleanup"] = [str(self.workdir)]
@@ -204,10 +211,7 @@ def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, 
 
 def _open(uri, hydra_args, overrides, *, budget, k, start_from, echo) -> dict:
     """The recipe's state: fresh, from a training run, or a stopped recipe read back from its parent run."""
-    from omegaconf import OmegaConf
-
     from dlexp.training.groups import compose
-    from dlexp.training.run import _without_secrets
 
     state = {"budget": budget or DEFAULT_BUDGET, "k": k or DEFAULT_CANDIDATES, "hydra": hydra_args,
              "overrides": overrides, "start": None, "trail": [], "used": 0, "parent": None, "incumbent": None}
@@ -235,11 +239,12 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, echo) -> dict:
             state.update(overrides=inc.overrides, incumbent=inc.run_id, experiment=info["experiment"],
                          start=_summary(inc))
     cfg = compose(state["overrides"])
-    plain = _without_secrets(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     state["title"] = f"{cfg.model.name} on {cfg.data.name}"
     name = f"recipe · {state['title']}"
+    # no params: the parent stands for the final model, whose config changes as changes are accepted; its
+    # config.yaml, errors and verdict are the final model's once the recipe ends
     parent = ParentRun(uri, experiment=state.get("experiment") or cfg.tracking.experiment, name=name,
-                       params=plain, overrides=state["overrides"], resume_run_id=state["parent"])
+                       params={}, overrides=state["overrides"], resume_run_id=state["parent"])
     state["parent_run"] = parent
     state["parent"] = parent.run_id
     return state

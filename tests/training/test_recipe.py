@@ -35,14 +35,14 @@ def stopped(module_runs_dir):
     """A recipe (budget 3) interrupted with SIGINT once its first round has begun: (parent id, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "dlexp", "recipe", *TINY, "--budget", "3", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
-    seen = []
+    seen, round_1 = [], False
     deadline = time.monotonic() + 240
     for line in proc.stderr:  # progress goes to stderr with --json
         seen.append(line)
-        if "round 1" in line:
+        round_1 = round_1 or "round 1" in line
+        if round_1 and line.startswith("dlexp: training"):  # the first candidate has begun
             break
         assert time.monotonic() < deadline, "".join(seen)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     err = "".join(seen) + err
