@@ -219,6 +219,36 @@ def diagnose(
     render.diagnosis(report, title=title)
 
 
+@app.command()
+@friendly
+def compare(
+    runs: Annotated[list[str], typer.Argument(
+        help="A B: run B against run A; or B alone: B against the run it follows (its dlexp.follows tag).",
+        show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON comparison.")] = False,
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """Did run B help? Each split's error and each gap of B against A, with the change and its 95% interval.
+
+    Paired where the runs saw the same examples (McNemar's exact test and Newcombe's paired interval for
+    error rates, a paired bootstrap for RMSE/MAE); independent intervals otherwise. No torch import.
+    """
+    if len(runs) > 2:
+        raise ConfigError(f"dlexp compare takes one or two run ids (B, or A B), got {len(runs)}")
+    require_store(uri)
+    from dlexp.tracking.compare import compare_runs, followed_run
+
+    a, b = (followed_run(uri, runs[0]), runs[0]) if len(runs) == 1 else runs
+    comparison = compare_runs(uri, a, b)
+    if as_json:
+        typer.echo(json.dumps(comparison.document(), indent=2))
+        return
+    from dlexp.render import terminal as render
+
+    render.compare(comparison)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @friendly
 def curve(

@@ -138,6 +138,57 @@ def error_analysis(summary: dict, *, out: Console | None = None, max_classes: in
                        "confusion matrix)", style="dim"), soft_wrap=True)
 
 
+def compare(comparison, *, out: Console | None = None) -> None:
+    """`dlexp compare`: each split's and gap's A, B, change and 95% interval, the method, the verdicts."""
+    out = out or console()
+    c, metric = comparison, comparison.metric
+    head = f"dlexp compare · B {c.b} against A {c.a}"
+    table = Table(title=head, box=box.SIMPLE_HEAVY, title_justify="left")
+    for col, justify in (("measure", "left"), ("A", "right"), ("B", "right"), ("B - A", "right"),
+                         ("95% interval", "center"), ("p", "right"), ("", "left")):
+        table.add_column(col, justify=justify)
+    methods = {"mcnemar_exact": "paired: McNemar exact, Newcombe paired interval",
+               "paired_bootstrap": "paired bootstrap over examples",
+               "two_proportion_z": "independent: score test, Newcombe interval",
+               "bootstrap": "independent bootstrap"}
+    for split, s in c.splits.items():
+        how = methods.get(s.test) or f"{s.method}: {s.interval_method or 'no interval'}"
+        if s.reason and s.method == "independent":
+            how += f" ({s.reason})"
+        flag = _change_text(s.diff, s.interval if s.significant else None, s.interval is not None)
+        flag.append(f"  {how}", style="dim")
+        table.add_row(f"error/{split}", _fmt(s.a, metric), _fmt(s.b, metric), _signed(s.diff, metric),
+                      _fmt_ci(s.interval, metric), "" if s.p_value is None else f"{s.p_value:.3g}", flag)
+    table.add_section()
+    for name, g in c.gaps.items():
+        table.add_row(f"gap/{name}", _fmt(g.a, metric), _fmt(g.b, metric), _signed(g.diff, metric),
+                      _fmt_ci(g.interval, metric), "", _change_text(g.diff, g.interval if g.change in (
+                          "lowered", "raised") else None, g.interval is not None))
+    out.print(table)
+    lines = Text()
+    lines.append("verdict: ", style="bold")
+    lines.append(f"A {c.verdicts[0]} -> B {c.verdicts[1]}")
+    lines.append(f"\n{c.summary}")
+    for note in c.notes:
+        lines.append(f"\nnote: {note}", style="yellow")
+    out.print(Panel(lines, title="dlexp compare", expand=False))
+
+
+def _signed(value, metric: str) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2%}" if metric == "error_rate" else f"{value:+.4g}"
+
+
+def _change_text(diff, significant_interval, has_interval: bool) -> Text:
+    """lower / higher (significant) in colour, or 'within noise'."""
+    if diff is None or not has_interval:
+        return Text("no interval", style="yellow")
+    if significant_interval is None:
+        return Text("within noise", style="dim")
+    return Text("lower", style="bold green") if diff < 0 else Text("higher", style="bold red")
+
+
 def runs(rows: list[dict], *, out: Console | None = None) -> None:
     out = out or console()
     if not rows:

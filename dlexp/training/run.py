@@ -22,6 +22,7 @@ from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
 from dlexp.training.signals import Interrupted, Stopper, process_start
+from dlexp.tracking import outcomes
 from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
 
@@ -90,6 +91,10 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
+        kept = outcomes.from_fit(splits, result)  # per-example outcomes, for `dlexp compare` (a few KB)
+        if kept is not None:
+            outcomes.write(kept, workdir / outcomes.FOLDER)
+            artifacts[str(workdir / outcomes.FOLDER)] = outcomes.FOLDER
         metrics = dict(report.metrics(), **{f"data/{k}": v for k, v in splits.stats.items()})
         run_tags = report.tags()
         if result.diverged_at is not None:
