@@ -380,6 +380,9 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         compared = [i for i, (d, _) in enumerate(decisions) if d is not None]
         pick = compared[pick]
         rows[pick]["accepted"] = True
+        for i, (d, _) in enumerate(decisions):
+            if d is not None and d.accepted and i != pick:
+                rows[i]["reason"] += f"; {rows[pick]['action'].split(':')[0]} lowered it more"
     state["trail"].extend(rows)
     for row in rows:
         mark = "accepted" if row["accepted"] else "not accepted"
