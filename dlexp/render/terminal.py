@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
@@ -243,10 +245,12 @@ def recipe(doc: dict, *, out: Console | None = None) -> None:
     out = out or console()
     metric = doc.get("metric", "error_rate")
     table = Table(title=f"dlexp recipe · parent run {doc['run_id']}", box=box.SIMPLE_HEAVY, title_justify="left")
-    for col, justify in (("round", "right"), ("problem", "left"), ("action", "left"), ("command", "left"),
-                         ("dev error", "right"), ("change [95% interval]", "center"), ("accepted", "left")):
-        table.add_column(col, justify=justify, overflow="fold")
+    for col, justify, width in (("round", "right", None), ("problem", "left", None), ("action", "left", 36),
+                                ("command", "left", 44), ("dev error", "right", None),
+                                ("change [95% interval]", "center", None), ("accepted", "left", None)):
+        table.add_column(col, justify=justify, overflow="fold", max_width=width)
     start = doc.get("start")
+    base = shlex.split(start.get("command") or "")[2:] if start else []
     if start:
         table.add_row("0", start["verdict"], "start", Text(start.get("command") or "", style="green"),
                       _fmt(start["errors"]["dev"], metric), "", Text("incumbent", style="dim"))
@@ -256,8 +260,12 @@ def recipe(doc: dict, *, out: Console | None = None) -> None:
         else:
             sign = "+" if r["diff"] >= 0 else ""
             change = f"{sign}{_fmt(r['diff'], metric)} {_fmt_ci(r.get('interval'), metric)}"
-        mark = Text("yes", style="bold green") if r["accepted"] else Text("no", style="red")
-        table.add_row(str(r["round"]), r["problem"], r["action"], Text(r["command"], style="green"),
+        mark = Text("yes", style="bold green") if r["accepted"] else Text(
+            "no" + (f": {r['outcome']}" if r.get("outcome") else ""), style="red")
+        # the start's command, then what each candidate changes (its whole command is in the trail files)
+        changed = [a for a in shlex.split(r["command"])[2:] if a not in base and a != "-m"]
+        command = "… " + " ".join(shlex.quote(a) for a in changed) if base else r["command"]
+        table.add_row(str(r["round"]), r["problem"], r["action"], Text(command, style="green"),
                       _fmt(r.get("dev_error"), metric), change, mark)
     out.print(table)
 

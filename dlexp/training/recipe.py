@@ -35,7 +35,7 @@ KIND = "recipe"
 DEFAULT_BUDGET = 8
 DEFAULT_CANDIDATES = 2
 TRAIL_FIELDS = ("round", "problem", "action", "command", "run_id", "dev_error", "diff", "interval", "p_value",
-                "method", "accepted", "reason")
+                "method", "accepted", "outcome", "reason")
 
 
 class Stopped(DlexpError):
@@ -364,7 +364,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
                "incumbent": inc.run_id, "dev_error": None, "diff": None, "interval": None, "p_value": None,
                "method": None, "accepted": False}
         if not r.ok:
-            row["reason"] = f"failed: {r.error}"
+            row["reason"], row["outcome"] = f"failed: {r.error}", "failed"
             rows.append(row)
             decisions.append((None, 0.0))
             continue
@@ -375,6 +375,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
                    p_value=dev.get("p_value"), method=dev.get("method"), reason=decision.reason)
         rows.append(row)
         decisions.append((decision, dev.get("diff") or 0.0))
+        row["outcome"] = _outcome(decision, dev)
     pick = best([(d, diff) for d, diff in decisions if d is not None]) if any(d for d, _ in decisions) else None
     if pick is not None:  # the index among the compared rows: map back to all rows
         compared = [i for i, (d, _) in enumerate(decisions) if d is not None]
@@ -383,6 +384,8 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         for i, (d, _) in enumerate(decisions):
             if d is not None and d.accepted and i != pick:
                 rows[i]["reason"] += f"; {rows[pick]['action'].split(':')[0]} lowered it more"
+                rows[i]["outcome"] = "a larger drop won"
+        rows[pick]["outcome"] = "accepted"
     state["trail"].extend(rows)
     for row in rows:
         mark = "accepted" if row["accepted"] else "not accepted"
@@ -392,6 +395,16 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     new = load_incumbent(uri, rows[pick]["run_id"])
     state["incumbent"] = new.run_id
     return new
+
+
+def _outcome(decision, dev: dict) -> str:
+    """A candidate's fate in a few words, for the trail table."""
+    if decision.accepted:
+        return "accepted"
+    if decision.improved:
+        return "raises " + ", ".join(decision.raised)
+    interval = dev.get("interval")
+    return "worse" if interval and interval[0] > 0 else "within noise"
 
 
 def _short(action: str) -> str:

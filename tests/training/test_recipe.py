@@ -105,10 +105,13 @@ def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvem
                   target="avoidable_bias")
     assert not same.accepted and not same.improved
 
-    # continuing a recipe that spent its budget trains nothing more
-    again = CliRunner().invoke(app, ["recipe", "--from", parent, "--json"])
+    # continuing a recipe that spent its budget trains nothing more, and prints the trail table again
+    again = CliRunner().invoke(app, ["recipe", "--from", parent])
     assert again.exit_code == 0, again.output
     assert len(tracking_runs.child_runs(None, parent)) == 4
+    table = again.stdout
+    assert f"parent run {parent}" in table and "stopped because: budget" in table
+    assert "yes" in table and "dev_overfitting" in table and "left to try" in table
 
 
 @pytest.mark.parametrize("args, named", [
