@@ -415,11 +415,16 @@ def _short(action: str) -> str:
 def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     """The recipe's JSON document: start, trail, final, why it stopped, what is left to try."""
     left = []
-    if inc is not None:
+    if inc is not None:  # the incumbent's candidates not compared with it yet, and the actions done by hand
         tried = {r["command"] for r in state["trail"] if r.get("incumbent") == inc.run_id}
-        for a in recommend(held_out(inc.report), inc.config or None, overrides=inc.overrides):
-            if a.command not in tried:
+        actions = recommend(held_out(inc.report), inc.config or None, overrides=inc.overrides)
+        for a in actions:
+            if a.command is None or a.problem == "inconclusive":
                 left.append({"problem": a.problem, "action": a.action, "command": a.command})
+                continue
+            for c in candidates([a], _flat(inc.config), base=inc.overrides):
+                if c.key not in tried:
+                    left.append({"problem": c.problem, "action": c.action, "command": c.command})
     final_doc = None
     if final is not None and inc is not None:
         fd = final.document()
