@@ -224,15 +224,16 @@ def diagnose(
 def compare(
     runs: Annotated[list[str], typer.Argument(
         help="A B: run B against run A; or B alone: B against the run it follows (its dlexp.follows tag).",
-        show_default=False)],
+        metavar="RUN_IDS", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON comparison.")] = False,
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
     """Did run B help? Each split's error and each gap of B against A, with the change and its 95% interval.
 
-    Paired where the runs saw the same examples (McNemar's exact test and Newcombe's paired interval for
-    error rates, a paired bootstrap for RMSE/MAE); independent intervals otherwise. No torch import.
+    Paired where the runs saw the same examples: McNemar's exact test, Newcombe's paired interval.
+
+    For RMSE/MAE a paired bootstrap; independent intervals where the examples differ. No torch import.
     """
     if len(runs) > 2:
         raise ConfigError(f"dlexp compare takes one or two run ids (B, or A B), got {len(runs)}")

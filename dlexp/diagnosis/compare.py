@@ -21,7 +21,7 @@ other), so its interval is MOVER on the two split-difference intervals (or the b
 regression). The human level is a fixed number here: a change of it shifts avoidable_bias.
 
 Pure: plain mappings in (the runs' JSON documents, as `Report.document()` writes them, and their outcomes),
-frozen dataclasses out; numpy and scipy are imported only when outcomes are compared.
+frozen dataclasses out; numpy and scipy are imported when `compare()` runs, never on import.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Comparison:
             "task": self.task,
             "metric": self.metric,
             "splits": {name: {"a": _clean(s.a), "b": _clean(s.b), "diff": _clean(s.diff),
-                              "interval": _pair(s.interval), "p_value": _clean(s.p_value),
+                              "interval": _pair(s.interval), "p_value": _p(s.p_value),
                               "method": s.method, "test": s.test, "interval_method": s.interval_method,
                               "significant": s.significant, "n": {"a": s.n[0], "b": s.n[1]},
                               "discordant": dict(s.discordant) if s.discordant else None, "reason": s.reason}
@@ -145,6 +145,11 @@ class Comparison:
 
 def _clean(x):
     return None if x is None else (round(float(x), 12) if math.isfinite(x) else float(x))
+
+
+def _p(p):
+    """A p-value to 6 significant digits (1.66162e-16 stays itself, not 0)."""
+    return None if p is None else float(f"{p:.6g}")
 
 
 def _pair(ci):
@@ -300,9 +305,9 @@ def _split(name: str, a: Mapping, b: Mapping, oa: Outcomes | None, ob: Outcomes 
             b_only = int(np.sum(~wa & wb))
             n = len(wa)
             ea, eb = (both + a_only) / n, (both + b_only) / n
-            return SplitChange(name, ea, eb, eb - ea, newcombe_paired(both, b_only, a_only, n - both - a_only - b_only),
-                               mcnemar_exact(a_only, b_only), PAIRED, "mcnemar_exact", "newcombe_paired",
-                               (n, n), {"a_only": a_only, "b_only": b_only}), None
+            ci = newcombe_paired(both, b_only, a_only, n - both - a_only - b_only)
+            return SplitChange(name, ea, eb, eb - ea, ci, mcnemar_exact(a_only, b_only), PAIRED, "mcnemar_exact",
+                               "newcombe_paired", (n, n), {"a_only": a_only, "b_only": b_only}), None
         reps = _bootstrap(va, vb, metric, paired=True, n_boot=n_boot, rng=rng)
         ea = ea if ea is not None else _stat(va, metric)
         eb = eb if eb is not None else _stat(vb, metric)
@@ -357,8 +362,6 @@ def compare(a: Mapping, b: Mapping, *, outcomes_a: Outcomes | None = None, outco
     >>> c.splits["dev"].method, round(c.splits["dev"].diff, 4), c.gaps["variance"].change
     ('independent', -0.05, 'lowered')
     """
-    import numpy as np  # noqa: F401  (the bootstrap's generator; cheap next to the rest)
-
     task_a, task_b = a.get("task", "classification"), b.get("task", "classification")
     metric_a, metric_b = a.get("metric", "error_rate"), b.get("metric", "error_rate")
     if task_a != task_b:
@@ -407,7 +410,7 @@ def compare(a: Mapping, b: Mapping, *, outcomes_a: Outcomes | None = None, outco
         why = sorted({s.reason for s in unpaired})
         notes.append(f"Independent intervals on {', '.join(s.split for s in unpaired)}: {'; '.join(why)}.")
     return Comparison(a.get("run_id"), b.get("run_id"), task_a, metric_a, splits, gaps, verdicts,
-                      summarize(splits, gaps, verdicts, metric_a), b.get("tolerance"), tuple(notes))
+                      summarize(gaps, verdicts, metric_a), b.get("tolerance"), tuple(notes))
 
 
 def _fmt(x: float, metric: str, *, sign: bool = False) -> str:
@@ -420,13 +423,14 @@ def _and(items: list[str]) -> str:
     return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
-def summarize(splits: Mapping[str, SplitChange], gaps: Mapping[str, GapChange], verdicts, metric: str) -> str:
+def summarize(gaps: Mapping[str, GapChange], verdicts, metric: str) -> str:
     """One plain sentence: which gaps B lowered or raised significantly, which it left unchanged.
 
     >>> g = {"variance": GapChange("variance", 0.1, 0.05, -0.05, (-0.07, -0.03)),
     ...      "data_mismatch": GapChange("data_mismatch", 0.0, 0.004, 0.004, (-0.01, 0.02))}
-    >>> summarize({}, g, ("variance", "within_tolerance"), "error_rate")
-    'B lowered variance (-5.00%, 95% [-7.00%, -3.00%]) and left data_mismatch unchanged within noise; verdict variance -> within_tolerance.'
+    >>> print(summarize(g, ("variance", "within_tolerance"), "error_rate"))  # doctest: +NORMALIZE_WHITESPACE
+    B lowered variance (-5.00%, 95% [-7.00%, -3.00%]) and left data_mismatch unchanged within noise;
+    verdict variance -> within_tolerance.
     """
     parts = []
     for word in ("lowered", "raised"):

@@ -173,7 +173,7 @@ def compare(comparison, *, out: Console | None = None) -> None:
     lines.append(f"\n{c.summary}")
     for note in c.notes:
         lines.append(f"\nnote: {note}", style="yellow")
-    out.print(Panel(lines, title="dlexp compare", expand=False))
+    out.print(Panel(lines, title="dlexp compare", width=min(out.width, 110)))  # the summary wraps, not the table
 
 
 def _signed(value, metric: str) -> str:

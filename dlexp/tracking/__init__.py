@@ -4,5 +4,7 @@
 - `recorder`: the training process's side of the tracking process;
 - `process`: the MLflow client on the store, and the tracking process that writes a run;
 - `runs`: reading runs back (`dlexp runs`, `diagnose`, `report`, `--resume`);
-- `rediagnose`: the diagnosis of a stored run, as `dlexp diagnose RUN` prints it.
+- `rediagnose`: the diagnosis of a stored run, as `dlexp diagnose RUN` prints it;
+- `outcomes`: each run's per-example outcomes and split fingerprints, one small artifact (numpy only);
+- `compare`: two stored runs read back and compared (`dlexp compare`).
 """

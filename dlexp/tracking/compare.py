@@ -35,7 +35,10 @@ def followed_run(uri: str | None, run_id: str) -> str:
 
 
 def load_outcomes(uri: str | None, run_id: str) -> Outcomes | None:
-    """The run's per-example outcomes, or None for a run that kept none (trained before dlexp kept them)."""
+    """The run's per-example outcomes, or None for a run that kept none (logged before dlexp kept them).
+
+    A damaged outcomes file is refused in one line rather than read as "no outcomes".
+    """
     with tempfile.TemporaryDirectory() as tmp:
         files = tracking_runs.run_files(uri, run_id, run_outcomes.FOLDER, Path(tmp))
         path = next((p for p in files if p.name == run_outcomes.FILE), None)
@@ -44,18 +47,23 @@ def load_outcomes(uri: str | None, run_id: str) -> Outcomes | None:
         try:
             return run_outcomes.read(path)
         except (ValueError, OSError, KeyError) as exc:
-            raise StoreError(f"run {run_id}: its outcomes artifact cannot be read ({exc}); "
-                             "compare it by errors alone is not possible from a damaged file") from None
+            raise StoreError(f"run {run_id}: {run_outcomes.FOLDER}/{run_outcomes.FILE} cannot be read ({exc}); "
+                             f"delete that artifact to compare the run by its errors and sizes alone") from None
 
 
 def compare_runs(uri: str | None, a: str, b: str) -> Comparison:
-    """Run B against run A: paired on every split where both kept outcomes on the same examples."""
+    """Run B against run A: paired on every split where both kept outcomes on the same examples.
+
+    Raises StoreError for an unknown run or one without a diagnosis, NotComparable for runs whose errors
+    are not in the same unit (different tasks or metrics).
+    """
     report_a, _ = rediagnose(uri, a)
     report_b, _ = rediagnose(uri, b)
     da, db = report_a.document(), report_b.document()
     if (da["task"], da["metric"]) != (db["task"], db["metric"]):
-        raise NotComparable(f"runs {da['run_id']} and {db['run_id']} cannot be compared: one measures "
-                            f"{da['task']} {da['metric']}, the other {db['task']} {db['metric']}")
+        raise NotComparable(f"runs {da['run_id']} and {db['run_id']} cannot be compared: A measures "
+                            f"{da['task']} ({da['metric']}), B {db['task']} ({db['metric']}); compare runs "
+                            "of the same task and metric")
     oa, ob = load_outcomes(uri, da["run_id"]), load_outcomes(uri, db["run_id"])
     try:
         return compare(da, db, outcomes_a=oa, outcomes_b=ob)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -122,6 +125,18 @@ def test_a_run_without_outcomes_is_compared_with_independent_intervals(store):
     assert doc["splits"]["dev"]["test"] == "two_proportion_z"
 
 
+def test_a_damaged_outcomes_file_is_refused_in_one_line(store):
+    artifacts = store["client"].get_run(store["large"]).info.artifact_uri.removeprefix("file://")
+    path = Path(artifacts) / "outcomes" / "outcomes.npz"
+    kept = path.read_bytes()
+    path.write_bytes(b"not a zip file")
+    try:
+        result = invoke("compare", store["small"], store["large"])
+    finally:
+        path.write_bytes(kept)
+    one_error_line(result, store["large"], "outcomes/outcomes.npz", "delete that artifact")
+
+
 def test_runs_of_different_tasks_are_refused(store):
     one_error_line(invoke("compare", store["small"], store["regression"]), "cannot be compared", "regression")
 
@@ -138,3 +153,30 @@ def test_compare_b_alone_uses_the_run_it_follows(store):
     finally:
         store["client"].delete_tag(store["large"], "dlexp.follows")
     assert (doc["a"], doc["b"]) == (store["small"], store["large"])
+
+
+PROBE = """
+import json, sys
+from dlexp.cli import main
+sys.argv = ["dlexp", *json.loads(sys.argv[1])]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+heavy = [m for m in ("torch", "pytorch_lightning", "lightning_fabric") if m in sys.modules]
+print("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def test_compare_as_a_process_imports_neither_torch_nor_lightning(store):
+    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(["compare", store["small"], store["large"]])],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    result = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))[len("PROBE "):])
+    assert result == {"code": 0, "heavy": []}, proc.stderr
+    assert "dlexp compare · B " in proc.stdout
+
+
+def test_compare_has_help():
+    result = invoke("compare", "--help")
+    assert result.exit_code == 0 and "Did run B help?" in result.output
