@@ -40,10 +40,10 @@ import numpy as np
 
 from dlexp.errors import DataError
 
-MIN_TRAIN = 50      # rows of the training split the estimate needs
+MIN_TRAIN = 20      # rows of the training split the estimate needs (the bracket widens as they shrink)
 ONE_THREAD_BELOW = 50_000  # training rows under which boosting runs on one thread (fast anyway; OpenMP's
                            # spinning threads slow it tenfold and more on a machine whose cores are busy)
-MIN_TRAIN_DEV = 30  # rows of the train-dev split
+MIN_TRAIN_DEV = 10  # rows of the train-dev split
 Z95 = 1.959963984540054
 REFERENCE = "gradient boosting"  # how the reference model is named in the output
 METHODS = {

@@ -60,7 +60,7 @@ def test_estimate_keeps_the_reference_models_errors_on_train_train_dev_and_dev()
 
 
 @pytest.mark.parametrize("splits, words", [
-    (splits_of(np.arange(20) % 2), "20 and 20 rows"),
+    (splits_of(np.arange(16) % 2), "16 and 16 rows"),
     (splits_of(np.zeros(100, np.int64)), "single class"),
     (splits_of(np.full(100, 3.5, np.float32), task="regression", metric="rmse"), "constant"),
 ])
