@@ -180,3 +180,21 @@ def estimate(splits, *, seed: int = 0) -> Estimate:
                  for name in ("train", "train_dev", "dev")}
     return Estimate(lower=lower, upper=upper, method=METHODS[task].format(metric=metric.upper()), metric=metric,
                     reference=reference)
+
+
+def baseline(value, splits, *, seed: int = 0) -> tuple[float, tuple[float, float] | None, dict]:
+    """Resolve `baseline.human_error` for these splits: (human level, its range or None, the account of where
+    it came from for the report). A number or range given by the user wins; `auto` takes the source's known
+    Bayes error, or estimates it where the source has none (tables, sql, npz); `none` sets no baseline."""
+    from dlexp import config as configs
+
+    unbounded = splits.task == "regression"
+    source = configs.human_source(value)
+    if source == "auto" and splits.bayes_error is None and splits.needs_human:
+        print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it with {REFERENCE} "
+              "(baseline.human_error=auto, training and train-dev splits only)", flush=True)
+        est = estimate(splits, seed=seed)
+        return est.point, est.range, est.document()
+    human = configs.human_error(value, splits.bayes_error, required=splits.needs_human, unbounded=unbounded)
+    account = {"source": "known" if source == "auto" else source}
+    return human, configs.human_range(value, unbounded=unbounded), account
