@@ -61,3 +61,44 @@ def test_real_tables_get_a_sane_bracket(tmp_path, name):
         assert 0 < est.lower < est.upper < np.std(splits.train.y) * 1.2
     assert est.reference["train"] <= est.reference["train_dev"]  # boosting fits its own training split best
     print(name, splits.sizes(), est.range, est.reference)
+
+
+def _run_json(run_dlexp, *args):
+    r = run_dlexp(*args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.slow
+def test_a_table_with_no_baseline_given_trains_diagnoses_and_logs_the_estimate(runs_dir, tmp_path, dlexp_proc):
+    run_dlexp = dlexp_proc
+    path, target = shop(tmp_path)
+    r = run_dlexp("train", "data=table", f"data.path={path}", f"data.target={target}", "data.missing=impute",
+                  "trainer.max_epochs=1", "model.hidden=[16]")
+    assert r.returncode == 0, r.stderr
+    assert "ESTIMATED Bayes error" in r.stdout and "gradient boosting (scikit-learn defaults) reaches" in r.stdout
+    doc = _run_json(run_dlexp, "diagnose", "--json")
+    baseline = doc["baseline"]
+    assert baseline["source"] == "estimated"
+    assert doc["intervals"]["human"] == pytest.approx([baseline["lower"], baseline["upper"]])
+    assert 0 < baseline["lower"] < doc["errors"]["human"] < baseline["upper"] < 0.5
+    assert set(baseline["reference"]) == {"train", "train_dev", "dev"}
+
+    import mlflow
+
+    run = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}").get_run(doc["run_id"])
+    assert run.data.tags["dlexp.human_source"] == "estimated" and "plug-in" in run.data.tags["dlexp.bayes_method"]
+    assert run.data.metrics["error/human/hi"] == pytest.approx(baseline["upper"])
+    assert run.data.metrics["reference/dev"] == pytest.approx(baseline["reference"]["dev"])
+
+    given = _run_json(run_dlexp, "diagnose", "--human", "0.1", "--json")  # the user's number wins over the estimate
+    assert given["errors"]["human"] == 0.1 and given["baseline"]["source"] == "given"
+
+    path, target = bundled("breast_cancer", tmp_path)
+    r = run_dlexp("train", "data=table", f"data.path={path}", f"data.target={target}", "baseline.human_error=none",
+                  "trainer.max_epochs=1", "model.hidden=[16]")
+    assert r.returncode == 0, r.stderr
+    assert "no baseline (baseline.human_error=none)" in r.stdout
+    doc = _run_json(run_dlexp, "diagnose", "--json")
+    assert doc["errors"]["human"] is None and doc["baseline"] == {"source": "none"}
+    assert doc["verdict"] != "avoidable_bias"
