@@ -117,7 +117,8 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     elif errors.train < (iv["human"] or (errors.human,))[0]:  # below a range's lower end, when it is a range
         floor = (iv["human"] or (errors.human,))[0]
         notes.append(
-            f"Training error ({errors.train:.4g}) is below the human-level error ({floor:.4g}): "
+            f"Training error ({errors.train:.4g}) is below the human-level error ({floor:.4g}"
+            f"{', the lower end of its range' if floor != errors.human else ''}): "
             "the human level no longer estimates Bayes error well, so avoidable bias cannot be judged."
         )
     if n_seeds > 1:

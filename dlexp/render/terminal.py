@@ -113,6 +113,9 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                                     (f" — {a.why}", "dim")), soft_wrap=True)
             if a.command:
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
+    elif d.verdict == "within_tolerance" and not d.human_known:
+        out.print("Variance, data mismatch and dev overfitting are within tolerance; with no baseline, avoidable "
+                  "bias is unknown (a bigger model may still lower the training error).")
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
     if report.seeds:
