@@ -23,7 +23,7 @@ GAP_BETWEEN = ("avoidable_bias", "variance", "data_mismatch", "dev_overfitting")
 def staircase(document: dict, path: Path) -> Path:
     """Human -> train -> train-dev -> dev -> test as steps, each gap labelled; problems in red."""
     errors = document["errors"]
-    values = [errors[k] for k in LEVELS]
+    values = [errors[k] or 0.0 for k in LEVELS]  # no baseline (human None): the staircase starts at 0
     problems = set(document.get("problems", []))
     metric = document.get("metric", "error_rate")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -70,7 +70,8 @@ def curves(history: list[dict], document: dict, path: Path) -> Path:
     dev = [(h["epoch"], h["dev_error"]) for h in history if "dev_error" in h]
     if dev:
         right.plot(*zip(*dev), marker="s", color="tab:orange", label="dev error")
-    right.axhline(document["errors"]["human"], color="tab:green", linestyle="--", label="human level")
+    if document["errors"]["human"] is not None:
+        right.axhline(document["errors"]["human"], color="tab:green", linestyle="--", label="human level")
     right.axhline(document["errors"]["train"], color="tab:blue", linestyle=":", label="final train error")
     metric = document.get("metric", "error_rate")
     right.set_ylabel("error rate" if metric == "error_rate" else f"{metric} (target's unit)", color="tab:orange")

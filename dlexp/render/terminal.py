@@ -47,19 +47,35 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="center")
     table.add_column("n", justify="right")
+    baseline = report.baseline or {}
+    reference = baseline.get("reference") or {}
+    if reference:  # the reference model of an estimated baseline, beside the network
+        table.add_column(baseline.get("reference_model", "reference"), justify="right")
     table.add_column("", justify="left")
     unit = "" if metric == "error_rate" else f", {metric} in the target's unit"
     human_ci = iv.get("human")
-    table.add_row("error/human", _fmt(d.errors.human, metric),
-                  _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "",
-                  f"baseline (stands in for Bayes error{unit})")
+    extra = [""] if reference else []
+    if not d.human_known:
+        table.add_row("error/human", "unknown", "", "", *extra, "no baseline (baseline.human_error=none)")
+    else:
+        what = (f"ESTIMATED Bayes error{unit}: no human level known" if baseline.get("source") == "estimated"
+                else f"baseline (stands in for Bayes error{unit})")
+        table.add_row("error/human", _fmt(d.errors.human, metric),
+                      _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "", *extra, what)
     for split in SPLITS:
         n = report.sizes.get(split)
+        ref = [_fmt(reference.get(split), metric) if split in reference else ""] if reference else []
         table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), _fmt_ci(iv.get(split), metric),
-                      f"{n:,}" if n else "", "")
+                      f"{n:,}" if n else "", *ref, "")
     table.add_section()
     for gap in d.gaps:
         hi, lo = GAP_TERMS[gap.name]
+        if gap.name == "avoidable_bias" and not d.human_known:
+            flag = Text("unknown", style="dim")
+            flag.append("  (no baseline: at most the training error)", style="dim")
+            table.add_row(f"gap/{gap.name}", "≤ " + _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "",
+                          *extra, flag)
+            continue
         if gap.problem:
             flag = Text("problem", style="bold red")
         elif round(gap.value, 12) >= d.tolerance:
@@ -67,8 +83,15 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
         else:
             flag = Text("ok", style="green")
         flag.append(f"  ({hi} - {lo})", style="dim")
-        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", flag)
+        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", *extra, flag)
     out.print(table)
+    if baseline.get("source") == "estimated":
+        out.print(Text(f"estimated Bayes error: [{_fmt(baseline['lower'], metric)}, {_fmt(baseline['upper'], metric)}]"
+                       f" ({baseline['method']})", style="dim"), soft_wrap=True)
+    if reference.get("dev") is not None:
+        name = baseline.get("reference_model", "the reference model")
+        out.print(Text(f"{name} (scikit-learn defaults) reaches {_fmt(reference['dev'], metric)} on dev; "
+                       f"this network {_fmt(d.errors.dev, metric)}"), soft_wrap=True)
 
     lines = Text()
     style = {"within_tolerance": "bold green", "inconclusive": "bold yellow"}.get(d.verdict, "bold red")
@@ -92,6 +115,9 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                                     (f" — {a.why}", "dim")), soft_wrap=True)
             if a.command:
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
+    elif d.verdict == "within_tolerance" and not d.human_known:
+        out.print("Variance, data mismatch and dev overfitting are within tolerance; with no baseline, avoidable "
+                  "bias is unknown (a bigger model may still lower the training error).")
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
     if report.seeds:
