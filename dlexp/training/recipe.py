@@ -80,7 +80,7 @@ def held_out(report: Report) -> Diagnosis:
     blind = diagnose(SplitErrors(e.human, e.train, e.train_dev, e.dev, e.dev), tolerance=d.tolerance,
                      diverged_at=d.diverged_at, diverged=d.verdict == "diverged", sizes=sizes,
                      human_range=human if human and human[0] != human[1] else None, given_intervals=given,
-                     human_known=getattr(d, "human_known", True))
+                     human_known=d.human_known)
     problems = tuple(p for p in blind.problems if p != HELD_OUT)  # a tolerance of 0 would count a 0 gap
     verdict = blind.verdict if blind.verdict != HELD_OUT else (problems[0] if problems else "within_tolerance")
     return dataclasses.replace(blind, problems=problems, verdict=verdict)

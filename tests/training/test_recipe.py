@@ -126,3 +126,17 @@ def test_bad_input_is_one_line(args, named, module_runs_dir):
     client(create=True)  # a store that exists, without that run
     result = CliRunner().invoke(app, ["recipe", *args])
     one_error_line(result.exit_code, result.stderr, *named)
+
+
+def test_the_test_split_is_held_out_while_selecting():
+    from dlexp.diagnosis import Report, SplitErrors, diagnose
+    from dlexp.training.recipe import held_out
+
+    sizes = {"train": 8000, "train_dev": 2000, "dev": 2000, "test": 2000}
+    overfit_dev = diagnose(SplitErrors(0.01, 0.012, 0.014, 0.016, 0.20), sizes=sizes)
+    assert overfit_dev.verdict == "dev_overfitting"
+    blind = held_out(Report(overfit_dev, (), sizes=sizes))
+    assert blind.verdict == "within_tolerance" and "dev_overfitting" not in blind.problems
+    # whatever the test error, the recipe sees the same run
+    same = held_out(Report(diagnose(SplitErrors(0.01, 0.012, 0.014, 0.016, 0.016), sizes=sizes), (), sizes=sizes))
+    assert same.gaps == blind.gaps and same.verdict == blind.verdict
