@@ -6,6 +6,7 @@ needs them, so `dlexp --help` answers at once and `dlexp diagnose` never loads t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -258,15 +259,16 @@ def diagnose(
 def compare(
     runs: Annotated[list[str], typer.Argument(
         help="A B: run B against run A; or B alone: B against the run it follows (its dlexp.follows tag).",
-        show_default=False)],
+        metavar="RUN_IDS", show_default=False)],
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON comparison.")] = False,
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
     """Did run B help? Each split's error and each gap of B against A, with the change and its 95% interval.
 
-    Paired where the runs saw the same examples (McNemar's exact test and Newcombe's paired interval for
-    error rates, a paired bootstrap for RMSE/MAE); independent intervals otherwise. No torch import.
+    Paired where the runs saw the same examples: McNemar's exact test, Newcombe's paired interval.
+
+    For RMSE/MAE a paired bootstrap; independent intervals where the examples differ. No torch import.
     """
     if len(runs) > 2:
         raise ConfigError(f"dlexp compare takes one or two run ids (B, or A B), got {len(runs)}")
@@ -405,6 +407,68 @@ def ui(
         raise typer.Exit(subprocess.call(cmd, env=env))
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """Everything written to stdout goes to stderr meanwhile, the jobs' worker processes (joblib) included:
+    they inherit file descriptor 1."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@friendly
+def recipe(
+    overrides: Annotated[Optional[list[str]], typer.Argument(
+        help="Hydra overrides of the start run, as for dlexp train (experiment=underfit ...); "
+             "hydra/launcher=joblib hydra.launcher.n_jobs=2 trains each round's candidates in parallel.",
+        show_default=False)] = None,
+    budget: Annotated[Optional[int], typer.Option(
+        "--budget", help="Training runs the recipe may start, the start run included (default 8; with --from "
+                         "a recipe, the budget it was given).", show_default=False)] = None,
+    candidates: Annotated[Optional[int], typer.Option(
+        "--candidates", help="Actions of the largest problem trained per round (default 2).",
+        show_default=False)] = None,
+    start_from: Annotated[Optional[str], typer.Option(
+        "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
+                                         "run continues that recipe where it stopped.", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
+) -> None:
+    """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
+
+    Each round trains the largest problem's top actions (--candidates), compares each with the incumbent,
+    paired on dev, and accepts the best only when it lowers the dev error significantly without raising
+    another gap past the tolerance. Stops when every gap is within tolerance, at an inconclusive verdict,
+    when nothing helps, or at --budget training runs. The test error is read once, for the final model.
+
+    Every run is a child of one MLflow parent `recipe` run, which keeps the trail (CSV, JSON) and a plot of
+    the errors along the accepted path. Ctrl-C stops after writing the trail; --from PARENT continues it.
+    """
+    from dlexp.render import terminal as render
+    from dlexp.training.recipe import Stopped
+    from dlexp.training.recipe import recipe as run_recipe
+
+    quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
+    try:
+        with quiet:  # with --json, progress lines go to stderr and only the document to stdout
+            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from)
+    except Stopped as stop:
+        if not as_json and stop.document:
+            render.recipe(stop.document)
+        raise
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    render.recipe(doc)
 
 
 def main() -> None:

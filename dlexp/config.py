@@ -231,7 +231,9 @@ class TrainerConfig:
 
 @dataclass
 class BaselineConfig:
-    human_error: Any = "auto"  # a number in [0, 1], a range [lo, hi] (several annotators), or auto: the source's Bayes error
+    # a number in [0, 1], a range [lo, hi] (several annotators), auto (the source's Bayes error, estimated
+    # where none is known: tables, sql, npz) or none (no baseline: avoidable bias unknown)
+    human_error: Any = "auto"
 
 
 @dataclass
@@ -347,6 +349,13 @@ def check(cfg) -> None:
     human_error(get("baseline.human_error"), None, unbounded=get("data.task") in ("auto", "regression"))
 
 
+def human_source(value: Any) -> str:
+    """`baseline.human_error` -> "auto", "none" or "given" (a number or a range)."""
+    if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
+        return value.strip().lower()
+    return "none" if value is None else "given"
+
+
 def human_range(value: Any, *, unbounded: bool = False) -> tuple[float, float] | None:
     """`baseline.human_error` given as a range [lo, hi] -> (lo, hi); None for a single number or auto."""
     if isinstance(value, str) or not hasattr(value, "__len__"):
@@ -365,6 +374,8 @@ def human_error(value: Any, bayes_error: float | None, *, required: str | None =
     `required` names a source without a known Bayes error where `auto` cannot stand (tables, SQL, npz);
     `unbounded` allows any non-negative number (regression: the error is in the target's unit).
     """
+    if human_source(value) == "none":
+        return 0.0  # no baseline: the diagnosis treats avoidable bias as unknown
     lo_hi = human_range(value, unbounded=unbounded)
     if lo_hi is not None:
         return (lo_hi[0] + lo_hi[1]) / 2
@@ -377,7 +388,8 @@ def human_error(value: Any, bayes_error: float | None, *, required: str | None =
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ConfigError(f"baseline.human_error must be a number in [0, 1] or auto, got {value!r}") from None
+        raise ConfigError(f"baseline.human_error must be a number in [0, 1], a range [lo, hi], auto or none, "
+                          f"got {value!r}") from None
     if unbounded:
         if not number >= 0 or number == float("inf"):
             raise ConfigError(f"baseline.human_error must be a finite number >= 0, got {number}")

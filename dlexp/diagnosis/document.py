@@ -31,6 +31,13 @@ class Report:
     seeds: Mapping | None = None  # pooled seed group: {"seeds": [...], "runs": [...], "spread": {...}}
     analysis: Mapping | None = None  # error analysis (classification): per-class errors, rising classes, ...
     curve: Mapping | None = None  # learning curve (a curve's parent run): points, fit, the answer
+    # where the human level came from: {"source": "given" | "known" | "estimated" | "none"}; an estimated
+    # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
+    baseline: Mapping | None = None
+
+    def _known(self, name: str) -> bool:
+        """False for the human level and avoidable bias of a run without a baseline."""
+        return self.diagnosis.human_known or name not in ("human", "avoidable_bias")
 
     def document(self) -> dict:
         d = self.diagnosis
@@ -38,9 +45,9 @@ class Report:
             "run_id": self.run_id,
             "task": self.task,
             "metric": self.metric,
-            "errors": {k: _clean(v) for k, v in d.errors.as_dict().items()},
+            "errors": {k: _clean(v) if self._known(k) else None for k, v in d.errors.as_dict().items()},
             "sizes": {s: self.sizes.get(s) for s in SPLITS},
-            "gaps": {g.name: _clean(g.value) for g in d.gaps},
+            "gaps": {g.name: _clean(g.value) if self._known(g.name) else None for g in d.gaps},
             "intervals": {k: ([_clean(x) for x in v] if v is not None else None) for k, v in d.intervals.items()},
             "tolerance": d.tolerance,
             "verdict": d.verdict,
@@ -52,18 +59,21 @@ class Report:
             **({"seeds": dict(self.seeds)} if self.seeds else {}),
             **({"analysis": dict(self.analysis)} if self.analysis else {}),
             **({"curve": dict(self.curve)} if self.curve else {}),
+            **({"baseline": dict(self.baseline)} if self.baseline else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }
 
     def metrics(self) -> dict[str, float]:
         """The MLflow metric names: error/<split>, gap/<name>."""
-        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items()}
-        out.update({f"gap/{g.name}": _clean(g.value) for g in self.diagnosis.gaps})
+        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items() if self._known(k)}
+        out.update({f"gap/{g.name}": _clean(g.value) for g in self.diagnosis.gaps if self._known(g.name)})
         for name, ci in self.diagnosis.intervals.items():
             if ci is not None and ci[0] != ci[1]:  # a point "interval" (an exact human level) says nothing
                 prefix = "gap" if name in GAP_TERMS else "error"
                 out[f"{prefix}/{name}/lo"], out[f"{prefix}/{name}/hi"] = ci
+        for split, value in ((self.baseline or {}).get("reference") or {}).items():
+            out[f"reference/{split}"] = _clean(value)  # the reference model's errors (an estimated baseline)
         return out
 
     def tags(self) -> dict[str, str]:
@@ -71,6 +81,10 @@ class Report:
                 "dlexp.task": self.task, "dlexp.metric": self.metric}
         if self.checks:
             tags["dlexp.checks"] = " | ".join(self.checks)[:5000]
+        if self.baseline:
+            tags["dlexp.human_source"] = str(self.baseline.get("source"))
+            if self.baseline.get("method"):
+                tags["dlexp.bayes_method"] = str(self.baseline["method"])[:5000]
         return tags
 
 

@@ -10,7 +10,7 @@ Pure and stdlib-only: numbers in, frozen dataclasses out.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from dlexp.diagnosis.intervals import intervals
 from dlexp.diagnosis.splits import DEFAULT_TOLERANCE, GAP_TERMS, SPLITS, SplitErrors
@@ -37,6 +37,7 @@ class Diagnosis:
     intervals: Mapping[str, tuple[float, float] | None] = field(default_factory=dict)
     # when the verdict is `inconclusive`: the gap, the split to enlarge, and how many more examples it needs
     resolve: Mapping | None = None
+    human_known: bool = True  # False: no baseline (baseline.human_error=none), avoidable bias unknown
 
     def gap(self, name: str) -> Gap:
         return next(g for g in self.gaps if g.name == name)
@@ -46,7 +47,8 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
              diverged_at: int | None = None, diverged: bool = False,
              sizes: Mapping[str, int | None] | None = None, human_range: Sequence[float] | None = None,
              spread: Mapping[str, float] | None = None, n_seeds: int = 1,
-             given_intervals: Mapping[str, Sequence[float] | None] | None = None) -> Diagnosis:
+             given_intervals: Mapping[str, Sequence[float] | None] | None = None,
+             human_known: bool = True) -> Diagnosis:
     """Measure the four gaps with their 95% intervals and name the largest confirmed problem as the verdict.
 
     A gap is a problem when its interval's lower end reaches `tolerance`. Without split sizes there is no
@@ -54,6 +56,8 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     reaches the tolerance but its interval does not clear it, the verdict is ``inconclusive`` and
     `Diagnosis.resolve` says how many more examples of which split would settle a gap of that size.
     A run whose loss became non-finite gets the verdict ``diverged`` whatever its gaps say.
+    Without a baseline (`human_known=False`) avoidable bias is unknown, at most the training error: it is
+    never a problem, and the verdict rests on the other three gaps.
 
     >>> diagnose(SplitErrors(0.01, 0.015, 0.10, 0.11, 0.11)).verdict
     'variance'
@@ -65,9 +69,14 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     >>> d = diagnose(SplitErrors(0.01, 0.015, 0.02, 0.05, 0.05), sizes=small)
     >>> d.verdict, sorted(d.resolve["more"])
     ('inconclusive', ['dev', 'train_dev'])
+    >>> d = diagnose(SplitErrors(0.0, 0.30, 0.305, 0.31, 0.31), human_known=False)
+    >>> d.verdict, d.gap("avoidable_bias").problem
+    ('within_tolerance', False)
     """
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
+    if not human_known:
+        errors = replace(errors, human=0.0)  # avoidable bias = train - 0: its upper end
     values = errors.as_dict()
     iv = intervals(errors, sizes, human_range=human_range, spread=spread, n_seeds=n_seeds,
                    given=given_intervals)
@@ -77,10 +86,15 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
         ci = iv[name]
         # rounding guards against 0.16 - 0.15 = 0.009999... being called below a 0.01 tolerance
         problem = round(value if ci is None else ci[0], 12) >= tolerance
+        if name == "avoidable_bias" and not human_known:  # unknown: somewhere in [0, training error]
+            problem, ci = False, (0.0, ci[1]) if ci is not None else None
         gaps.append(Gap(name, value, problem, ci))
-    problems = tuple(g.name for g in sorted((g for g in gaps if g.problem), key=lambda g: -g.value))
-    largest = max(gaps, key=lambda g: g.value)
-    uncertain = [g for g in gaps if round(g.value, 12) >= tolerance and not g.problem]
+    if not human_known:
+        iv = dict(iv, avoidable_bias=gaps[0].interval, human=None)
+    judged = [g for g in gaps if human_known or g.name != "avoidable_bias"]
+    problems = tuple(g.name for g in sorted((g for g in judged if g.problem), key=lambda g: -g.value))
+    largest = max(judged, key=lambda g: g.value)
+    uncertain = [g for g in judged if round(g.value, 12) >= tolerance and not g.problem]
     resolve = None
     if diverged or diverged_at is not None:
         verdict = "diverged"
@@ -97,15 +111,21 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     for g in uncertain:
         notes.append(f"{g.name} ({g.value:.4g}) reaches the tolerance, but its 95% interval "
                      f"[{g.interval[0]:.4g}, {g.interval[1]:.4g}] does not clear it: not a confirmed problem.")
-    if errors.train < errors.human:
+    if not human_known:
+        notes.append(f"No baseline (baseline.human_error=none): avoidable bias is unknown, at most the training "
+                     f"error ({errors.train:.4g}); the verdict rests on the other gaps.")
+    elif errors.train < (iv["human"] or (errors.human,))[0]:  # below a range's lower end, when it is a range
+        floor = (iv["human"] or (errors.human,))[0]
         notes.append(
-            f"Training error ({errors.train:.4g}) is below the human-level error ({errors.human:.4g}): "
+            f"Training error ({errors.train:.4g}) is below the human-level error ({floor:.4g}"
+            f"{', the lower end of its range' if floor != errors.human else ''}): "
             "the human level no longer estimates Bayes error well, so avoidable bias cannot be judged."
         )
     if n_seeds > 1:
         notes.append(f"Pooled over {n_seeds} seeds: errors are the means, and the intervals include the "
                      "seed-to-seed spread.")
-    return Diagnosis(errors, tuple(gaps), verdict, problems, tolerance, tuple(notes), diverged_at, iv, resolve)
+    return Diagnosis(errors, tuple(gaps), verdict, problems, tolerance, tuple(notes), diverged_at, iv, resolve,
+                     human_known)
 
 
 def _resolve(gap: Gap, errors: SplitErrors, sizes: Mapping[str, int | None], tolerance: float, *,

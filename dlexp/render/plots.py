@@ -23,7 +23,7 @@ GAP_BETWEEN = ("avoidable_bias", "variance", "data_mismatch", "dev_overfitting")
 def staircase(document: dict, path: Path) -> Path:
     """Human -> train -> train-dev -> dev -> test as steps, each gap labelled; problems in red."""
     errors = document["errors"]
-    values = [errors[k] for k in LEVELS]
+    values = [errors[k] or 0.0 for k in LEVELS]  # no baseline (human None): the staircase starts at 0
     problems = set(document.get("problems", []))
     metric = document.get("metric", "error_rate")
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
@@ -70,7 +70,8 @@ def curves(history: list[dict], document: dict, path: Path) -> Path:
     dev = [(h["epoch"], h["dev_error"]) for h in history if "dev_error" in h]
     if dev:
         right.plot(*zip(*dev), marker="s", color="tab:orange", label="dev error")
-    right.axhline(document["errors"]["human"], color="tab:green", linestyle="--", label="human level")
+    if document["errors"]["human"] is not None:
+        right.axhline(document["errors"]["human"], color="tab:green", linestyle="--", label="human level")
     right.axhline(document["errors"]["train"], color="tab:blue", linestyle=":", label="final train error")
     metric = document.get("metric", "error_rate")
     right.set_ylabel("error rate" if metric == "error_rate" else f"{metric} (target's unit)", color="tab:orange")
@@ -142,6 +143,42 @@ def learning_curve(curve: dict, path: Path) -> Path:
     return path
 
 
+def recipe_path(recipe: dict, path: Path) -> Path:
+    """Train, train-dev and dev error with the human level along a recipe's accepted path (start, then each
+    accepted change); the test error as one point, at the final model: the only one the recipe read."""
+    steps = [("start", recipe["start"]["errors"])]
+    for row in recipe["trail"]:
+        if row.get("accepted") and row.get("errors"):
+            steps.append((f"round {row['round']}\n{row['action'].split(':')[0]}", row["errors"]))
+    metric = recipe.get("metric", "error_rate")
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.9 * len(steps) + 2), 4.4), dpi=110)
+    xs = list(range(len(steps)))
+    for split, color in (("train", "tab:blue"), ("train_dev", "tab:purple"), ("dev", "tab:orange")):
+        ys = [e.get(split) for _, e in steps]
+        ax.plot(xs, ys, marker="o", color=color, label=split.replace("_", "-"))
+        for x, y in zip(xs, ys):
+            ax.annotate(_fmt(y, metric), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8, color=color)
+    ax.plot(xs, [e.get("human") for _, e in steps], linestyle="--", color="tab:green", label="human level")
+    final = recipe.get("final")
+    if final and final["errors"].get("test") is not None:
+        t = final["errors"]["test"]
+        ax.plot([xs[-1]], [t], marker="*", markersize=13, linestyle="none", color="tab:red",
+                label="test (final model only)")
+        ax.annotate(_fmt(t, metric), (xs[-1], t), textcoords="offset points", xytext=(6, -12), fontsize=8,
+                    color="tab:red")
+    ax.set_xticks(xs, [label for label, _ in steps], fontsize=8)
+    ax.set_xlim(-0.3, len(steps) - 0.4)
+    ax.set_ylabel("error rate" if metric == "error_rate" else f"{metric} (target's unit)")
+    ax.set_ylim(bottom=0)
+    ax.set_title(f"recipe: the accepted path · stopped: {recipe.get('stopped_because') or '-'}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def draw(document: dict, history: list[dict], outdir: Path) -> list[Path]:
     paths = [staircase(document, outdir / "error_staircase.png")]
     if history:
@@ -150,4 +187,6 @@ def draw(document: dict, history: list[dict], outdir: Path) -> list[Path]:
         paths.append(confusion(document, outdir / "confusion_dev.png"))
     if document.get("curve"):
         paths.append(learning_curve(document["curve"], outdir / f"learning_curve_{document['curve']['axis']}.png"))
+    if document.get("recipe"):
+        paths.append(recipe_path(document["recipe"], outdir / "recipe_path.png"))
     return paths

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 from rich import box
 from rich.console import Console
 from rich.panel import Panel
@@ -45,19 +47,35 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
     table.add_column("value", justify="right")
     table.add_column("95% interval", justify="center")
     table.add_column("n", justify="right")
+    baseline = report.baseline or {}
+    reference = baseline.get("reference") or {}
+    if reference:  # the reference model of an estimated baseline, beside the network
+        table.add_column(baseline.get("reference_model", "reference"), justify="right")
     table.add_column("", justify="left")
     unit = "" if metric == "error_rate" else f", {metric} in the target's unit"
     human_ci = iv.get("human")
-    table.add_row("error/human", _fmt(d.errors.human, metric),
-                  _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "",
-                  f"baseline (stands in for Bayes error{unit})")
+    extra = [""] if reference else []
+    if not d.human_known:
+        table.add_row("error/human", "unknown", "", "", *extra, "no baseline (baseline.human_error=none)")
+    else:
+        what = (f"ESTIMATED Bayes error{unit}: no human level known" if baseline.get("source") == "estimated"
+                else f"baseline (stands in for Bayes error{unit})")
+        table.add_row("error/human", _fmt(d.errors.human, metric),
+                      _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "", *extra, what)
     for split in SPLITS:
         n = report.sizes.get(split)
+        ref = [_fmt(reference.get(split), metric) if split in reference else ""] if reference else []
         table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), _fmt_ci(iv.get(split), metric),
-                      f"{n:,}" if n else "", "")
+                      f"{n:,}" if n else "", *ref, "")
     table.add_section()
     for gap in d.gaps:
         hi, lo = GAP_TERMS[gap.name]
+        if gap.name == "avoidable_bias" and not d.human_known:
+            flag = Text("unknown", style="dim")
+            flag.append("  (no baseline: at most the training error)", style="dim")
+            table.add_row(f"gap/{gap.name}", "≤ " + _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "",
+                          *extra, flag)
+            continue
         if gap.problem:
             flag = Text("problem", style="bold red")
         elif round(gap.value, 12) >= d.tolerance:
@@ -65,8 +83,15 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
         else:
             flag = Text("ok", style="green")
         flag.append(f"  ({hi} - {lo})", style="dim")
-        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", flag)
+        table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", *extra, flag)
     out.print(table)
+    if baseline.get("source") == "estimated":
+        out.print(Text(f"estimated Bayes error: [{_fmt(baseline['lower'], metric)}, {_fmt(baseline['upper'], metric)}]"
+                       f" ({baseline['method']})", style="dim"), soft_wrap=True)
+    if reference.get("dev") is not None:
+        name = baseline.get("reference_model", "the reference model")
+        out.print(Text(f"{name} (scikit-learn defaults) reaches {_fmt(reference['dev'], metric)} on dev; "
+                       f"this network {_fmt(d.errors.dev, metric)}"), soft_wrap=True)
 
     lines = Text()
     style = {"within_tolerance": "bold green", "inconclusive": "bold yellow"}.get(d.verdict, "bold red")
@@ -90,6 +115,9 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                                     (f" — {a.why}", "dim")), soft_wrap=True)
             if a.command:
                 out.print(Text("     $ " + a.command, style="green"), soft_wrap=True)
+    elif d.verdict == "within_tolerance" and not d.human_known:
+        out.print("Variance, data mismatch and dev overfitting are within tolerance; with no baseline, avoidable "
+                  "bias is unknown (a bigger model may still lower the training error).")
     elif d.verdict == "within_tolerance":
         out.print("Every gap is within tolerance: this model is as good as this data and baseline allow.")
     if report.seeds:
@@ -247,3 +275,70 @@ def curve(result: dict, *, out: Console | None = None) -> None:
     lines.append(f"\nwhy: {result['why']}", style="dim")
     lines.append(f"\nhuman level: {result['human']:.2%}", style="dim")
     out.print(Panel(lines, title=f"dlexp curve · {axis}", expand=False))
+
+
+def recipe(doc: dict, *, out: Console | None = None) -> None:
+    """A recipe: the trail (one row per trained candidate), why it stopped, the final model with its test
+    error (read once), and what is left to try."""
+    out = out or console()
+    metric = doc.get("metric", "error_rate")
+    table = Table(title=f"dlexp recipe · parent run {doc['run_id']}", box=box.SIMPLE_HEAVY, title_justify="left")
+    for col, justify, width in (("round", "right", None), ("problem", "left", None), ("action", "left", 36),
+                                ("command", "left", 44), ("dev error", "right", None),
+                                ("change [95% interval]", "center", None), ("accepted", "left", None)):
+        table.add_column(col, justify=justify, overflow="fold", max_width=width)
+    start = doc.get("start")
+    base = shlex.split(start.get("command") or "")[2:] if start else []
+    if start:
+        table.add_row("0", start["verdict"], "start", Text(start.get("command") or "", style="green"),
+                      _fmt(start["errors"]["dev"], metric), "", Text("incumbent", style="dim"))
+    for r in doc["trail"]:
+        if r.get("diff") is None:
+            change = Text(r.get("reason") or "", style="yellow")
+        else:
+            sign = "+" if r["diff"] >= 0 else ""
+            change = f"{sign}{_fmt(r['diff'], metric)} {_fmt_ci(r.get('interval'), metric)}"
+        mark = Text("yes", style="bold green") if r["accepted"] else Text(
+            "no" + (f": {r['outcome']}" if r.get("outcome") else ""), style="red")
+        # the start's command, then what each candidate changes (its whole command is in the trail files)
+        changed = [a for a in shlex.split(r["command"])[2:] if a not in base and a != "-m"]
+        command = "… " + " ".join(shlex.quote(a) for a in changed) if base else r["command"]
+        table.add_row(str(r["round"]), r["problem"], r["action"], Text(command, style="green"),
+                      _fmt(r.get("dev_error"), metric), change, mark)
+    out.print(table)
+
+    lines = Text()
+    lines.append("stopped because: ", style="bold")
+    lines.append(doc.get("stopped_because") or "-", style="bold yellow")
+    why = {"within_tolerance": "every gap is within tolerance",
+           "inconclusive": "the largest gap is not settled by these split sizes: measure more first",
+           "nothing_helps": "no action left for this model's problems lowered the dev error significantly",
+           "budget": f"{doc['budget']['used']} of {doc['budget']['limit']} training runs used (--budget)",
+           "interrupted": "stopped by a signal; continue with dlexp recipe --from " + str(doc["run_id"])}
+    if doc.get("stopped_because") in why:
+        lines.append(f" ({why[doc['stopped_because']]})", style="dim")
+    final = doc.get("final")
+    if final:
+        e, gaps, iv = final["errors"], final["gaps"], final.get("intervals") or {}
+        lines.append(f"\nfinal run: {final['run_id']} ({doc.get('accepted', 0)} change"
+                     f"{'s' if doc.get('accepted', 0) != 1 else ''} accepted)")
+        lines.append("\nverdict: ", style="bold")
+        lines.append(final["verdict"], style="bold green" if final["verdict"] == "within_tolerance" else "bold red")
+        lines.append("\nerrors: " + ", ".join(f"{k} {_fmt(e[k], metric)}" for k in ("human", *SPLITS)))
+        if start:
+            moved = [f"{g} {_fmt(start_gap, metric)} -> {_fmt(gaps[g], metric)}"
+                     for g, start_gap in (start.get("gaps") or {}).items() if g in gaps]
+            if moved:
+                lines.append("\ngaps, start -> final: " + ", ".join(moved))
+        ci = iv.get("dev_overfitting")
+        lines.append(f"\ntest error {_fmt(e['test'], metric)}, dev_overfitting {_fmt(gaps['dev_overfitting'], metric)} "
+                     f"{_fmt_ci(ci, metric)}", style="bold")
+        lines.append(f"\nnote: {doc['test_note']}", style="yellow")
+    out.print(Panel(lines, title="dlexp recipe", expand=False))
+    left = doc.get("left_to_try") or []
+    if left:
+        out.print(Text("left to try", style="bold"))
+        for i, a in enumerate(left, 1):
+            out.print(Text.assemble((f"{i:>2}. ", "bold"), (f"[{a['problem']}] ", "cyan"), a["action"]), soft_wrap=True)
+            if a.get("command"):
+                out.print(Text("     $ " + a["command"], style="green"), soft_wrap=True)

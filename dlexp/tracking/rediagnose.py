@@ -29,10 +29,14 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
                 check_error("human", v)
             except ValueError as exc:
                 raise ConfigError(f"--human: {exc}") from None
+    baseline = doc.get("baseline")
     if human is None:
         recorded = (doc.get("intervals") or {}).get("human")
         human_range = tuple(recorded) if recorded and recorded[0] != recorded[1] else None
-    errors = SplitErrors(human=e["human"] if human is None else human, train=e["train"],
+    elif baseline:  # a new human level replaces the run's; the reference model's errors stay worth seeing
+        baseline = {"source": "given", **({"reference": baseline["reference"]} if baseline.get("reference") else {})}
+    human_known = human is not None or (baseline or {}).get("source") != "none"
+    errors = SplitErrors(human=(e["human"] or 0.0) if human is None else human, train=e["train"],
                          train_dev=e["train_dev"], dev=e["dev"], test=e["test"])
     if tolerance is None:  # the tolerance the run was judged with (relative_tolerance already resolved)
         tolerance = doc.get("tolerance", (config.get("diagnosis") or {}).get("tolerance", DEFAULT_TOLERANCE))
@@ -46,11 +50,11 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
     d = diagnose(errors, tolerance=tolerance, diverged_at=doc.get("diverged_at"),
                  diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
                  human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1,
-                 given_intervals=given)
+                 given_intervals=given, human_known=human_known)
     report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
                     sizes=doc.get("sizes") or {}, task=task, metric=doc.get("metric", "error_rate"),
                     checks=tuple(doc.get("checks") or ()), seeds=seeds or None, analysis=doc.get("analysis"),
-                    curve=doc.get("curve"))
+                    curve=doc.get("curve"), baseline=baseline)
     data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
     title = f"{model} on {data}" if data and model else None
     if seeds:

@@ -109,7 +109,8 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     run = settle(c, _resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
-    if any(v is None for v in errors.values()):
+    no_baseline = run.data.tags.get("dlexp.human_source") == "none"  # baseline.human_error=none: no error/human
+    if any(v is None for k, v in errors.items() if not (k == "human" and no_baseline)):
         status = run.info.status
         if status == "RUNNING":
             raise StoreError(f"run {rid} is still training; diagnose it when it has finished "

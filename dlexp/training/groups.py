@@ -135,12 +135,20 @@ def pool(children: list[Report], seeds: list[int], cfg, overrides: list[str], ru
     spread = {k: (statistics.stdev(e[k] for e in per_seed) if len(per_seed) > 1 else 0.0) for k in SPLITS}
     sizes = {k: sum(c.sizes.get(k) or 0 for c in children) or None for k in SPLITS}
     diverged = any(c.diagnosis.verdict == "diverged" for c in children)
+    first, baseline = children[0], children[0].baseline
+    human_range = configs.human_range(cfg.baseline.human_error)
+    if (baseline or {}).get("source") == "estimated":  # each seed estimated its own: the mean bracket
+        lower, upper = (statistics.fmean(c.baseline[k] for c in children) for k in ("lower", "upper"))
+        reference = {k: statistics.fmean(c.baseline["reference"][k] for c in children)
+                     for k in baseline["reference"]}
+        baseline, human_range = dict(baseline, lower=lower, upper=upper, reference=reference), (lower, upper)
     d = diagnose(SplitErrors(**means), tolerance=cfg.diagnosis.tolerance, sizes=sizes,
-                 human_range=configs.human_range(cfg.baseline.human_error), spread=spread,
-                 n_seeds=len(children), diverged=diverged)
+                 human_range=human_range, spread=spread, n_seeds=len(children), diverged=diverged,
+                 human_known=first.diagnosis.human_known)
     group = {"seeds": seeds, "runs": [c.run_id for c in children], "spread": spread, "errors": per_seed,
              "verdicts": [c.diagnosis.verdict for c in children]}
-    return Report(d, recommend(d, plain, overrides=overrides), run_id=run_id, sizes=sizes, seeds=group)
+    return Report(d, recommend(d, plain, overrides=overrides), run_id=run_id, sizes=sizes, seeds=group,
+                  baseline=baseline)
 
 
 # ---------------------------------------------------------------------------------- learning curves

@@ -44,17 +44,18 @@ class JobResult:
 
 
 def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict | None = None,
-             resume: dict | None = None) -> list[JobResult]:
+             resume: dict | None = None, quiet: bool = False) -> list[JobResult]:
     """Run `dlexp train ARGV` through Hydra; with `jobs`, one job per override list (after ARGV's overrides)
     as one multirun through the configured launcher. `tags` go on every job's MLflow run; `resume` (from
-    `tracking.runs.resume_info`) continues that run. Returns the jobs' results in job order."""
+    `tracking.runs.resume_info`) continues that run; `quiet` leaves out each job's diagnosis table (the
+    recipe prints its own trail). Returns the jobs' results in job order."""
     from dlexp.training import run
 
     if jobs is not None:
         _register_sweeper()
     folder = Path(tempfile.mkdtemp(prefix="dlexp-jobs-"))
     try:
-        (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "resume": resume}))
+        (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "resume": resume, "quiet": quiet}))
         args = [a for a in argv if jobs is None or a not in ("-m", "--multirun")]
         ours = [f"++hydra.job.env_set.{JOBS_DIR}={folder}"]
         if jobs is not None:

@@ -59,8 +59,9 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     )
     try:
         splits = load_splits(cfg.data, seed=cfg.seed)
-        human = configs.human_error(cfg.baseline.human_error, splits.bayes_error, required=splits.needs_human,
-                                    unbounded=splits.task == "regression")
+        from dlexp.data import bayes
+
+        human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
         unit = "" if splits.task == "classification" else f" (regression, {splits.metric} in the target's unit)"
         print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
               f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
@@ -73,7 +74,6 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         tolerance = cfg.diagnosis.tolerance
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
-        human_range = configs.human_range(cfg.baseline.human_error, unbounded=splits.task == "regression")
         given = None
         if splits.task == "regression" and result.abs_errors:
             # RMSE and MAE have no Wilson interval: a percentile bootstrap over each split's examples
@@ -83,11 +83,12 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                                         human_range if human_range else human, seed=cfg.seed)
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
                              diverged_at=result.diverged_at, sizes=splits.sizes(),
-                             human_range=human_range, given_intervals=given)
+                             human_range=human_range, given_intervals=given,
+                             human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
         report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
                         run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
-                        checks=splits.checks, analysis=analysis)
+                        checks=splits.checks, analysis=analysis, baseline=baseline)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
@@ -201,7 +202,8 @@ def main(cfg: DictConfig) -> str:
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
-    render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
+    if not ctx.get("quiet"):
+        render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
     launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
     return report.diagnosis.verdict
 

@@ -269,6 +269,8 @@ def test_bad_input_through_the_cli_is_one_line(tmp_path):
         assert r.returncode != 0 and len(lines) == 1 and lines[0].startswith("dlexp: error:"), r.stderr
         assert text in lines[0] and "Traceback" not in r.stdout
     r = dlexp("train", "data=table", "data.path=one.csv", "data.target=a", cwd=tmp_path)  # human auto
-    assert r.returncode == 2 and "no known Bayes error" in r.stderr
+    # too few rows to estimate the Bayes error: one line suggesting a number to give instead
+    assert r.returncode == 2 and "estimates the Bayes error" in r.stderr and "baseline.human_error=" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     failed = json.loads(dlexp("runs", "--json", cwd=tmp_path).stdout)
     assert failed and {run["status"] for run in failed} == {"FAILED"}  # logged, not left RUNNING

@@ -194,3 +194,15 @@ def test_document_has_the_documented_shape_and_is_json():
     for g in doc["gaps"].values():
         assert {"a", "b", "diff", "interval"} <= set(g)
     assert set(doc["verdicts"]) == {"a", "b"} and isinstance(doc["summary"], str)
+
+
+def test_a_new_human_level_moves_avoidable_bias_and_says_so():
+    rng = np.random.default_rng(5)
+    wrong = {s: rng.random(1000) < 0.1 for s in SPLITS}
+    a, oa = run(wrong, human=0.02)
+    b, ob = run(wrong, human=0.05, run_id="B")  # the same model, judged against a higher human level
+    c = compare(a, b, outcomes_a=oa, outcomes_b=ob)
+    bias = c.gaps["avoidable_bias"]
+    assert bias.diff == pytest.approx(-0.03) and bias.change == "lowered"
+    assert c.gaps["variance"].change == "unchanged"
+    assert any("different human levels" in note for note in c.notes)

@@ -125,6 +125,18 @@ def test_a_run_without_outcomes_is_compared_with_independent_intervals(store):
     assert doc["splits"]["dev"]["test"] == "two_proportion_z"
 
 
+def test_a_damaged_outcomes_file_is_refused_in_one_line(store):
+    artifacts = store["client"].get_run(store["large"]).info.artifact_uri.removeprefix("file://")
+    path = Path(artifacts) / "outcomes" / "outcomes.npz"
+    kept = path.read_bytes()
+    path.write_bytes(b"not a zip file")
+    try:
+        result = invoke("compare", store["small"], store["large"])
+    finally:
+        path.write_bytes(kept)
+    one_error_line(result, store["large"], "outcomes/outcomes.npz", "delete that artifact")
+
+
 def test_runs_of_different_tasks_are_refused(store):
     one_error_line(invoke("compare", store["small"], store["regression"]), "cannot be compared", "regression")
 

@@ -1,0 +1,200 @@
+"""An estimated bracket [lower, upper] of the Bayes error, for data whose human-level error nobody knows.
+
+Andrew Ng's recipe measures avoidable bias against human-level error only as a stand-in for the Bayes
+error. For a table, sensor data or a warehouse query there is no human level, so `baseline.human_error=auto`
+estimates the Bayes error of the training distribution from the training and train-dev splits alone (never
+dev or test), with a strong off-the-shelf reference model: scikit-learn's HistGradientBoostingClassifier /
+HistGradientBoostingRegressor with default settings, fitted on the training split.
+
+- upper end: the reference model's train-dev error, raised by its sampling noise (the upper end of a 95%
+  interval: Wilson's for an error rate, a normal interval on the mean squared or absolute residual for
+  RMSE and MAE). No Bayes error lies above what some model reaches on held-out data.
+- lower end, classification: the reference model's plug-in estimate on train-dev, the mean of
+  1 - (its highest predicted probability), lowered by its own sampling noise. Were the predicted
+  probabilities the true posterior, this would be the Bayes error; boosting's probabilities are
+  over-confident, which keeps it below the truth.
+- lower end, regression: the reference model's error on its own training split (resubstitution), which is
+  optimistic because the model has seen those targets.
+
+benchmarks/bayes_coverage.py checks the bracket on generated data whose Bayes error is known; the lower end
+fails where the reference model cannot learn the problem at all (its train-dev error far above the
+truth): then a network that does learn it ends below the bracket, and the diagnosis says the baseline no
+longer judges avoidable bias. The 1-nearest-neighbour bound of Cover and Hart and a nearest-neighbour
+noise estimate (the delta test) were tried for the lower end and overshoot the truth once noise features
+are present.
+
+>>> rng = np.random.default_rng(0)
+>>> def draw(n):  # two Gaussian classes 2 apart on one of 5 features: Bayes error Phi(-1) = 0.159
+...     y = rng.integers(0, 2, n); x = rng.normal(size=(n, 5)); x[:, 0] += 2.0 * y - 1.0; return x, y
+>>> lo, hi, _ = bracket(*draw(2000), *draw(1000))
+>>> lo < 0.159 < hi
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dlexp.errors import DataError
+
+MIN_TRAIN = 20      # rows of the training split the estimate needs (the bracket widens as they shrink)
+ONE_THREAD_BELOW = 50_000  # training rows under which boosting runs on one thread (fast anyway; OpenMP's
+                           # spinning threads slow it tenfold and more on a machine whose cores are busy)
+MIN_TRAIN_DEV = 10  # rows of the train-dev split
+Z95 = 1.959963984540054
+REFERENCE = "gradient boosting"  # how the reference model is named in the output
+METHODS = {
+    "classification": "lower: gradient boosting's plug-in estimate on train-dev (mean 1 - max probability); "
+                      "upper: its train-dev error (95% upper end)",
+    "regression": "lower: gradient boosting's training-split {metric} (resubstitution); "
+                  "upper: its train-dev {metric} (95% upper end)",
+}
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimated Bayes error: the bracket, the method that gave it and the reference model's errors."""
+
+    lower: float
+    upper: float
+    method: str
+    metric: str = "error_rate"
+    reference: dict[str, float] = field(default_factory=dict)  # the reference model's error per split
+    reference_name: str = REFERENCE
+
+    @property
+    def point(self) -> float:
+        return (self.lower + self.upper) / 2
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return self.lower, self.upper
+
+    def document(self) -> dict:
+        return {"source": "estimated", "lower": self.lower, "upper": self.upper, "method": self.method,
+                "metric": self.metric, "reference_model": self.reference_name, "reference": dict(self.reference)}
+
+
+def _wilson_upper(p: float, n: int, z: float = Z95) -> float:
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z / (1 + z2 / n) * math.sqrt(max(0.0, p * (1 - p) / n + z2 / (4 * n * n)))
+    return min(1.0, centre + half)
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x)
+    return x.reshape(len(x), -1) if x.ndim != 2 else x
+
+
+def _regression_error(residuals: np.ndarray, metric: str) -> float:
+    if metric == "mae":
+        return float(np.mean(np.abs(residuals)))
+    return float(np.sqrt(np.mean(residuals ** 2)))
+
+
+def reference_model(task: str, *, seed: int = 0):
+    """The reference model with scikit-learn's default settings (early stopping on above 10,000 rows)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
+    return cls(random_state=seed)
+
+
+def bracket(x_train, y_train, x_train_dev, y_train_dev, *, task: str = "classification",
+            metric: str = "error_rate", seed: int = 0, z: float = Z95):
+    """(lower, upper, fitted reference model) for the Bayes error of the distribution of (x, y).
+
+    Classification errors are error rates; regression errors are RMSE or MAE in y's unit (`metric`).
+    """
+    x_train, x_train_dev = _flat(x_train), _flat(x_train_dev)
+    y_train, y_train_dev = np.asarray(y_train), np.asarray(y_train_dev)
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1 if len(y_train) < ONE_THREAD_BELOW else None, user_api="openmp"):
+        model = reference_model(task, seed=seed).fit(x_train, y_train)
+    n = len(y_train_dev)
+    if task == "classification":
+        proba = model.predict_proba(x_train_dev)  # (n, classes seen in training)
+        error = float(np.mean(model.classes_[proba.argmax(1)] != y_train_dev))
+        plug = 1.0 - proba.max(1)
+        lower = max(0.0, float(plug.mean() - z * plug.std(ddof=1) / math.sqrt(n)))
+        upper = _wilson_upper(error, n, z)
+    else:
+        residuals = y_train_dev.astype(np.float64) - model.predict(x_train_dev)
+        loss = np.abs(residuals) if metric == "mae" else residuals ** 2
+        upper = float(loss.mean() + z * loss.std(ddof=1) / math.sqrt(n))
+        upper = upper if metric == "mae" else math.sqrt(upper)
+        lower = _regression_error(y_train.astype(np.float64) - model.predict(x_train), metric)
+    return min(lower, upper), upper, model
+
+
+def errors(model, split, *, task: str, metric: str) -> float:
+    """The reference model's error on one split, in the diagnosis's unit."""
+    x, y = _flat(split.x), np.asarray(split.y)
+    if len(y) == 0:
+        return float("nan")
+    if task == "classification":
+        return float(np.mean(model.predict(x) != y))
+    return _regression_error(y.astype(np.float64) - model.predict(x), metric)
+
+
+def _suggest(splits) -> str:
+    if splits.task == "classification":
+        return "baseline.human_error=0.05"
+    return f"baseline.human_error={0.05 * splits.spread:.3g} (in the target's unit)"
+
+
+def check(splits) -> None:
+    """Raise one DataError line when the splits cannot carry the estimate, suggesting a number to give instead."""
+    n_train, n_td = len(splits.train), len(splits.train_dev)
+    way_out = f"give your own estimate, e.g. {_suggest(splits)}, or baseline.human_error=none to judge without one"
+    if n_train < MIN_TRAIN or n_td < MIN_TRAIN_DEV:
+        raise DataError(f"baseline.human_error=auto estimates the Bayes error from the training and train-dev "
+                        f"splits, which have {n_train} and {n_td} rows (it needs at least {MIN_TRAIN} and "
+                        f"{MIN_TRAIN_DEV}); {way_out}")
+    y = np.asarray(splits.train.y)
+    if splits.task == "classification":
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise DataError(f"the training split holds a single class ({classes[0]!r}): there is no Bayes error "
+                            "to estimate with baseline.human_error=auto; set baseline.human_error=0, or give "
+                            "the training split more classes")
+    elif float(np.ptp(y.astype(np.float64))) == 0.0:
+        raise DataError(f"the target is constant ({float(y[0]):g}) in the training split: there is no Bayes error "
+                        "to estimate with baseline.human_error=auto; set baseline.human_error=0, or pick "
+                        "another data.target")
+
+
+def estimate(splits, *, seed: int = 0) -> Estimate:
+    """The estimated Bayes error of `splits`' training distribution (from train and train-dev only), with the
+    reference model's errors on train, train-dev and dev for the user to compare the network with."""
+    check(splits)
+    task, metric = splits.task, splits.metric
+    lower, upper, model = bracket(splits.train.x, splits.train.y, splits.train_dev.x, splits.train_dev.y,
+                                  task=task, metric=metric, seed=seed)
+    reference = {name: errors(model, getattr(splits, name), task=task, metric=metric)
+                 for name in ("train", "train_dev", "dev")}
+    return Estimate(lower=lower, upper=upper, method=METHODS[task].format(metric=metric.upper()), metric=metric,
+                    reference=reference)
+
+
+def baseline(value, splits, *, seed: int = 0) -> tuple[float, tuple[float, float] | None, dict]:
+    """Resolve `baseline.human_error` for these splits: (human level, its range or None, the account of where
+    it came from for the report). A number or range given by the user wins; `auto` takes the source's known
+    Bayes error, or estimates it where the source has none (tables, sql, npz); `none` sets no baseline."""
+    from dlexp import config as configs
+
+    unbounded = splits.task == "regression"
+    source = configs.human_source(value)
+    if source == "auto" and splits.bayes_error is None and splits.needs_human:
+        print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it with {REFERENCE} "
+              "(baseline.human_error=auto, training and train-dev splits only)", flush=True)
+        est = estimate(splits, seed=seed)
+        return est.point, est.range, est.document()
+    human = configs.human_error(value, splits.bayes_error, required=splits.needs_human, unbounded=unbounded)
+    account = {"source": "known" if source == "auto" else source}
+    return human, configs.human_range(value, unbounded=unbounded), account

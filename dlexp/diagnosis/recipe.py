@@ -1,0 +1,210 @@
+"""The recipe's rules, pure: accept a candidate or not, which candidates come next, when to stop.
+
+`dlexp recipe` (dlexp/training/recipe.py) trains and measures; every decision it takes is made here,
+from plain numbers: a comparison document (the JSON of `dlexp compare --json`) and the incumbent's
+actions. The test split never enters a decision: selecting on dev many times overfits dev, so the test
+error is read once, for the final model, and reported with the dev_overfitting gap.
+
+>>> dev = {"dev": {"diff": -0.12, "interval": [-0.16, -0.08], "p_value": 1e-6, "method": "paired"}}
+>>> decide({"splits": dev, "gaps": {}}, tolerance=0.01).accepted
+True
+>>> dev = {"dev": {"diff": -0.01, "interval": [-0.04, 0.02], "p_value": 0.5, "method": "paired"}}
+>>> decide({"splits": dev, "gaps": {}}, tolerance=0.01).reason
+'dev error -1.00% [-4.00%, +2.00%]: within noise (the interval includes 0)'
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+# the gap that involves the test split: never looked at while the recipe selects
+HELD_OUT = "dev_overfitting"
+# gaps the recipe may hold against a candidate (those measured without the test split)
+WATCHED = ("avoidable_bias", "variance", "data_mismatch")
+ALPHA = 0.05  # a change is significant when its 95% interval excludes 0 (or, without one, p < ALPHA)
+
+# why a recipe stopped, as `stopped_because` says it
+STOPS = ("within_tolerance", "inconclusive", "nothing_helps", "budget", "interrupted")
+
+
+@dataclass(frozen=True)
+class Decision:
+    accepted: bool
+    improved: bool                # the dev error went down significantly
+    raised: tuple[str, ...]       # other gaps that rose by at least the tolerance (their interval says so)
+    reason: str                   # one sentence for the trail
+
+
+@dataclass(frozen=True)
+class Candidate:
+    problem: str                  # the gap it addresses (or "diverged")
+    action: str                   # the action's words, as `dlexp train` printed them
+    overrides: tuple[str, ...]    # the overrides this candidate sets on top of the incumbent's
+    command: str                  # the exact `dlexp train ...` command it runs
+
+    @property
+    def key(self) -> str:
+        return self.command
+
+
+def _pct(x: float) -> str:
+    return f"{x:+.2%}"
+
+
+def _significant_drop(row: Mapping) -> tuple[bool, str]:
+    diff, interval, p = row.get("diff"), row.get("interval"), row.get("p_value")
+    if diff is None:
+        return False, "no dev error to compare"
+    if interval is not None:
+        lo, hi = interval
+        text = f"dev error {_pct(diff)} [{_pct(lo)}, {_pct(hi)}]"
+        if hi < 0:
+            return True, text + ": lower, significantly"
+        if lo > 0:
+            return False, text + ": higher, significantly"
+        return False, text + ": within noise (the interval includes 0)"
+    if p is not None:
+        text = f"dev error {_pct(diff)} (p = {p:.3g})"
+        if diff < 0 and p < ALPHA:
+            return True, text + ": lower, significantly"
+        return False, text + (": higher" if diff > 0 else "") + ": not a significant drop"
+    return False, f"dev error {_pct(diff)}: no interval, so no evidence of a drop"
+
+
+def decide(comparison: Mapping, *, tolerance: float, target: str | None = None) -> Decision:
+    """Accept B (the candidate) over A (the incumbent) from their comparison document?
+
+    Accepted when B's dev error is significantly lower (the 95% interval of the difference B - A lies
+    below 0; without an interval, p < 0.05 and a negative difference) and no other watched gap rose
+    past the tolerance: a gap counts as raised when the lower end of the 95% interval of its change
+    reaches the tolerance (dlexp's problem rule, applied to the change), or, without an interval, when
+    the change itself does. `target` (the gap the candidate addresses) is exempt; dev_overfitting and
+    the test split are never read.
+    """
+    dev = (comparison.get("splits") or {}).get("dev") or {}
+    improved, reason = _significant_drop(dev)
+    raised = []
+    for name in WATCHED:
+        if name == target:
+            continue
+        change = (comparison.get("gaps") or {}).get(name) or {}
+        diff, interval = change.get("diff"), change.get("interval")
+        if diff is None:
+            continue
+        rise = interval[0] if interval is not None else diff
+        if round(rise, 12) >= tolerance:
+            raised.append(name)
+    if improved and raised:
+        gaps = (comparison.get("gaps") or {})
+        what = ", ".join(f"{g} {_pct(gaps[g]['diff'])}" for g in raised)
+        reason += f", but it raises {what} past the tolerance {tolerance:.2%}"
+    return Decision(improved and not raised, improved, tuple(raised), reason)
+
+
+def best(decisions: Sequence[tuple[Decision, float]]) -> int | None:
+    """The index of the accepted candidate with the lowest dev difference; ties go to the earlier
+    (higher-priority) action. None when none is accepted.
+
+    >>> ok, no = Decision(True, True, (), ""), Decision(False, False, (), "")
+    >>> best([(ok, -0.02), (no, -0.30), (ok, -0.05)])
+    2
+    >>> best([(no, -0.3)]) is None
+    True
+    """
+    chosen = None
+    for i, (d, diff) in enumerate(decisions):
+        if d.accepted and (chosen is None or diff < decisions[chosen][1]):
+            chosen = i
+    return chosen
+
+
+def candidates(actions: Sequence, current: Mapping | None = None, *, base: Sequence[str] = ()) -> list[Candidate]:
+    """The trainable candidates of a run's actions, in their order (largest problem first).
+
+    An action without a command (error analysis, "collect more data") is not trainable. A sweep
+    (``dlexp train -m ... optimizer.lr=0.0009,0.003,0.009``) gives one candidate per value other than
+    the current one (`current`: the run's resolved config, flattened to dotted keys). A candidate's
+    `overrides` are those of its command that the incumbent's (`base`) do not hold already.
+    An action of the inconclusive verdict ("measure more") is not a candidate: the recipe stops there.
+
+    >>> from types import SimpleNamespace as A
+    >>> acts = [A(problem="avoidable_bias", action="Bigger model", why="", command="dlexp train model=mlp"),
+    ...         A(problem="avoidable_bias", action="Tune the learning rate", why="",
+    ...           command="dlexp train -m optimizer.lr=0.001,0.003"),
+    ...         A(problem="data_mismatch", action="Error analysis", why="", command=None)]
+    >>> [c.command for c in candidates(acts, {"optimizer.lr": 0.003})]
+    ['dlexp train model=mlp', 'dlexp train optimizer.lr=0.001']
+    >>> candidates(acts[:1], base=["seed=1"])[0].overrides
+    ('model=mlp',)
+    """
+    current = current or {}
+    out = []
+    for a in actions:
+        if a.command is None or a.problem == "inconclusive":
+            continue
+        args = shlex.split(a.command)[2:]
+        new = [o for o in args if o != "-m" and o not in base]
+        multirun = bool(args) and args[0] == "-m"
+        if not multirun:
+            out.append(Candidate(a.problem, a.action, tuple(new), a.command))
+            continue
+        args = args[1:]
+        swept = [o for o in new if "," in o.split("=", 1)[1] and not o.split("=", 1)[1].startswith("[")]
+        for sweep in swept:
+            key, values = sweep.split("=", 1)
+            for value in values.split(","):
+                if _same(current.get(key.lstrip("+~")), value):
+                    continue
+                one = f"{key}={value}"
+                argv = [one if o == sweep else o for o in args]
+                out.append(Candidate(a.problem, f"{a.action}: {one}",
+                                     tuple(one if o == sweep else o for o in new),
+                                     " ".join(["dlexp", "train"] + [shlex.quote(x) for x in argv])))
+    return out
+
+
+def _same(value, text: str) -> bool:
+    if value is None:
+        return False
+    try:
+        return float(value) == float(text)
+    except (TypeError, ValueError):
+        return str(value) == text
+
+
+def next_round(pool: Sequence[Candidate], tried: set[str], k: int) -> tuple[str | None, list[Candidate]]:
+    """The next round: up to `k` untried candidates of the first problem (largest first) that has any.
+
+    >>> pool = [Candidate("avoidable_bias", "a", (), "c1"), Candidate("avoidable_bias", "b", (), "c2"),
+    ...         Candidate("avoidable_bias", "c", (), "c3"), Candidate("variance", "d", (), "c4")]
+    >>> [c.command for c in next_round(pool, set(), 2)[1]], [c.command for c in next_round(pool, {"c1", "c2"}, 2)[1]]
+    (['c1', 'c2'], ['c3'])
+    >>> next_round(pool, {"c1", "c2", "c3"}, 2)[0], next_round(pool, {"c1", "c2", "c3", "c4"}, 2)
+    ('variance', (None, []))
+    """
+    untried = [c for c in pool if c.key not in tried]
+    if not untried:
+        return None, []
+    problem = untried[0].problem
+    return problem, [c for c in untried if c.problem == problem][:k]
+
+
+def stop_reason(verdict: str, *, left: int, budget_left: int) -> str | None:
+    """Why the recipe stops before a round, or None to go on.
+
+    >>> stop_reason("avoidable_bias", left=3, budget_left=2) is None
+    True
+    >>> [stop_reason(v, left=3, budget_left=2) for v in ("within_tolerance", "inconclusive")]
+    ['within_tolerance', 'inconclusive']
+    >>> stop_reason("variance", left=0, budget_left=2), stop_reason("variance", left=3, budget_left=0)
+    ('nothing_helps', 'budget')
+    """
+    if verdict in ("within_tolerance", "inconclusive"):
+        return verdict
+    if left == 0:
+        return "nothing_helps"
+    if budget_left <= 0:
+        return "budget"
+    return None

@@ -1,0 +1,72 @@
+"""The estimated Bayes-error bracket of baseline.human_error=auto: coverage on data with a known Bayes error
+(a small version of benchmarks/bayes_coverage.py) and the one-line errors where it cannot be estimated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+from sklearn.datasets import make_friedman1
+
+from dlexp.data import Split, Splits
+from dlexp.data.bayes import bracket, estimate
+from dlexp.errors import DataError
+
+
+def two_gaussians(rng, n, d=10, mu=1.0):
+    y = rng.integers(0, 2, n)
+    x = rng.normal(size=(n, d))
+    x[:, 0] += np.where(y == 1, mu, -mu)
+    return x, y
+
+
+def friedman(rng, n, noise=1.0):
+    return make_friedman1(n, n_features=10, noise=noise, random_state=int(rng.integers(2**31)))
+
+
+@pytest.mark.parametrize("task, metric, draw, truth, widest", [
+    ("classification", "error_rate", two_gaussians, float(norm.cdf(-1.0)), 0.25),  # Bayes error 0.159; chance 0.5
+    ("regression", "rmse", friedman, 1.0, 2.5),      # Bayes RMSE = the noise, 1; std of y about 5
+])
+def test_the_bracket_contains_the_known_bayes_error(task, metric, draw, truth, widest):
+    hits, widths = 0, []
+    for rep in range(8):
+        rng = np.random.default_rng(rep)
+        lo, hi, _ = bracket(*draw(rng, 500), *draw(rng, 250), task=task, metric=metric, seed=rep)
+        hits += lo <= truth <= hi
+        widths.append(hi - lo)
+    assert hits >= 7, f"{hits} of 8 brackets hold the Bayes error {truth}"
+    assert 0 < np.mean(widths) < widest  # informative: under half of [0, chance] or [0, std of y]
+
+
+def splits_of(y_train, y_other=None, n_features=3, task="classification", metric="error_rate"):
+    rng = np.random.default_rng(0)
+    y_other = y_train if y_other is None else y_other
+
+    def split(y):
+        return Split(rng.normal(size=(len(y), n_features)).astype(np.float32), np.asarray(y))
+    return Splits(split(y_train), split(y_other), split(y_other), split(y_other),
+                  n_classes=1 if task == "regression" else int(max(y_train)) + 1, task=task, metric=metric)
+
+
+def test_estimate_keeps_the_reference_models_errors_on_train_train_dev_and_dev():
+    rng = np.random.default_rng(0)
+    parts = [Split(*(lambda xy: (xy[0].astype(np.float32), xy[1]))(two_gaussians(rng, n))) for n in (800, 300, 300, 300)]
+    est = estimate(Splits(*parts, n_classes=2))
+    assert 0 <= est.lower < est.upper <= 1
+    assert set(est.reference) == {"train", "train_dev", "dev"}
+    assert est.reference["train"] <= est.reference["dev"]  # boosting fits its own training split best
+    assert "plug-in" in est.method and est.document()["source"] == "estimated"
+
+
+@pytest.mark.parametrize("splits, words", [
+    (splits_of(np.arange(16) % 2), "16 and 16 rows"),
+    (splits_of(np.zeros(100, np.int64)), "single class"),
+    (splits_of(np.full(100, 3.5, np.float32), task="regression", metric="rmse"), "constant"),
+])
+def test_bad_input_is_one_line_suggesting_a_number(splits, words):
+    with pytest.raises(DataError) as info:
+        estimate(splits)
+    message = str(info.value)
+    assert words in message and "\n" not in message
+    assert "baseline.human_error=0" in message

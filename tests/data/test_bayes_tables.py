@@ -1,0 +1,103 @@
+"""baseline.human_error=auto on real tables: scikit-learn's bundled breast-cancer, wine and diabetes data
+written to CSV, and a CSV with categorical columns and missing values, each with no baseline given."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_module
+from sklearn import datasets
+
+from dlexp import config as configs
+from dlexp.data import load
+from dlexp.data.bayes import estimate
+
+configs.register()
+
+
+def bundled(name: str, folder) -> tuple[str, str]:
+    """A scikit-learn dataset as a CSV in `folder`: (path, target column)."""
+    frame = getattr(datasets, f"load_{name}")(as_frame=True).frame
+    path = folder / f"{name}.csv"
+    frame.to_csv(path, index=False)
+    return str(path), "target"
+
+
+def shop(folder, n=600, seed=0) -> tuple[str, str]:
+    """Orders with a categorical city and channel, missing values in three columns; returned or not."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({"amount": rng.gamma(2.0, 40.0, n).round(2), "items": rng.integers(1, 8, n),
+                       "city": rng.choice(["paris", "lyon", "nice"], n), "channel": rng.choice(["web", "shop"], n)})
+    risk = 0.02 * df.amount - 1.5 + (df.channel == "web") * 1.2 + (df.city == "nice") * 0.8
+    df["returned"] = np.where(rng.random(n) < 1 / (1 + np.exp(-risk)), "yes", "no")
+    for column, share in (("amount", 0.05), ("city", 0.08), ("channel", 0.03)):
+        df.loc[rng.random(n) < share, column] = None
+    path = folder / "shop.csv"
+    df.to_csv(path, index=False)
+    return str(path), "returned"
+
+
+def splits_of(path, target, *extra):
+    with initialize_config_module("dlexp.configs", version_base="1.3"):
+        cfg = compose("config", overrides=["data=table", f"data.path={path}", f"data.target={target}", *extra])
+    configs.check(cfg)
+    return load(cfg.data, seed=0)
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "wine", "diabetes", "shop"])
+def test_real_tables_get_a_sane_bracket(tmp_path, name):
+    path, target = shop(tmp_path) if name == "shop" else bundled(name, tmp_path)
+    splits = splits_of(path, target, *(["data.missing=impute"] if name == "shop" else []))
+    est = estimate(splits)
+    if splits.task == "classification":
+        majority = 1 - np.bincount(splits.train.y).max() / len(splits.train.y)  # always the commonest class
+        assert 0 <= est.lower <= est.upper < majority + 0.1
+        assert est.reference["train_dev"] <= est.upper
+    else:  # diabetes: the disease progression, in its own unit
+        assert splits.metric == "rmse"
+        assert 0 < est.lower < est.upper < np.std(splits.train.y) * 1.2
+    assert est.reference["train"] <= est.reference["train_dev"]  # boosting fits its own training split best
+    print(name, splits.sizes(), est.range, est.reference)
+
+
+def _run_json(run_dlexp, *args):
+    r = run_dlexp(*args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.slow
+def test_a_table_with_no_baseline_given_trains_diagnoses_and_logs_the_estimate(runs_dir, tmp_path, dlexp_proc):
+    run_dlexp = dlexp_proc
+    path, target = bundled("breast_cancer", tmp_path)  # the README's example, one epoch
+    r = run_dlexp("train", "data=table", f"data.path={path}", f"data.target={target}", "trainer.max_epochs=1")
+    assert r.returncode == 0, r.stderr
+    assert "ESTIMATED Bayes error" in r.stdout and "gradient boosting (scikit-learn defaults) reaches" in r.stdout
+    doc = _run_json(run_dlexp, "diagnose", "--json")
+    baseline = doc["baseline"]
+    assert baseline["source"] == "estimated"
+    assert doc["intervals"]["human"] == pytest.approx([baseline["lower"], baseline["upper"]])
+    assert 0 < baseline["lower"] < doc["errors"]["human"] < baseline["upper"] < 0.5
+    assert set(baseline["reference"]) == {"train", "train_dev", "dev"}
+
+    import mlflow
+
+    run = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}").get_run(doc["run_id"])
+    assert run.data.tags["dlexp.human_source"] == "estimated" and "plug-in" in run.data.tags["dlexp.bayes_method"]
+    assert run.data.metrics["error/human/hi"] == pytest.approx(baseline["upper"])
+    assert run.data.metrics["reference/dev"] == pytest.approx(baseline["reference"]["dev"])
+
+    given = _run_json(run_dlexp, "diagnose", "--human", "0.1", "--json")  # the user's number wins over the estimate
+    assert given["errors"]["human"] == 0.1 and given["baseline"]["source"] == "given"
+
+    path, target = shop(tmp_path)  # categorical columns and missing values
+    r = run_dlexp("train", "data=table", f"data.path={path}", f"data.target={target}", "data.missing=impute",
+                  "baseline.human_error=none", "trainer.max_epochs=1", "model.hidden=[16]")
+    assert r.returncode == 0, r.stderr
+    assert "no baseline (baseline.human_error=none)" in r.stdout
+    doc = _run_json(run_dlexp, "diagnose", "--json")
+    assert doc["errors"]["human"] is None and doc["baseline"] == {"source": "none"}
+    assert doc["verdict"] != "avoidable_bias"

@@ -1,0 +1,103 @@
+"""The recipe's acceptance rule and round planning, by table: comparison documents in, decisions out."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlexp.diagnosis.recipe import Candidate, Decision, best, candidates, decide, next_round, stop_reason
+
+
+def comparison(dev, *, gaps=None, test=None):
+    """A comparison document with a dev row (diff, interval[, p]) and gap changes {name: (diff, interval)}."""
+    diff, interval, *p = dev
+    splits = {"dev": {"diff": diff, "interval": interval, "p_value": p[0] if p else None, "method": "paired"}}
+    if test is not None:
+        splits["test"] = {"diff": test, "interval": [test - 0.01, test + 0.01], "p_value": 0.0, "method": "paired"}
+    return {"splits": splits,
+            "gaps": {g: {"diff": d, "interval": iv} for g, (d, iv) in (gaps or {}).items()}}
+
+
+# dev (diff, interval[, p]), gap changes, target -> accepted, improved, raised
+CASES = {
+    "clear-drop": ((-0.15, [-0.20, -0.10]), {}, "avoidable_bias", True, True, ()),
+    "drop-just-significant": ((-0.03, [-0.06, -0.0001]), {}, "avoidable_bias", True, True, ()),
+    "within-noise": ((-0.02, [-0.05, 0.01]), {}, "avoidable_bias", False, False, ()),
+    "interval-touches-zero": ((-0.03, [-0.06, 0.0]), {}, "avoidable_bias", False, False, ()),
+    "no-change": ((0.0, [0.0, 0.0]), {}, "avoidable_bias", False, False, ()),
+    "worse": ((0.05, [0.02, 0.08]), {}, "avoidable_bias", False, False, ()),
+    # a bias fix that makes variance a confirmed new problem: the rise's interval clears the tolerance
+    "raises-variance": ((-0.10, [-0.14, -0.06]), {"variance": (0.06, [0.03, 0.09])}, "avoidable_bias",
+                        False, True, ("variance",)),
+    # variance rose, but its interval does not confirm a rise of the tolerance: noise, accepted
+    "variance-noise": ((-0.10, [-0.14, -0.06]), {"variance": (0.03, [-0.02, 0.08])}, "avoidable_bias",
+                       True, True, ()),
+    "rise-exactly-tolerance": ((-0.10, [-0.14, -0.06]), {"data_mismatch": (0.02, [0.01, 0.03])}, "variance",
+                               False, True, ("data_mismatch",)),
+    # the target gap itself moving is what the candidate is for
+    "target-exempt": ((-0.10, [-0.14, -0.06]), {"variance": (0.05, [0.03, 0.07])}, "variance", True, True, ()),
+    # the test split and dev_overfitting are never read while selecting
+    "test-ignored": ((-0.10, [-0.14, -0.06]), {"dev_overfitting": (0.20, [0.15, 0.25])}, "avoidable_bias",
+                     True, True, ()),
+    # no interval: a p-value decides, and a gap change is held to the tolerance on its estimate
+    "p-value-only": ((-0.04, None, 0.001), {"variance": (0.005, None)}, "avoidable_bias", True, True, ()),
+    "p-value-not-significant": ((-0.04, None, 0.2), {}, "avoidable_bias", False, False, ()),
+    "estimate-only-rise": ((-0.04, None, 0.001), {"variance": (0.02, None)}, "avoidable_bias",
+                           False, True, ("variance",)),
+    "nothing-known": ((-0.04, None), {}, "avoidable_bias", False, False, ()),
+}
+
+
+@pytest.mark.parametrize("dev, gaps, target, accepted, improved, raised", CASES.values(), ids=CASES.keys())
+def test_acceptance_table(dev, gaps, target, accepted, improved, raised):
+    d = decide(comparison(dev, gaps=gaps, test=-0.5), tolerance=0.01, target=target)
+    assert (d.accepted, d.improved, d.raised) == (accepted, improved, raised)
+    assert d.reason.startswith("dev error")
+    assert ("past the tolerance" in d.reason) == bool(improved and raised)
+
+
+def test_a_run_against_itself_is_refused():
+    d = decide(comparison((0.0, [-0.009, 0.009], 1.0), gaps={g: (0.0, [-0.02, 0.02]) for g in
+                                                         ("avoidable_bias", "variance", "data_mismatch")}),
+               tolerance=0.01, target="avoidable_bias")
+    assert not d.accepted and "within noise" in d.reason
+
+
+def test_best_takes_the_largest_accepted_drop_and_ties_go_first():
+    ok, no = Decision(True, True, (), ""), Decision(False, True, ("variance",), "")
+    assert best([(ok, -0.05), (no, -0.20), (ok, -0.08)]) == 2
+    assert best([(ok, -0.05), (ok, -0.05)]) == 0
+    assert best([(no, -0.2), (no, -0.1)]) is None
+    assert best([]) is None
+
+
+class Act:
+    def __init__(self, problem, action, command):
+        self.problem, self.action, self.command, self.why = problem, action, command, ""
+
+
+def test_candidates_skip_untrainable_and_expand_sweeps():
+    acts = [Act("inconclusive", "Measure more", "dlexp train seed=1 data.n_dev=4000"),
+            Act("avoidable_bias", "Bigger model", "dlexp train seed=1 'model.hidden=[256,256]'"),
+            Act("avoidable_bias", "Tune the learning rate", "dlexp train -m seed=1 optimizer.lr=0.0003,0.001,0.003"),
+            Act("data_mismatch", "Error analysis", None)]
+    got = candidates(acts, {"optimizer.lr": 0.001}, base=["seed=1"])
+    assert [c.overrides for c in got] == [("model.hidden=[256,256]",), ("optimizer.lr=0.0003",),
+                                          ("optimizer.lr=0.003",)]
+    assert got[1].command == "dlexp train seed=1 optimizer.lr=0.0003"
+    assert got[0].problem == "avoidable_bias" and got[2].action.endswith("optimizer.lr=0.003")
+
+
+def test_rounds_take_the_largest_problem_first_then_move_on():
+    pool = [Candidate("variance", n, (n,), n) for n in ("v1", "v2", "v3")] + [Candidate("data_mismatch", "m1", (), "m1")]
+    assert next_round(pool, set(), 2) == ("variance", pool[:2])
+    assert next_round(pool, {"v1", "v2"}, 2) == ("variance", pool[2:3])  # the next actions of the same problem
+    assert next_round(pool, {"v1", "v2", "v3"}, 2) == ("data_mismatch", pool[3:])  # then the next problem
+    assert next_round(pool, {"v1", "v2", "v3", "m1"}, 2) == (None, [])
+
+
+@pytest.mark.parametrize("verdict, left, budget_left, expected", [
+    ("within_tolerance", 3, 5, "within_tolerance"), ("inconclusive", 3, 5, "inconclusive"),
+    ("avoidable_bias", 0, 5, "nothing_helps"), ("avoidable_bias", 3, 0, "budget"),
+    ("diverged", 2, 1, None), ("variance", 1, 1, None)])
+def test_stop_reasons(verdict, left, budget_left, expected):
+    assert stop_reason(verdict, left=left, budget_left=budget_left) == expected

@@ -1,0 +1,142 @@
+"""`dlexp recipe` end to end, small but real: a linear model on a non-linear task (experiment=underfit),
+stopped by Ctrl-C after its start run, continued with --from, accepting the bigger model and stopping at the
+budget; a run against itself refused; bad input as one line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from dlexp.cli import app
+
+TINY = ["experiment=underfit", "data.n_train=600", "data.n_train_dev=300", "data.n_dev=300", "data.n_test=300",
+        "data.batch_size=64", "trainer.max_epochs=2", "early_stopping.patience=0"]
+
+
+def one_error_line(code, stderr, *named):
+    assert code not in (0, None)
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dlexp: error:"), stderr
+    for word in named:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def stopped(module_runs_dir):
+    """A recipe (budget 3) interrupted with SIGINT once its first round has begun: (parent id, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "dlexp", "recipe", *TINY, "--budget", "3", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    seen, round_1 = [], False
+    deadline = time.monotonic() + 240
+    for line in proc.stderr:  # progress goes to stderr with --json
+        seen.append(line)
+        round_1 = round_1 or "round 1" in line
+        if round_1 and line.startswith("dlexp: training"):  # the first candidate has begun
+            break
+        assert time.monotonic() < deadline, "".join(seen)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    return proc.returncode, out, err
+
+
+@pytest.mark.slow
+def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvement(stopped, module_runs_dir):
+    from dlexp.tracking import runs as tracking_runs
+    from dlexp.tracking.process import client
+    from dlexp.tracking.trail import read_trail
+
+    code, out, err = stopped
+    assert code == 130, err
+    last = [ln for ln in err.splitlines() if ln.strip()][-1]  # after the interrupted job's own line
+    assert last.startswith("dlexp: error: recipe stopped by SIGINT") and "Traceback" not in err, err
+    parent = last.rsplit("dlexp recipe --from ", 1)[1].strip()
+    c = client()
+    assert c.get_run(parent).info.status == "KILLED"
+    kept = read_trail(None, parent)
+    assert kept["start"]["errors"]["test"] is None  # the start run's test error is not read
+    assert kept["budget"]["used"] == 1 and kept["trail"] == []
+
+    proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", "--from", parent, "--json"],
+                          capture_output=True, text=True, timeout=400, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["run_id"] == parent
+    assert doc["stopped_because"] == "budget" and doc["budget"] == {"limit": 3, "used": 3}
+    rows = doc["trail"]
+    assert [r["round"] for r in rows] == [1, 1] and {r["problem"] for r in rows} == {"avoidable_bias"}
+    bigger = rows[0]
+    assert bigger["action"].startswith("Bigger model") and "model=mlp" in bigger["command"]
+    # the multi-layer perceptron beats the linear model on dev, paired on the same examples, significantly
+    assert bigger["method"] == "paired" and bigger["interval"][1] < 0 and bigger["accepted"]
+    assert sum(r["accepted"] for r in rows) == 1
+    start, final = doc["start"], doc["final"]
+    assert final["run_id"] == bigger["run_id"] and final["errors"]["dev"] < start["errors"]["dev"]
+    assert final["gaps"]["avoidable_bias"] < start["gaps"]["avoidable_bias"]
+    assert final["errors"]["test"] is not None and "dev_overfitting" in final["gaps"]
+    assert doc["left_to_try"] and all(a["command"] is None or "model=mlp" in a["command"] for a in doc["left_to_try"])
+
+    # MLflow: every training run a child of the parent (the interrupted one KILLED), the trail and the plot
+    children = tracking_runs.child_runs(None, parent)
+    assert len(children) == 4
+    assert sorted(ch["status"] for ch in children) == ["FINISHED"] * 3 + ["KILLED"]
+    run = c.get_run(parent)
+    assert run.info.status == "FINISHED" and run.data.tags["dlexp.kind"] == "recipe"
+    assert run.data.tags["dlexp.recipe.stopped_because"] == "budget"
+    names = {f.path for f in c.list_artifacts(parent, "recipe")} | {f.path for f in c.list_artifacts(parent, "plots")}
+    assert {"recipe/trail.csv", "recipe/trail.json", "plots/recipe_path.png"} <= names
+    labelled = c.get_run(bigger["run_id"]).data.tags
+    assert labelled["dlexp.follows"] == start["run_id"] and labelled["dlexp.action"] == bigger["action"]
+
+    # a run compared with itself: a difference of 0, within noise, refused
+    from dlexp.diagnosis.recipe import decide
+    from dlexp.tracking.compare import compare_runs
+
+    same = decide(compare_runs(None, start["run_id"], start["run_id"]).document(), tolerance=0.01,
+                  target="avoidable_bias")
+    assert not same.accepted and not same.improved
+
+    # continuing a recipe that spent its budget trains nothing more, and prints the trail table again
+    again = CliRunner().invoke(app, ["recipe", "--from", parent])
+    assert again.exit_code == 0, again.output
+    assert len(tracking_runs.child_runs(None, parent)) == 4
+    table = again.stdout
+    assert f"parent run {parent}" in table and "stopped because: budget" in table
+    assert "yes" in table and "dev_overfitting" in table and "left to try" in table
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--budget", "0"], ["--budget", "0"]),
+    (["--candidates", "0"], ["--candidates"]),
+    (["--from", "no-such-run"], ["no-such-run"]),
+    (["--from", "no-such-run", "data=digits"], ["--from", "data=digits"]),
+], ids=["budget-0", "candidates-0", "unknown-run", "from-with-other-overrides"])
+def test_bad_input_is_one_line(args, named, module_runs_dir):
+    from dlexp.tracking.process import client
+
+    client(create=True)  # a store that exists, without that run
+    result = CliRunner().invoke(app, ["recipe", *args])
+    one_error_line(result.exit_code, result.stderr, *named)
+
+
+def test_the_test_split_is_held_out_while_selecting():
+    from dlexp.diagnosis import Report, SplitErrors, diagnose
+    from dlexp.training.recipe import held_out
+
+    sizes = {"train": 8000, "train_dev": 2000, "dev": 2000, "test": 2000}
+    overfit_dev = diagnose(SplitErrors(0.01, 0.012, 0.014, 0.016, 0.20), sizes=sizes)
+    assert overfit_dev.verdict == "dev_overfitting"
+    blind = held_out(Report(overfit_dev, (), sizes=sizes))
+    assert blind.verdict == "within_tolerance" and "dev_overfitting" not in blind.problems
+    # whatever the test error, the recipe sees the same run
+    same = held_out(Report(diagnose(SplitErrors(0.01, 0.012, 0.014, 0.016, 0.016), sizes=sizes), (), sizes=sizes))
+    assert same.gaps == blind.gaps and same.verdict == blind.verdict
