@@ -131,8 +131,8 @@ def next_step(
 ) -> None:
     """Run next step N of a run's diagnosis (the exact command it printed), then compare the new run with it.
 
-    The new run is tagged dlexp.follows (the run) and dlexp.action (the step), named after the step in
-    MLflow (`mlp · synthetic · bigger model`), and shown with its origin by `dlexp runs`.
+    The new run is tagged dlexp.follows (the run) and dlexp.action (the step).
+    MLflow names it after the step (mlp · synthetic · bigger model); `dlexp runs` shows what it follows.
     """
     from dlexp.training.lineage import follow, parse_args
 

@@ -347,6 +347,7 @@ def _train(uri: str, state: dict, jobs: list[list[str]], *, names: list[str], fo
 
 
 def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo) -> Incumbent:
+    from dlexp.tracking import runs as stored_runs
     from dlexp.tracking.compare import compare_runs
 
     number = max((r["round"] for r in state["trail"]), default=0) + 1
@@ -370,6 +371,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
             decisions.append((None, 0.0))
             continue
         comparison = compare_runs(uri, inc.run_id, r.run_id).document()
+        stored_runs.describe(uri, r.run_id, compared=comparison)  # the MLflow Description: lineage, comparison
         dev = comparison["splits"]["dev"]
         decision = decide(comparison, tolerance=inc.report.diagnosis.tolerance, target=problem)
         row.update(errors=_seen_errors(r.report), dev_error=dev.get("b"), diff=dev.get("diff"), interval=dev.get("interval"),

@@ -96,6 +96,11 @@ def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvem
     assert {"recipe/trail.csv", "recipe/trail.json", "plots/recipe_path.png"} <= names
     labelled = c.get_run(bigger["run_id"]).data.tags
     assert labelled["dlexp.follows"] == start["run_id"] and labelled["dlexp.action"] == bigger["action"]
+    # its Description in MLflow: the run and step it follows, the paired comparison, then its own diagnosis
+    text = labelled["mlflow.note.content"]
+    assert f"Follows run `{start['run_id']}`" in text and f"Compared with run `{start['run_id']}`" in text
+    assert text.index("Compared with run") < text.index("**Verdict") and "| paired |" in text
+    assert c.get_run(bigger["run_id"]).info.run_name == "recipe round 1 · bigger model"
 
     # a run compared with itself: a difference of 0, within noise, refused
     from dlexp.diagnosis.recipe import decide
