@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
+from dlexp.diagnosis.actions import label
 from dlexp.diagnosis.recipe import HELD_OUT, Candidate, best, candidates, decide, next_round, stop_reason
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
@@ -356,7 +357,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     for c in chosen:
         echo(f"  $ {c.command}")
     jobs = [shlex.split(c.command)[2:] for c in chosen]
-    names = [f"recipe round {number} · {_short(c.action)}" for c in chosen]
+    names = [f"recipe round {number} · {label(c.action)}" for c in chosen]
     labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
     results = _train(uri, state, jobs, names=names, follows=inc.run_id, labels=labels)
     rows, decisions = [], []
@@ -408,11 +409,6 @@ def _outcome(decision, dev: dict) -> str:
         return "raises " + ", ".join(decision.raised)
     interval = dev.get("interval")
     return "worse" if interval and interval[0] > 0 else "within noise"
-
-
-def _short(action: str) -> str:
-    """ "Bigger model: double the width of every hidden layer" -> "bigger model" (a run name's label)."""
-    return action.split(":")[0].strip().lower()
 
 
 def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
