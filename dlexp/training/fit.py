@@ -144,8 +144,8 @@ class StopOnSignal(Callback):
     def on_exception(self, trainer, pl_module, exception):
         graceful, self.stopper.graceful = self.stopper.graceful, False
         self.step = trainer.global_step
-        if graceful and isinstance(exception, SIGTERMException) and trainer.is_global_zero:
-            trainer.save_checkpoint(self.last_path)
+        if graceful and isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.last_path)  # every rank calls it (a barrier); rank 0 writes it
             self.saved = str(self.last_path)
 
 
@@ -202,6 +202,9 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         default_root_dir=workdir,
         plugins=[SafeCheckpointIO()],
     )
+    from dlexp.training import ddp
+
+    ddp.attach(trainer, config=config, splits=splits, workdir=workdir, resume_from=resume_from)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     except SystemExit:  # Lightning's SIGTERMException, or its sys.exit(1) after a hard KeyboardInterrupt

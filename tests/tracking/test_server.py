@@ -45,7 +45,7 @@ def team(module_runs_dir, mlflow_server, postgres):
     server = ["tracking=server", f"tracking.uri={mlflow_server}", "tracking.experiment=team"]
     jobs = [["train", *server, *TINY, f"seed={s}"] for s in (0, 1, 2)]
     jobs.append(["train", *server, "data=sql", f"data.url='{warehouse}'",
-                 "data.query='SELECT sqft, rooms, city, label FROM houses'", "data.target=label",
+                 "data.query='SELECT sqft, rooms, city, label FROM houses'", "data.target=label", "baseline.human_error=0.1",
                  "trainer.max_epochs=2"])
     procs = [_popen(*job) for job in jobs]
     done = []
@@ -139,16 +139,16 @@ def test_a_server_that_is_down_or_refuses_gives_one_line(runs_dir, dlexp_proc):
     threading.Thread(target=refusing.serve_forever, daemon=True).start()
     refuses = f"http://127.0.0.1:{refusing.server_address[1]}"
     try:
-        for url, why in ((down, "cannot reach"), (refuses, "403")):
-            start = time.monotonic()
-            listed = dlexp_proc("runs", "--uri", url)
-            trained = dlexp_proc("train", "tracking=server", f"tracking.uri={url}", *TINY)
-            took = time.monotonic() - start
-            for r in (listed, trained):
-                assert r.returncode == 3, r.stderr
-                lines = r.stderr.strip().splitlines()
-                assert len(lines) == 1 and lines[0].startswith("dlexp: error:") and why in lines[0], r.stderr
-                assert url in lines[0]
-            assert took < 90, took
+        start = time.monotonic()
+        checks = [(dlexp_proc("train", "tracking=server", f"tracking.uri={down}", *TINY), down, "cannot reach"),
+                  (dlexp_proc("runs", "--uri", down), down, "cannot reach"),
+                  (dlexp_proc("runs", "--uri", refuses), refuses, "refused dlexp (HTTP 403")]
+        took = time.monotonic() - start
+        for r, url, why in checks:
+            assert r.returncode == 3, r.stderr
+            lines = r.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("dlexp: error:") and why in lines[0], r.stderr
+            assert url in lines[0]
+        assert took < 120, took  # seconds, not MLflow's minutes of retries
     finally:
         refusing.shutdown()
