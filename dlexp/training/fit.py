@@ -175,7 +175,9 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
         show_bar = sys.stdout.isatty()
-    recorder = EpochRecorder(print_lines=not show_bar, on_epoch=on_epoch)
+    from dlexp.training.launch import in_ray_worker
+
+    recorder = EpochRecorder(print_lines=not show_bar and not in_ray_worker(), on_epoch=on_epoch)
     checkpoint_dir = workdir / "checkpoints"
     callbacks: list[Callback] = [
         recorder,
