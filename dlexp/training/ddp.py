@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from dlexp.errors import TrainingError
 
@@ -71,8 +72,14 @@ class RankLauncher(_SubprocessScriptLauncher):
         from lightning_fabric.utilities.distributed import _set_num_threads_if_needed
 
         _set_num_threads_if_needed(num_processes=self.num_processes)
+        stopping = False
         try:
             return function(*args, **kwargs)
+        except SIGTERMException:
+            # Ctrl-C / SIGTERM: every rank stops at the same step and writes the checkpoint together in
+            # Lightning's exception hooks, which run after this; each rank then ends by itself
+            stopping = True
+            raise
         except BaseException:
             if self.procs:
                 self._wait_children(GRACE_S)  # the rank that broke rank 0's collective: did it fail?
@@ -82,7 +89,7 @@ class RankLauncher(_SubprocessScriptLauncher):
             raise
         finally:
             self._done.set()
-            if self.procs:
+            if self.procs and not stopping:
                 self._wait_children(30.0)
                 self.kill(signal.SIGKILL)
             # a later job of a sweep, in this process, must start its own ranks on a fresh port
@@ -184,6 +191,8 @@ def rank_main(spec_path: str) -> int:
     try:
         fit.fit(cfg, spec["splits"], workdir=Path(spec["workdir"]),
                 resume_from=Path(spec["resume_from"]) if spec["resume_from"] else None)
+    except SystemExit as exc:  # Lightning's SIGTERMException: rank 0 asked every rank to stop
+        return 0 if type(exc).__name__ == "SIGTERMException" else 1
     except BaseException as exc:
         if os.environ.get("DLEXP_DEBUG"):
             import traceback

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import sys
 import tempfile
 import warnings
@@ -137,6 +138,28 @@ class StopOnSignal(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.stopper.graceful = True  # Lightning's SIGTERM handler is in place by now
+        import threading
+
+        if (trainer.world_size > 1 and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) not in (None, signal.SIG_DFL, signal.SIG_IGN)):
+            # DDP: Lightning's SIGTERM handler broadcasts to the other ranks from inside the handler, which
+            # deadlocks when the signal lands in another collective (a checkpoint's barrier), and its flag
+            # stops rank 0 a step before the others. Here the handler only notes the signal, and every
+            # rank learns of it at the same step boundary (on_train_batch_end): they stop together.
+            def note(signum, frame):
+                self.stopper.signum = self.stopper.signum or signum
+                self._pending = True
+
+            signal.signal(signal.SIGTERM, note)
+        self._ddp = trainer.world_size > 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not getattr(self, "_ddp", False):
+            return
+        flag = torch.tensor([1.0 if getattr(self, "_pending", False) else 0.0], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag)
+        if flag.item() > 0:
+            trainer._signal_connector.received_sigterm = True  # Lightning's own stop, on every rank at once
 
     def on_train_end(self, trainer, pl_module):
         self.stopper.graceful = False
