@@ -114,7 +114,7 @@ def mlflow_server(postgres, tmp_path_factory):
     log = open(root / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres("mlflow"),
                              "--artifacts-destination", str(root / "artifacts"),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "2"],
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
@@ -132,7 +132,7 @@ def mlflow_server(postgres, tmp_path_factory):
     yield url
     proc.terminate()
     try:
-        proc.wait(20)
+        proc.wait(5)
     except subprocess.TimeoutExpired:
         proc.kill()
     log.close()
