@@ -61,3 +61,78 @@ def run_dlexp(*args: str, cwd=None, timeout: float = 300) -> subprocess.Complete
 @pytest.fixture
 def dlexp_proc():
     return run_dlexp
+
+
+# ------------------------------------------------------------------- one PostgreSQL and one MLflow server
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL for the whole session (pgserver, from `dlexp[server]`): a function that gives
+    the SQLAlchemy URL of one of its databases, created on first use."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import pgserver
+
+    # run as root, pgserver runs PostgreSQL as its own user, which must reach the folder: not under pytest's
+    # private tmp folder
+    root = Path(tempfile.mkdtemp(prefix="dlexp-pg-"))
+    root.chmod(0o755)
+    server = pgserver.get_server(root / "data", cleanup_mode="stop")
+    made = set()
+
+    def url(database: str) -> str:
+        if database not in made:
+            server.psql(f"CREATE DATABASE {database};")
+            made.add(database)
+        return server.get_uri(database).replace("postgresql://", "postgresql+psycopg://", 1)
+
+    yield url
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(postgres, tmp_path_factory):
+    """One `mlflow server` on that PostgreSQL with a shared artifact folder, as the README starts it: its URL."""
+    import time
+    import urllib.request
+
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATE}
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres("mlflow"),
+                             "--artifacts-destination", str(root / "artifacts"),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()

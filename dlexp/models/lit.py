@@ -31,6 +31,8 @@ class Batches:
         self._skip = 0          # batches of that epoch already trained before a resume
 
     def _local(self) -> int:
+        if self.shuffle and self.world_size > 1:  # DDP: every rank takes as many batches (see __iter__)
+            return len(self.y) // self.world_size
         return len(range(self.rank, len(self.y), self.world_size))
 
     def __len__(self) -> int:
@@ -50,7 +52,10 @@ class Batches:
             if self._epoch_fn is not None:
                 self.epoch = self._epoch_fn()
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-            index = torch.randperm(n, generator=g)[self.rank::self.world_size].to(self.x.device)
+            # under DDP each rank takes its stride of the first n - n % world_size: equal batch counts, so
+            # no rank waits in a gradient sync that another never joins (the few left over vary by epoch)
+            index = torch.randperm(n, generator=g)[:n - n % self.world_size][self.rank::self.world_size]
+            index = index.to(self.x.device)
             self.epoch += 1
             for i in range(skip * self.batch_size, len(index), self.batch_size):
                 rows = index[i:i + self.batch_size]
@@ -198,4 +203,6 @@ class Classifier(L.LightningModule):
         self._seen += len(y)
 
     def on_validation_epoch_end(self):
-        self.log("epoch/dev_error", self.objective.finish(self._wrong.float(), self._seen), prog_bar=True)
+        # every rank measures the whole dev split (same weights, same value): the sync is an average of equals
+        self.log("epoch/dev_error", self.objective.finish(self._wrong.float(), self._seen), prog_bar=True,
+                 sync_dist=self.trainer.world_size > 1)

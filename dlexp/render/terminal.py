@@ -244,6 +244,29 @@ def _follows(row: dict) -> str:
 
     return row["follows"][:8] + (f" · {label(row['action'])}" if row.get("action") else "")
 
+def job_line(num: int, overrides: list[str], report: Report) -> str:
+    """One plain line for a job that runs where each line is prefixed (a Ray worker); its run has the rest."""
+    e = report.diagnosis.errors
+    return (f"dlexp: job #{num} {' '.join(overrides) or '(no overrides)'}: run {report.run_id} · "
+            f"verdict {report.diagnosis.verdict} · dev {_fmt(e.dev, report.metric)} · train {_fmt(e.train, report.metric)}")
+
+
+def jobs(results, *, out: Console | None = None) -> None:
+    """The jobs of a sweep, one row each: overrides, run, the four errors, the verdict or the error."""
+    out = out or console()
+    table = Table(box=box.SIMPLE_HEAVY, title=f"{len(results)} jobs", title_justify="left")
+    for col in ("job", "overrides", "run_id", *SPLITS, "verdict"):
+        table.add_column(col, justify="right" if col in SPLITS or col == "job" else "left", no_wrap=col == "run_id")
+    for r in results:
+        if r.report is not None:
+            e, metric = r.report.diagnosis.errors, r.report.metric
+            row = [*(_fmt(getattr(e, k), metric) for k in SPLITS), r.report.diagnosis.verdict]
+        else:
+            row = ["-"] * len(SPLITS) + [Text(f"failed: {r.error}", style="red")]
+        table.add_row(f"#{r.num}", " ".join(r.overrides) or "-", r.run_id or "-", *row)
+    out.print(table)
+    out.print("each run holds its whole diagnosis: `dlexp diagnose RUN_ID`, `dlexp report RUN_ID`")
+
 
 def curve(result: dict, *, out: Console | None = None) -> None:
     """A learning curve: one row per size with its errors and intervals, then the answer and why."""

@@ -47,6 +47,7 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
             raise StoreError(f"{path} is a folder, not an MLflow SQLite store; point DLEXP_RUNS_DIR elsewhere")
         path.parent.mkdir(parents=True, exist_ok=True)
         _check_sqlite_file(path)
+    _check_server(uri)
     try:
         with store_lock(uri):  # a fresh store is created (alembic migrations) by one process at a time
             c = MlflowClient(tracking_uri=uri)
@@ -58,6 +59,26 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     except Exception as exc:  # sqlalchemy errors for files that are not databases, unreachable servers, ...
         raise StoreError(f"cannot open the MLflow store {redact(uri)}: {_first_line(exc)}") from None
     return c
+
+
+def _check_server(uri: str) -> None:
+    """A tracking server that is down or refuses: one line within seconds, not minutes of MLflow's retries."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    where = f"the MLflow tracking server {redact(uri)}"
+    try:
+        answer = requests.get(uri.rstrip("/") + "/health", timeout=10)
+    except requests.Timeout:
+        raise StoreError(f"cannot reach {where}: no answer within 10 s; check tracking.uri / --uri") from None
+    except requests.RequestException as exc:
+        why = "connection refused" if "refused" in str(exc).lower() else _first_line(exc)
+        raise StoreError(f"cannot reach {where}: {why}; start it (`mlflow server ...`, see the README) "
+                         "or check tracking.uri / --uri") from None
+    if answer.status_code in (401, 403):
+        raise StoreError(f"{where} refused dlexp (HTTP {answer.status_code} {answer.reason}); set its credentials "
+                         "(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)")
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -320,4 +341,6 @@ if __name__ == "__main__":
         os.nice(10)
     except OSError:
         pass
-    serve()
+    # replies go to the fd the training process handed over, never to stdout, where libraries print
+    _fd = int(sys.argv[sys.argv.index("--reply-fd") + 1]) if "--reply-fd" in sys.argv else os.dup(1)
+    serve(stdout=os.fdopen(_fd, "w"))

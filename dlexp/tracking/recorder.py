@@ -22,8 +22,19 @@ class Recorder:
         self.log_path = log_path
         self._log = open(log_path, "w")
         env = dict(os.environ, PYTHONWARNINGS="ignore")
-        self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=self._log, text=True, env=env)
+        # replies come on a pipe of their own: MLflow and other libraries print to the process's stdout
+        # (e.g. 'View run ... at: URL' when it talks to a server), which goes to the log with its stderr
+        reply_r, reply_w = os.pipe()
+        try:
+            self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process", "--reply-fd", str(reply_w)],
+                                         stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, text=True,
+                                         env=env, pass_fds=(reply_w,))
+        except BaseException:
+            os.close(reply_r)
+            raise
+        finally:
+            os.close(reply_w)
+        self._replies = os.fdopen(reply_r, "r")
         self._reply: dict | None = None
         self.finished = False
         self._send(dict(start, op="start", pid=os.getpid()))
@@ -37,7 +48,7 @@ class Recorder:
             raise StoreError(f"the MLflow tracking process stopped; see {self.log_path}") from None
 
     def _read(self) -> dict:
-        line = self.proc.stdout.readline()
+        line = self._replies.readline()
         if not line:
             self.proc.wait()
             tail = self.log_path.read_text().strip().splitlines()[-1:] if self.log_path.exists() else []
@@ -84,4 +95,5 @@ class Recorder:
                 pass
         if wait:
             self.proc.wait()
+        self._replies.close()
         self._log.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import sys
 import tempfile
 import warnings
@@ -137,6 +138,28 @@ class StopOnSignal(Callback):
 
     def on_train_start(self, trainer, pl_module):
         self.stopper.graceful = True  # Lightning's SIGTERM handler is in place by now
+        import threading
+
+        if (trainer.world_size > 1 and threading.current_thread() is threading.main_thread()
+                and signal.getsignal(signal.SIGTERM) not in (None, signal.SIG_DFL, signal.SIG_IGN)):
+            # DDP: Lightning's SIGTERM handler broadcasts to the other ranks from inside the handler, which
+            # deadlocks when the signal lands in another collective (a checkpoint's barrier), and its flag
+            # stops rank 0 a step before the others. Here the handler only notes the signal, and every
+            # rank learns of it at the same step boundary (on_train_batch_end): they stop together.
+            def note(signum, frame):
+                self.stopper.signum = self.stopper.signum or signum
+                self._pending = True
+
+            signal.signal(signal.SIGTERM, note)
+        self._ddp = trainer.world_size > 1
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if not getattr(self, "_ddp", False):
+            return
+        flag = torch.tensor([1.0 if getattr(self, "_pending", False) else 0.0], device=trainer.strategy.root_device)
+        torch.distributed.all_reduce(flag)
+        if flag.item() > 0:
+            trainer._signal_connector.received_sigterm = True  # Lightning's own stop, on every rank at once
 
     def on_train_end(self, trainer, pl_module):
         self.stopper.graceful = False
@@ -144,8 +167,8 @@ class StopOnSignal(Callback):
     def on_exception(self, trainer, pl_module, exception):
         graceful, self.stopper.graceful = self.stopper.graceful, False
         self.step = trainer.global_step
-        if graceful and isinstance(exception, SIGTERMException) and trainer.is_global_zero:
-            trainer.save_checkpoint(self.last_path)
+        if graceful and isinstance(exception, SIGTERMException):
+            trainer.save_checkpoint(self.last_path)  # every rank calls it (a barrier); rank 0 writes it
             self.saved = str(self.last_path)
 
 
@@ -175,7 +198,9 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
         show_bar = sys.stdout.isatty()
-    recorder = EpochRecorder(print_lines=not show_bar, on_epoch=on_epoch)
+    from dlexp.training.launch import in_ray_worker
+
+    recorder = EpochRecorder(print_lines=not show_bar and not in_ray_worker(), on_epoch=on_epoch)
     checkpoint_dir = workdir / "checkpoints"
     callbacks: list[Callback] = [
         recorder,
@@ -202,6 +227,9 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         default_root_dir=workdir,
         plugins=[SafeCheckpointIO()],
     )
+    from dlexp.training import ddp
+
+    ddp.attach(trainer, config=config, splits=splits, workdir=workdir, resume_from=resume_from)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
     except SystemExit:  # Lightning's SIGTERMException, or its sys.exit(1) after a hard KeyboardInterrupt

@@ -124,6 +124,21 @@ def context() -> dict:
     return json.loads((folder / "context.json").read_text())
 
 
+def in_ray_worker() -> bool:
+    """Whether this job runs in a Ray worker (`hydra/launcher=ray`): Ray prefixes and de-duplicates each
+    line of each job, so such a job prints one line; its whole diagnosis is in its run."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return False
+    return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
+
+
+def ray_driver() -> bool:
+    """Whether this command started (or joined) a Ray cluster to run its jobs."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized() and not in_ray_worker()
+
+
 def interrupted() -> bool:
     """Whether an earlier job of this command was stopped by Ctrl-C / SIGTERM (a sweep stops there)."""
     folder = _folder()

@@ -21,6 +21,7 @@ from dlexp.data import load as load_splits
 from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import DlexpError
+from dlexp.training.launch import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, process_start
 from dlexp.tracking import outcomes
 from dlexp.tracking.recorder import Recorder
@@ -63,8 +64,9 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
 
         human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
         unit = "" if splits.task == "classification" else f" (regression, {splits.metric} in the target's unit)"
-        print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
-              f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
+        if not in_ray_worker():  # a Ray job prints one line, at its end
+            print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
+                  f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
         for check in splits.checks:
             print(f"dlexp: data check: {check}", flush=True)
         from dlexp.training import fit as training  # torch + Lightning: only now
@@ -202,7 +204,9 @@ def main(cfg: DictConfig) -> str:
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
-    if not ctx.get("quiet"):
+    if launch.in_ray_worker():
+        print(render.job_line(num, overrides, report), flush=True)
+    elif not ctx.get("quiet"):
         render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
     launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
     return report.diagnosis.verdict
@@ -235,6 +239,13 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
         print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
     results = launch.run_jobs(argv, resume=info)
+    if launch.ray_driver():  # the jobs printed one line each: the summary, here
+        import ray
+
+        from dlexp.render import terminal as render
+
+        ray.shutdown()  # lets Ray hand over the jobs' last lines before the summary
+        render.jobs(results)
     failed = [r for r in results if not r.ok]
     done = [r.report for r in results if r.ok and r.report is not None]
     if failed:
