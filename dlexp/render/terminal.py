@@ -244,6 +244,7 @@ def _follows(row: dict) -> str:
 
     return row["follows"][:8] + (f" · {label(row['action'])}" if row.get("action") else "")
 
+
 def job_line(num: int, overrides: list[str], report: Report) -> str:
     """One plain line for a job that runs where each line is prefixed (a Ray worker); its run has the rest."""
     e = report.diagnosis.errors
