@@ -1,15 +1,16 @@
-"""Example data written to files, made here (nothing is downloaded): reviews to classify, an unlabelled corpus
-of the same reviews, and images of shapes. Each is a small stand-in for a user's own data.
+"""Example data written to files, made here (nothing is downloaded): reviews to classify by topic, an
+unlabelled corpus of the same kind of reviews, and images of shapes. Each is a small stand-in for a user's
+own data.
 
     python -m dlexp.data.examples reviews OUT [--labelled 2000] [--unlabelled 8000] [--label-noise 0.05]
     python -m dlexp.data.examples shapes OUT [--per-class 60] [--size 32]
 
-`reviews` writes OUT/reviews.csv (text,label: pos or neg) and OUT/corpus.txt (one review per line, no
-labels). A review is a few clauses of a templated grammar; its sentiment shows only in its class words,
-drawn from two large pools of made-up words (one per class, fixed by --task-seed). A few hundred labelled
+`reviews` writes OUT/reviews.csv (text,label: one of four topics) and OUT/corpus.txt (one review per line,
+no labels). A review is a few clauses of a templated grammar whose nouns and adjectives come from its
+topic's pools of made-up words (150 of each per topic, fixed by the task seed). A few hundred labelled
 reviews see only part of the pools, so a classifier trained on them alone meets unknown words on
-train-dev; the unlabelled corpus shows every word next to others of its class. `label_noise` flips that
-share of labels: the Bayes error.
+train-dev; the unlabelled corpus shows every word next to others of its topic, which a language model
+learns to expect. `label_noise` moves that share of labels to another topic: the Bayes error.
 
 `shapes` writes OUT/<circle|square|triangle>/<i>.png: one shape of random size, place and colour on a
 noisy background.
@@ -22,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-CLASS_WORDS = 250  # made-up words per class
-NOUNS = 40
+CLASS_WORDS = 150  # made-up words per class and kind (nouns, adjectives)
+TOPICS = ("food", "music", "sport", "travel")
 
 
 def _made_up_words(rng, n: int, taken: set[str]) -> list[str]:
@@ -38,33 +39,35 @@ def _made_up_words(rng, n: int, taken: set[str]) -> list[str]:
     return words
 
 
-def vocabulary(task_seed: int = 0) -> dict[str, list[str]]:
+def vocabulary(task_seed: int = 0) -> dict[str, dict[str, list[str]]]:
+    """{topic: {"n": nouns, "w": adjectives}}, disjoint made-up words."""
     rng = np.random.default_rng(task_seed)
     taken: set[str] = set()
-    return {"pos": _made_up_words(rng, CLASS_WORDS, taken), "neg": _made_up_words(rng, CLASS_WORDS, taken),
-            "noun": _made_up_words(rng, NOUNS, taken)}
+    return {t: {"n": _made_up_words(rng, CLASS_WORDS, taken), "w": _made_up_words(rng, CLASS_WORDS, taken)}
+            for t in TOPICS}
 
 
-TEMPLATES = ("the {n} was {w}", "a {w} {n}", "i found the {n} {w}", "really {w} and {w}",
-             "the {n} felt {w} to me", "what a {w} {n}")
+TEMPLATES = ("the {n} was {w} and {w}", "a {w} {n}", "i found the {n} {w}", "really {w} , {w} and {w}",
+             "the {n} felt {w} to me", "what a {w} {w} {n}")
 
 
 def reviews(n: int, *, seed: int, label_noise: float = 0.0, task_seed: int = 0) -> tuple[list[str], list[str]]:
-    """n reviews and their labels ('pos' / 'neg')."""
+    """n reviews and their labels (the topic)."""
     words = vocabulary(task_seed)
     rng = np.random.default_rng(seed)
     texts, labels = [], []
     for _ in range(n):
-        label = "pos" if rng.random() < 0.5 else "neg"
+        label = TOPICS[rng.integers(len(TOPICS))]
         clauses = []
         for _ in range(rng.integers(2, 4)):
             t = TEMPLATES[rng.integers(len(TEMPLATES))]
-            while "{w}" in t:
-                t = t.replace("{w}", words[label][rng.integers(CLASS_WORDS)], 1)
-            clauses.append(t.replace("{n}", words["noun"][rng.integers(NOUNS)]))
-        texts.append(" , ".join(clauses) + " .")
+            for kind in ("w", "n"):
+                while "{" + kind + "}" in t:
+                    t = t.replace("{" + kind + "}", words[label][kind][rng.integers(CLASS_WORDS)], 1)
+            clauses.append(t)
+        texts.append(" , ".join(clauses))
         if rng.random() < label_noise:
-            label = "neg" if label == "pos" else "pos"
+            label = TOPICS[(TOPICS.index(label) + rng.integers(1, len(TOPICS))) % len(TOPICS)]
         labels.append(label)
     return texts, labels
 
