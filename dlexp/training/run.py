@@ -69,7 +69,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         from dlexp.data import bayes
 
         human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
-        unit = "" if splits.task == "classification" else f" (regression, {splits.metric} in the target's unit)"
+        unit = {"classification": "", "lm": " (next-token prediction)"}.get(
+            splits.task, f" (regression, {splits.metric} in the target's unit)")
         print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
               f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
         for check in splits.checks:
