@@ -94,9 +94,11 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                              human_range=human_range, given_intervals=given,
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
-        report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
-                        run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
-                        checks=splits.checks, analysis=analysis, baseline=baseline)
+        actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
+                            pretrained=_pretrained_runs(uri, plain, recorder.run_id, diagnosis))
+        report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task,
+                        metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
+                        start=result.start)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
@@ -146,6 +148,19 @@ def run_name(cfg: DictConfig, tags: dict) -> str:
 
     name = f"{cfg.model.name} · {cfg.data.name}"
     return f"{name} · {label(tags['dlexp.action'])}" if tags.get("dlexp.action") else name
+
+
+def _pretrained_runs(uri: str, plain: dict, run_id: str | None, diagnosis) -> list[dict]:
+    """Runs in the store this one could start from, looked up only when variance or data mismatch is a
+    problem (the diagnosis then proposes the first). A store that cannot answer proposes nothing."""
+    if not {"variance", "data_mismatch"} & set(diagnosis.problems):
+        return []
+    from dlexp.tracking.transfer import compatible_runs
+
+    try:
+        return compatible_runs(uri, plain, exclude=run_id)
+    except Exception:  # a suggestion is never worth failing a finished run for
+        return []
 
 
 def _shared_tokens(cfg: DictConfig, init: dict):

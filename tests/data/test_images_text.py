@@ -109,7 +109,7 @@ def test_text_from_csv_tsv_and_json_lines_is_the_same(reviews, tmp_path):
            for p in (reviews["labelled"], tmp_path / "r.tsv", tmp_path / "r.jsonl")]
     for s in got:
         assert s.sizes() == got[0].sizes() and sum(s.sizes().values()) == 300
-        assert s.n_classes == 2 and s.description["classes"] == ["neg", "pos"]
+        assert s.n_classes == 4 and s.description["classes"] == ["food", "music", "sport", "travel"]
         assert s.train.x.shape == (s.sizes()["train"], 24) and s.train.x.dtype == np.int64
         assert np.array_equal(s.train.x, got[0].train.x)
     x = got[0].train.x
