@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from dlexp.cli import app
-from dlexp.data.examples import write_reviews, write_shapes
+from dlexp.data.examples import write_reviews
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,10 @@ def test_freezing_trains_only_the_head(pretrained, tmp_path):
 
 @pytest.fixture(scope="module")
 def images(module_runs_dir, tmp_path_factory):
-    shapes = write_shapes(tmp_path_factory.mktemp("img") / "shapes", per_class=10, size=16)
+    from dlexp.data import examples
+
+    shapes = tmp_path_factory.mktemp("img") / "shapes"
+    examples.main(["shapes", str(shapes), "--per-class", "10", "--size", "16"])  # as the README does
     ok = invoke("train", "data=images", f"data.path={shapes}", "data.image_size=16", "data.augment=true",
                 "model=cnn", "model.channels=[4]", "trainer.max_epochs=1", "baseline.human_error=0.0",
                 "tracking.run_name=images")
