@@ -65,8 +65,8 @@ def compatible_runs(uri: str | None, config: dict, *, exclude: str | None = None
     from dlexp.tracking.store import flatten
 
     model, data = config.get("model") or {}, config.get("data") or {}
-    if not model.get("name") or not data.get("name"):
-        return []
+    if not model.get("name") or data.get("name") not in ("text", "images", "table", "sql", "npz"):
+        return []  # generated sources (synthetic, sequence) and digits: more of the same data is the remedy
     c = client(uri)
     experiments = [e.experiment_id for e in c.search_experiments()]
     if not experiments:
@@ -74,12 +74,7 @@ def compatible_runs(uri: str | None, config: dict, *, exclude: str | None = None
     runs = c.search_runs(experiments, filter_string=f"params.`model.name` = '{model['name']}' and "
                          "attributes.status = 'FINISHED'", max_results=limit, order_by=["attributes.start_time DESC"])
     shape_keys = {f"model.{k}": str(v) for k, v in flatten(model).items() if k not in _FREE_MODEL_KEYS}
-    if data["name"] == "images":
-        input_keys = ("data.name", "data.image_size", "data.color")
-    elif data["name"] == "text":
-        input_keys = ("data.name",)
-    else:
-        input_keys = ("data.name", "data.vocab", "data.n_features", "data.seq_len")
+    input_keys = ("data.name", "data.image_size", "data.color") if data["name"] == "images" else ("data.name",)
     ours = {k: str(v) for k, v in flatten({"data": data}).items()}
     found = []
     for r in runs:
@@ -88,12 +83,8 @@ def compatible_runs(uri: str | None, config: dict, *, exclude: str | None = None
             continue
         if any(p.get(k) != ours.get(k) for k in input_keys if k in ours or k in p):
             continue
-        if p.get("data.path") == ours.get("data.path") and p.get("data.task") == ours.get("data.task") and \
-                p.get("data.name") == ours.get("data.name") and p.get("data.path") is not None:
-            continue  # the same labelled set: nothing new to bring
-        if data["name"] not in ("text", "images", "table") and r.data.tags.get("dlexp.task") != "lm" and \
-                p.get("data.n_train") == ours.get("data.n_train") and p.get("data.task_seed") == ours.get("data.task_seed"):
-            continue  # a generated source of the same size and task: the same data again
+        if all(p.get(k) == ours.get(k) for k in ("data.path", "data.query", "data.task")):
+            continue  # the same set (file or query, same task): nothing new to bring
         found.append({"run_id": r.info.run_id, "data": p.get("data.name"), "task": r.data.tags.get("dlexp.task"),
                       "path": p.get("data.path")})
     found.sort(key=lambda f: f["task"] != "lm")  # stable: newest first within each kind
