@@ -128,7 +128,73 @@ class SequenceData:
     batch_size: int = 128
 
 
+class Color(str, Enum):
+    rgb = "rgb"
+    gray = "gray"
+
+
+@dataclass
+class ImagesData:
+    name: str = "images"
+    path: str = MISSING                      # a folder with one sub-folder of PNG/JPEG images per class
+    dev_path: Optional[str] = None           # the same layout, from the serving distribution
+    test_path: Optional[str] = None
+    image_size: int = 32                     # every image is resized to image_size x image_size
+    color: Color = Color.rgb
+    augment: bool = False                    # random crops, flips, small rotations of training batches
+    n_train: Optional[int] = None
+    train_dev_fraction: float = 0.1
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    batch_size: int = 64
+
+
+class TextTask(str, Enum):
+    classification = "classification"
+    lm = "lm"
+
+
+class TokenizerKind(str, Enum):
+    bpe = "bpe"
+    wordpiece = "wordpiece"
+
+
+@dataclass
+class TextData:
+    name: str = "text"
+    path: str = MISSING                      # .csv/.tsv/.jsonl (or .txt of one text per line for task=lm)
+    dev_path: Optional[str] = None
+    test_path: Optional[str] = None
+    text_column: str = "text"
+    label_column: str = "label"
+    task: TextTask = TextTask.classification  # lm: next-token prediction, no labels (pre-training)
+    tokenizer: TokenizerKind = TokenizerKind.bpe
+    vocab_size: int = 2000
+    lowercase: bool = True
+    max_length: int = 64                     # tokens per text, [BOS] and [EOS] included
+    tokenizer_path: Optional[str] = None     # reuse a saved tokenizer.json (model.init_from sets it)
+    unlabelled_path: Optional[str] = None    # unlabelled text to pre-train on (the diagnosis proposes it)
+    n_train: Optional[int] = None
+    train_dev_fraction: float = 0.1
+    dev_fraction: float = 0.15
+    test_fraction: float = 0.15
+    batch_size: int = 64
+
+
 # --------------------------------------------------------------------------------------------- model
+
+
+class Freeze(str, Enum):
+    none = "none"
+    body = "body"
+
+
+@dataclass
+class TransferOptions:
+    """What every model family shares: where its weights start, and which of them train."""
+
+    init_from: Optional[str] = None          # a finished run's id: start from its weights (name and shape match)
+    freeze: Freeze = Freeze.none             # body: train only the head
 
 
 class Activation(str, Enum):
@@ -138,7 +204,7 @@ class Activation(str, Enum):
 
 
 @dataclass
-class MLPModel:
+class MLPModel(TransferOptions):
     name: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [128, 128])
     dropout: float = 0.0
@@ -146,12 +212,12 @@ class MLPModel:
 
 
 @dataclass
-class LogisticModel:
+class LogisticModel(TransferOptions):
     name: str = "logistic"
 
 
 @dataclass
-class CNNModel:
+class CNNModel(TransferOptions):
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [32, 64])  # one conv block (conv, BN, ReLU, pool) each
     kernel: int = 3
@@ -165,7 +231,7 @@ class Cell(str, Enum):
 
 
 @dataclass
-class GRUModel:
+class GRUModel(TransferOptions):
     name: str = "gru"
     cell: Cell = Cell.gru
     embed: int = 32
@@ -175,7 +241,7 @@ class GRUModel:
 
 
 @dataclass
-class TransformerModel:
+class TransformerModel(TransferOptions):
     name: str = "transformer"
     d_model: int = 64
     heads: int = 4
@@ -270,7 +336,7 @@ class Config:
 
 SCHEMAS = {
     "data": {"synthetic": SyntheticData, "digits": DigitsData, "table": TableData, "sql": SqlData,
-             "npz": NpzData, "sequence": SequenceData},
+             "npz": NpzData, "sequence": SequenceData, "images": ImagesData, "text": TextData},
     "model": {"mlp": MLPModel, "logistic": LogisticModel, "cnn": CNNModel, "gru": GRUModel,
               "transformer": TransformerModel},
     "optimizer": {"adam": AdamOptimizer, "sgd": SGDOptimizer},
@@ -301,7 +367,8 @@ def check(cfg) -> None:
 
     positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr"]
     positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes",
-                                       "seq_len", "vocab", "min_split_rows")]
+                                       "seq_len", "vocab", "min_split_rows", "image_size",
+                                       "vocab_size", "max_length")]
     positive += [f"model.{k}" for k in ("kernel", "embed", "hidden_size", "layers", "d_model", "heads", "ff")]
     for key in positive:
         value = get(key)
@@ -344,6 +411,9 @@ def check(cfg) -> None:
     if get("data.test_path") and not get("data.dev_path"):
         raise ConfigError("data.test_path needs data.dev_path too (dev and test come from the serving "
                           "distribution; without data.dev_path both are split from data.path)")
+    if getattr(get("model.freeze"), "value", get("model.freeze")) == "body" and not get("model.init_from"):
+        raise ConfigError("model.freeze=body needs model.init_from=RUN_ID: a body left at random weights "
+                          "would never learn")
     if get("data.test_query") and not get("data.dev_query"):
         raise ConfigError("data.test_query needs data.dev_query too")
     human_error(get("baseline.human_error"), None, unbounded=get("data.task") in ("auto", "regression"))

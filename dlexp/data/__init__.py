@@ -17,7 +17,7 @@ SPLIT_NAMES = ("train", "train_dev", "dev", "test")
 @dataclass(frozen=True)
 class Split:
     x: np.ndarray  # (n, n_features) float32; (n, C, H, W) images; (n, seq_len) int64 tokens, 0 = padding
-    y: np.ndarray  # (n,) int64 class labels; float32 targets for regression
+    y: np.ndarray  # (n,) int64 class labels; float32 targets for regression; (n, seq_len) next tokens (lm)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -31,7 +31,7 @@ class Splits:
     test: Split
     n_classes: int                    # 1 for regression (one output)
     bayes_error: float | None = None  # known from the generating process; None when unknown
-    task: str = "classification"      # or "regression"
+    task: str = "classification"      # or "regression", or "lm" (next-token prediction, n_classes = vocab)
     metric: str = "error_rate"        # error_rate | rmse | mae: the unit of every error and gap
     target_mean: float = 0.0          # regression: the network learns (y - mean) / std; errors are in y's unit
     target_std: float = 1.0
@@ -41,6 +41,7 @@ class Splits:
     stats: Mapping[str, float] = field(default_factory=dict)  # logged as data/<name>
     preprocessing: Any = None         # fitted transform to keep with the run (see save_preprocessing)
     description: Mapping[str, Any] = field(default_factory=dict)  # JSON-able account of the preprocessing
+    augment: Mapping[str, Any] | None = None  # images: random warps of training batches (models/augment.py)
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
@@ -72,7 +73,9 @@ def save_preprocessing(splits: Splits, folder) -> list:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    if splits.preprocessing is not None:
+    if hasattr(splits.preprocessing, "save"):  # a fitted object with its own file format (a tokenizer)
+        paths += splits.preprocessing.save(folder)
+    elif splits.preprocessing is not None:
         import joblib
 
         paths.append(folder / "preprocessing.joblib")

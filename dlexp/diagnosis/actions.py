@@ -88,11 +88,14 @@ def _command(overrides: Sequence[str], new: Sequence[str], *, multirun: bool = F
 
 
 def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
-              overrides: Sequence[str] = ()) -> tuple[Action, ...]:
+              overrides: Sequence[str] = (), pretrained: Sequence[Mapping] = (),
+              train_size: int | None = None) -> tuple[Action, ...]:
     """Concrete next steps for each problem, largest first, computed from the run's resolved config.
 
     `config` is the run's resolved config as plain mappings (None in what-if mode: the actions then
     carry no command); `overrides` are the ones the run was started with, repeated in each command.
+    `pretrained`: finished runs this one could start from (run_id, data, task, path), found in the store by
+    the caller; `train_size`: the training examples, so that a small training set is told to start from one.
     """
     steps: list[Action] = []
     order = ("diverged",) + diagnosis.problems if diagnosis.verdict == "diverged" else diagnosis.problems
@@ -101,6 +104,8 @@ def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
         command = None if config is None or new is None else _command(overrides, new)
         steps.append(Action("inconclusive", action, why, command))
     for problem in order:
+        for action, why, command in _transfer_actions(problem, config or {}, overrides, pretrained, train_size):
+            steps.append(Action(problem, action, why, command if config is not None else None))
         for action, why, new, multirun in _ACTIONS[problem](config or {}):
             command = None if config is None or new is None else _command(overrides, new, multirun=multirun)
             steps.append(Action(problem, action, why, command))
@@ -222,6 +227,10 @@ def _variance_actions(cfg: Mapping):
     wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
     patience = _get(cfg, "early_stopping.patience", 0) or 0
     why_data = "more examples from the training distribution narrow the train/train-dev gap"
+    if _get(cfg, "data.name") == "images" and not _get(cfg, "data.augment"):
+        yield ("Data augmentation: random crops, flips and small rotations of the training images",
+               "each epoch shows new variants of the same images, which the network cannot memorise",
+               ["data.augment=true"], False)
     if _get(cfg, "data.name") in GENERATED_SOURCES and n_train:
         yield ("More training data: double the training set", why_data, [f"data.n_train={2 * n_train}"], False)
     elif not cfg:
@@ -238,6 +247,51 @@ def _variance_actions(cfg: Mapping):
     if smaller and _max_width(cfg) > 8:
         yield ("Smaller model (last resort)", "less capacity to memorise, at the risk of more bias",
                smaller[1], False)
+
+
+SMALL_TRAIN = 10_000  # below this many training examples, starting from a pretrained run is proposed for variance
+_PRETRAIN_KEEP = ("model", "optimizer", "trainer", "seed", "tracking", "--config-dir")
+
+
+def _pretrain_command(overrides: Sequence[str], cfg: Mapping, path: str) -> str:
+    """`dlexp train` of a language model on the unlabelled file, with this run's model and training options."""
+    kept = [o for o in overrides if _override_key(o).split(".")[0] in _PRETRAIN_KEEP
+            and not _override_key(o).startswith(("model.init_from", "model.freeze"))]
+    new = ["data=text", "data.task=lm", f"data.path={path}"]
+    if _get(cfg, "data.text_column", "text") != "text":
+        new.append(f"data.text_column={_get(cfg, 'data.text_column')}")
+    return _command(kept, new)
+
+
+def _transfer_actions(problem: str, cfg: Mapping, overrides: Sequence[str], pretrained: Sequence[Mapping],
+                      train_size: int | None):
+    """(action, why, command): start from a pretrained run, for variance on a small training set and for
+    data mismatch, when the store holds a compatible run or the config names an unlabelled set."""
+    if problem not in ("variance", "data_mismatch"):
+        return
+    if problem == "variance" and train_size is not None and train_size >= SMALL_TRAIN:
+        return
+    why = ("weights learned from a larger set bring what the small training set cannot teach"
+           if problem == "variance" else
+           "weights learned from a larger set, closer to what dev/test hold, need less of the training distribution")
+    started = _get(cfg, "model.init_from")
+    if started:
+        if problem == "variance" and str(_get(cfg, "model.freeze", "none")) != "body":
+            yield ("Freeze the pretrained body: train only the head",
+                   "fewer trained weights cannot memorise the small training set", _command(overrides, ["model.freeze=body"]))
+        return
+    runs = [r for r in pretrained if r.get("run_id")]
+    if runs:
+        r = runs[0]
+        kind = "language model" if r.get("task") == "lm" else "model"
+        yield (f"Start from a pretrained run: the {kind} {r['run_id']} trained on {r.get('path') or r.get('data')}",
+               why, _command(overrides, [f"model.init_from={r['run_id']}"]))
+        return
+    unlabelled = _get(cfg, "data.unlabelled_path")
+    if unlabelled and _get(cfg, "data.name") == "text":
+        yield (f"Start from a pretrained run: pre-train on {unlabelled} (next-token prediction), then train this "
+               "again with model.init_from=<that run's id>",
+               why + "; unlabelled text is plenty where labels are scarce", _pretrain_command(overrides, cfg, unlabelled))
 
 
 def _mismatch_actions(cfg: Mapping):

@@ -34,6 +34,7 @@ class Report:
     # where the human level came from: {"source": "given" | "known" | "estimated" | "none"}; an estimated
     # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
     baseline: Mapping | None = None
+    start: Mapping | None = None  # model.init_from: run_id, loaded / total tensors, new ones, frozen, tokenizer
 
     def _known(self, name: str) -> bool:
         """False for the human level and avoidable bias of a run without a baseline."""
@@ -60,9 +61,24 @@ class Report:
             **({"analysis": dict(self.analysis)} if self.analysis else {}),
             **({"curve": dict(self.curve)} if self.curve else {}),
             **({"baseline": dict(self.baseline)} if self.baseline else {}),
+            **({"init_from": dict(self.start)} if self.start else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }
+
+    def start_line(self) -> str | None:
+        """One line saying which run the weights came from (model.init_from); None for a fresh start."""
+        s = self.start
+        if not s:
+            return None
+        new = s.get("new") or []
+        text = (f"started from run {s['run_id']}: {s['loaded']} of {s['total']} weight tensors"
+                + (f"; new: {', '.join(new[:4])}{' ...' if len(new) > 4 else ''}" if new else ""))
+        if s.get("frozen"):
+            text += f"; body frozen ({s['frozen']['trainable']:,} parameters trained)"
+        if s.get("tokenizer"):
+            text += "; its tokenizer"
+        return text
 
     def metrics(self) -> dict[str, float]:
         """The MLflow metric names: error/<split>, gap/<name>."""

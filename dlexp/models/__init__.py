@@ -1,5 +1,5 @@
-"""Model families: each module's `build(cfg, *, n_features, n_classes, input_shape, vocab)` returns a torch
-nn.Module of logits (one output per class; one output for regression)."""
+"""Model families: each module's `build(cfg, *, n_features, n_classes, input_shape, vocab, task)` returns a
+torch nn.Module of logits (one output per class; one output for regression; per position for task lm)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ SEQUENCE_FAMILIES = ("gru", "transformer")
 
 
 def build(model_cfg, *, n_features: int, n_classes: int, input_shape: tuple[int, ...] = (),
-          vocab: int | None = None, data_name: str = "the data"):
+          vocab: int | None = None, data_name: str = "the data", task: str = "classification"):
     name = model_cfg.name
     try:
         module = importlib.import_module(f"dlexp.models.{name}")
@@ -23,5 +23,7 @@ def build(model_cfg, *, n_features: int, n_classes: int, input_shape: tuple[int,
     if vocab is None and name in SEQUENCE_FAMILIES:
         raise ConfigError(f"model={name} reads token sequences (data=sequence); data={data_name} gives "
                           f"inputs of shape {tuple(input_shape)}")
+    if task == "lm" and name not in SEQUENCE_FAMILIES:
+        raise ConfigError(f"data.task=lm predicts next tokens: use model=gru or model=transformer, not model={name}")
     return module.build(model_cfg, n_features=n_features, n_classes=n_classes,
-                        input_shape=tuple(input_shape) or (n_features,), vocab=vocab, data_name=data_name)
+                        input_shape=tuple(input_shape) or (n_features,), vocab=vocab, data_name=data_name, task=task)

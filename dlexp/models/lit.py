@@ -19,12 +19,15 @@ class Batches:
     order and takes its own stride of it. `epoch` and `position` read the trainer's own progress (the epoch
     under way, the batches of it already trained), so the order survives a resume: `state_dict` /
     `load_state_dict` make this a resumable loader for Lightning, which restores mid-epoch exactly.
+    `augment` (images): each shuffled batch is warped at random (dlexp/models/augment.py), on the device.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool,
                  seed: int = 0, rank: int = 0, world_size: int = 1,
-                 epoch: Callable[[], int] | None = None, position: Callable[[], int] | None = None):
+                 epoch: Callable[[], int] | None = None, position: Callable[[], int] | None = None,
+                 augment: dict | None = None):
         self.x, self.y, self.batch_size = x, y, batch_size
+        self.augment = augment
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self._epoch_fn, self._position_fn = epoch, position
         self.epoch = 0          # the epoch whose permutation the next iteration draws
@@ -57,9 +60,15 @@ class Batches:
             index = torch.randperm(n, generator=g)[:n - n % self.world_size][self.rank::self.world_size]
             index = index.to(self.x.device)
             self.epoch += 1
+            warp = None
+            if self.augment:
+                from dlexp.models.augment import random_affine
+
+                warp = torch.Generator().manual_seed(g.initial_seed() + 7919 * (self.rank + 1))
             for i in range(skip * self.batch_size, len(index), self.batch_size):
                 rows = index[i:i + self.batch_size]
-                yield self.x[rows], self.y[rows]
+                x = self.x[rows]
+                yield (x if warp is None else random_affine(x, warp, **self.augment)), self.y[rows]
         else:
             for i in range(self.rank, n, self.batch_size * self.world_size):
                 yield self.x[i:i + self.batch_size], self.y[i:i + self.batch_size]
@@ -82,7 +91,8 @@ class InMemoryData(L.LightningDataModule):
         return Batches(x, y, self.batch_size, shuffle=True, seed=self.seed,
                        rank=trainer.global_rank, world_size=trainer.world_size,
                        epoch=lambda: trainer.current_epoch,
-                       position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed)
+                       position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
+                       augment=dict(self.splits.augment) if self.splits.augment else None)
 
     def val_dataloader(self):
         x, y = self._tensors(self.splits.dev)
@@ -94,6 +104,8 @@ class Objective:
 
     Classification: cross-entropy; error = share of wrong argmax. Regression: the network predicts the
     standardized target (y - mean) / std with a mean squared error; errors (RMSE or MAE) are in y's unit.
+    Language model (lm): cross-entropy of each next token, padding (0) left out; error = share of wrong next
+    tokens, counted over the real ones (`count`).
     `error_sum` returns an on-device tensor so that no step waits for the device; `finish` turns the sum
     over n examples into the error.
     """
@@ -105,13 +117,21 @@ class Objective:
     def loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
             return F.mse_loss(out.squeeze(-1), (y - self.mean) / self.std)
+        if self.task == "lm":  # out (B, L, vocab), y (B, L)
+            return F.cross_entropy(out.flatten(0, 1), y.flatten(), ignore_index=0)
         return F.cross_entropy(out, y)
 
     def error_sum(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task == "regression":
             diff = out.squeeze(-1).float() * self.std + self.mean - y
             return diff.abs().sum() if self.metric == "mae" else (diff * diff).sum()
+        if self.task == "lm":
+            return ((out.argmax(dim=-1) != y) & (y != 0)).sum()
         return (out.argmax(dim=1) != y).sum()
+
+    def count(self, y: torch.Tensor):
+        """How many predictions `error_sum` scored: examples, or the real next tokens of a language model."""
+        return (y != 0).sum() if self.task == "lm" else len(y)
 
     def finish(self, total, n: int):
         value = total / max(1, n)
@@ -200,7 +220,7 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         x, y = batch
         self._wrong = self._wrong + self.objective.error_sum(self.net(x), y)
-        self._seen += len(y)
+        self._seen = self._seen + self.objective.count(y)
 
     def on_validation_epoch_end(self):
         # every rank measures the whole dev split (same weights, same value): the sync is an average of equals

@@ -104,6 +104,8 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
     lines.append(f"\ntolerance: {_fmt(d.tolerance, metric)} ({rule})", style="dim")
     for note in d.notes:
         lines.append(f"\nnote: {note}", style="yellow")
+    if report.start_line():
+        lines.append(f"\n{report.start_line()}", style="cyan")
     for check in report.checks:
         lines.append(f"\ndata check: {check}", style="yellow")
     out.print(Panel(lines, title="dlexp.verdict", expand=False))

@@ -51,10 +51,16 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
                  diverged=doc.get("verdict") == "diverged", sizes=doc.get("sizes") or {},
                  human_range=human_range, spread=seeds.get("spread"), n_seeds=len(seeds.get("seeds", [])) or 1,
                  given_intervals=given, human_known=human_known)
-    report = Report(d, recommend(d, config or None, overrides=run["overrides"]), run_id=run["run_id"],
+    pretrained = []
+    if {"variance", "data_mismatch"} & set(d.problems) and config:
+        from dlexp.tracking.transfer import compatible_runs
+
+        pretrained = compatible_runs(uri, config, exclude=run["run_id"])
+    report = Report(d, recommend(d, config or None, overrides=run["overrides"], pretrained=pretrained,
+                                 train_size=(doc.get("sizes") or {}).get("train")), run_id=run["run_id"],
                     sizes=doc.get("sizes") or {}, task=task, metric=doc.get("metric", "error_rate"),
                     checks=tuple(doc.get("checks") or ()), seeds=seeds or None, analysis=doc.get("analysis"),
-                    curve=doc.get("curve"), baseline=baseline)
+                    curve=doc.get("curve"), baseline=baseline, start=doc.get("init_from"))
     data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
     title = f"{model} on {data}" if data and model else None
     if seeds:

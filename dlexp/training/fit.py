@@ -51,6 +51,7 @@ class FitResult:
     predictions: dict | None = None
     # regression: split -> per-example absolute error (n,) in the target's unit, numpy, from the same pass
     abs_errors: dict | None = None
+    start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
 
 
 class EpochRecorder(Callback):
@@ -178,17 +179,40 @@ def _trainer_kwargs(cfg: DictConfig) -> dict:
     return kwargs
 
 
+def start_from(net: torch.nn.Module, cfg: DictConfig, splits: Splits, init: dict) -> dict:
+    """Load `init`'s checkpoint (another run's weights) into `net`, then freeze its body if asked.
+
+    `init`: what the tracking side fetched (tracking/transfer.py `source`): run_id, checkpoint, task and
+    classes of the source run. The head starts fresh when the source predicted other things.
+    """
+    from dlexp.models.transfer import freeze_body, load_matching
+
+    state = load_checkpoint(init["checkpoint"]).get("state_dict") or {}
+    theirs, ours = init.get("classes"), (splits.description or {}).get("classes")
+    new_head = init.get("task", "classification") != splits.task or (
+        theirs is not None and ours is not None and list(map(str, theirs)) != list(map(str, ours)))
+    found = load_matching(net, state, source=init["run_id"], new_head=new_head)
+    start = {"run_id": init["run_id"], "loaded": len(found["loaded"]), "total": len(found["loaded"]) + len(found["new"]),
+             "new": found["new"], "frozen": None, "tokenizer": init.get("tokenizer_reused", False)}
+    if str(getattr(cfg.model.freeze, "value", cfg.model.freeze)) == "body":
+        start["frozen"] = freeze_body(net)
+    return start
+
+
 def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         on_epoch: Callable[[dict], None] | None = None, stopper: Stopper | None = None,
-        resume_from: Path | None = None) -> FitResult:
+        resume_from: Path | None = None, init: dict | None = None) -> FitResult:
     """Train `cfg.model` on `splits.train` (dev error each epoch), then evaluate on all four splits.
 
     `resume_from`: a last.ckpt to continue from (Lightning restores weights, optimizer, epoch, step and the
     position in the epoch). A signal during training raises `Interrupted` after writing last.ckpt.
+    `init`: another run's checkpoint to start from (model.init_from), fetched by the tracking side.
     """
     L.seed_everything(cfg.seed, workers=False, verbose=False)
     net = models.build(cfg.model, n_features=splits.n_features, n_classes=splits.n_classes,
-                       input_shape=splits.input_shape, vocab=splits.vocab, data_name=cfg.data.name)
+                       input_shape=splits.input_shape, vocab=splits.vocab, data_name=cfg.data.name,
+                       task=splits.task)
+    start = start_from(net, cfg, splits, init) if init is not None and resume_from is None else None
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # plain dicts: weights_only loads it
     if (config.get("tracking") or {}).get("uri"):
         config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
@@ -251,7 +275,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if trainer.is_global_zero and splits.task != "classification":
         errors, abs_errors = evaluate(module.net, splits, device=module.device)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions, abs_errors=abs_errors)
+                     predictions=predictions, abs_errors=abs_errors, start=start)
 
 
 def objective(splits: Splits) -> Objective:
@@ -301,16 +325,17 @@ def evaluate(net: torch.nn.Module, splits: Splits, *, device,
         x = torch.from_numpy(split.x).to(device)
         y = torch.from_numpy(split.y).to(device)
         total = torch.zeros((), device=device, dtype=torch.float64)
-        diffs = []
+        diffs, scored = [], 0
         for i in range(0, len(y), batch_size):
             out, target = net(x[i:i + batch_size]), y[i:i + batch_size]
+            scored = scored + obj.count(target)  # examples; real next tokens for a language model
             if regression:  # the same arithmetic as Objective.error_sum, kept per example
                 diff = (out.squeeze(-1).float() * obj.std + obj.mean - target).abs()
                 diffs.append(diff)
                 total += (diff if obj.metric == "mae" else diff * diff).sum().double()
             else:
                 total += obj.error_sum(out, target).double()
-        errors[name] = float(obj.finish(total.item(), len(y)))
+        errors[name] = float(obj.finish(total.item(), int(scored)))
         if regression:  # one transfer per split
             abs_errors[name] = (torch.cat(diffs).double().cpu().numpy() if diffs
                                 else np.zeros(0, dtype=np.float64))

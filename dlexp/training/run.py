@@ -20,7 +20,7 @@ from dlexp import config as configs
 from dlexp.data import load as load_splits
 from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
-from dlexp.errors import DlexpError
+from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, process_start
 from dlexp.tracking import outcomes
@@ -53,17 +53,25 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             "resume_run_id": resume["run_id"] if resume else None,
             "params": _without_secrets(plain),
             "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir),
-                     "dlexp.pid_start": process_start(os.getpid()) or "", **(tags or {})},
+                     "dlexp.pid_start": process_start(os.getpid()) or "", **(tags or {}),
+                     **({"dlexp.init_from": str(cfg.model.init_from)} if cfg.model.get("init_from") else {})},
             "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
         },
         log_path=workdir / f"tracking-{os.getpid()}.log",
     )
     try:
-        splits = load_splits(cfg.data, seed=cfg.seed)
+        init, data_cfg = None, cfg.data
+        if cfg.model.get("init_from") and not resume:  # a resumed run's weights come from its own checkpoint
+            from dlexp.tracking.transfer import source
+
+            init = source(uri, str(cfg.model.init_from), workdir / "init_from")
+            data_cfg = _shared_tokens(cfg, init)
+        splits = load_splits(data_cfg, seed=cfg.seed)
         from dlexp.data import bayes
 
         human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
-        unit = "" if splits.task == "classification" else f" (regression, {splits.metric} in the target's unit)"
+        unit = {"classification": "", "lm": " (next-token prediction)"}.get(
+            splits.task, f" (regression, {splits.metric} in the target's unit)")
         if not in_ray_worker():  # a Ray job prints one line, at its end
             print(f"dlexp: training {cfg.model.name} on {cfg.data.name} "
                   f"({splits.sizes()['train']} training examples{unit}); tracking to {redact(uri)}", flush=True)
@@ -72,7 +80,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         from dlexp.training import fit as training  # torch + Lightning: only now
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
-                              resume_from=Path(resume["checkpoint"]) if resume else None)
+                              resume_from=Path(resume["checkpoint"]) if resume else None, init=init)
         tolerance = cfg.diagnosis.tolerance
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
@@ -88,9 +96,11 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                              human_range=human_range, given_intervals=given,
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
-        report = Report(diagnosis, recommend(diagnosis, plain, overrides=overrides),
-                        run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task, metric=splits.metric,
-                        checks=splits.checks, analysis=analysis, baseline=baseline)
+        actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
+                            pretrained=_pretrained_runs(uri, plain, recorder.run_id, diagnosis))
+        report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task,
+                        metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
+                        start=result.start)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
@@ -140,6 +150,47 @@ def run_name(cfg: DictConfig, tags: dict) -> str:
 
     name = f"{cfg.model.name} · {cfg.data.name}"
     return f"{name} · {label(tags['dlexp.action'])}" if tags.get("dlexp.action") else name
+
+
+def _pretrained_runs(uri: str, plain: dict, run_id: str | None, diagnosis) -> list[dict]:
+    """Runs in the store this one could start from, looked up only when variance or data mismatch is a
+    problem (the diagnosis then proposes the first). A store that cannot answer proposes nothing."""
+    if not {"variance", "data_mismatch"} & set(diagnosis.problems):
+        return []
+    from dlexp.tracking.transfer import compatible_runs
+
+    try:
+        return compatible_runs(uri, plain, exclude=run_id)
+    except Exception:  # a suggestion is never worth failing a finished run for
+        return []
+
+
+def _shared_tokens(cfg: DictConfig, init: dict):
+    """The data config that reads tokens with the ids the source run learned: its tokenizer, for data=text.
+
+    A run over text starts only from a text run (whose tokenizer comes along); a tokenizer given with
+    data.tokenizer_path must be that same one.
+    """
+    rid, text = init["run_id"], cfg.data.name == "text"
+    if init["tokenizer"] and not text:
+        raise ConfigError(f"model.init_from={rid}: that run read text through its own tokenizer; the token ids of "
+                          f"data={cfg.data.name} mean other things to its weights")
+    if not text:
+        return cfg.data
+    if not init["tokenizer"]:
+        raise ConfigError(f"model.init_from={rid}: that run (data={init['data']}) kept no tokenizer, so its token "
+                          "ids mean nothing to data=text; start from a data=text run")
+    from dlexp.data.text import fingerprint, load_tokenizer
+
+    if cfg.data.tokenizer_path:
+        if fingerprint(load_tokenizer(cfg.data.tokenizer_path)) != fingerprint(load_tokenizer(init["tokenizer"])):
+            raise ConfigError(f"data.tokenizer_path is not the tokenizer of run {rid}, so token ids would mean other "
+                              "things to its weights; leave data.tokenizer_path unset to reuse the run's")
+        return cfg.data
+    data = cfg.data.copy()
+    data.tokenizer_path = str(init["tokenizer"])
+    init["tokenizer_reused"] = True
+    return data
 
 
 def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:
