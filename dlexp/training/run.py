@@ -255,9 +255,8 @@ def main(cfg: DictConfig) -> str:
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
-    if launch.in_ray_worker():
-        print(render.job_line(num, overrides, report), flush=True)
-    elif not ctx.get("quiet"):
+    # a Ray worker's lines reach the terminal prefixed, de-duplicated and late: the command prints its line
+    if not ctx.get("quiet") and not launch.in_ray_worker():
         render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
     launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
     return report.diagnosis.verdict
@@ -290,12 +289,15 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
         print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
     results = launch.run_jobs(argv, resume=info)
-    if launch.ray_driver():  # the jobs printed one line each: the summary, here
+    if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)
         import ray
 
         from dlexp.render import terminal as render
 
-        ray.shutdown()  # lets Ray hand over the jobs' last lines before the summary
+        ray.shutdown()  # Ray's own last lines come before dlexp's
+        for r in results:
+            if r.report is not None:
+                print(render.job_line(r.num, r.overrides, r.report), flush=True)
         render.jobs(results)
     failed = [r for r in results if not r.ok]
     done = [r.report for r in results if r.ok and r.report is not None]
