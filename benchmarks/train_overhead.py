@@ -11,7 +11,7 @@ Both do the same work per epoch: the training steps, then the dev error in eval 
 its best/last checkpoints and sends the epoch to its tracking process. The median over alternations is
 the figure; the best-of figures follow it.
 
-    python benchmarks/train_overhead.py [--repeat 3] [--epochs 1 9] [--steps-per-call K]
+    python benchmarks/train_overhead.py [--repeat 3] [--epochs 1 9] [--threads 1] [--steps-per-call K]
 """
 
 from __future__ import annotations
@@ -61,6 +61,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3, help="alternations of bare and dlexp")
     ap.add_argument("--epochs", type=int, nargs=2, default=[1, 9])
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads for both (OMP_NUM_THREADS); on a machine shared with other work, more "
+                         "threads than free cores make both spin and the figures meaningless (default 1)")
     ap.add_argument("--steps-per-call", type=int, default=None,
                     help="dlexp's trainer.steps_per_call (default: dlexp's own choice; 1: one step per call)")
     args = ap.parse_args()
@@ -69,7 +72,8 @@ def main() -> None:
     walls: dict[tuple[str, int], list[float]] = {(n, e): [] for n in runs for e in (lo, hi)}
     gaps: dict[str, list[float]] = {"bare": [], "dlexp": []}
     with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, DLEXP_RUNS_DIR=str(Path(tmp) / "runs"))
+        env = dict(os.environ, DLEXP_RUNS_DIR=str(Path(tmp) / "runs"), OMP_NUM_THREADS=str(args.threads),
+                   MKL_NUM_THREADS=str(args.threads))
         env.pop("DLEXP_TRACKING_URI", None)
         subprocess.run(dlexp(1, env)[:3] + ["--help"], env=env, capture_output=True)  # warm the file cache
         wall(dlexp(1, env, args.steps_per_call)[:4] + ["data.n_train=500"], env)        # and the store
@@ -90,7 +94,7 @@ def main() -> None:
     per_epoch = {n: (best[(n, hi)] - best[(n, lo)]) / (hi - lo) for n in runs}
     steady = {n: statistics.median(g) for n, g in gaps.items()}
     print(f"\nworkload: {N_TRAIN} x {N_FEATURES}, {N_CLASSES} classes, MLP [{HIDDEN},{HIDDEN}], batch {BATCH}; "
-          f"{args.repeat} alternations, {os.cpu_count()} cores, load average now {os.getloadavg()[0]:.1f}; "
+          f"{args.repeat} alternations, {os.cpu_count()} cores, {args.threads} torch thread(s), load average now {os.getloadavg()[0]:.1f}; "
           f"dlexp steps per call: {args.steps_per_call or 'default'}")
     print(f"wall, {lo} epoch (median):  bare {med[('bare', lo)]:.2f} s   dlexp {med[('dlexp', lo)]:.2f} s")
     print(f"wall, {hi} epochs (median): bare {med[('bare', hi)]:.2f} s   dlexp {med[('dlexp', hi)]:.2f} s")
