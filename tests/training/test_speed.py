@@ -30,12 +30,12 @@ def test_batches_in_chunks_are_the_same_batches_and_resume_in_batches():
 
 
 def _fit(tmp_path, overrides):
-    from dlexp import training
     from dlexp.data import load
-    from dlexp.sweeps import compose
+    from dlexp.training import fit
+    from dlexp.training.groups import compose
 
     cfg = compose(TINY + overrides)
-    return training.fit(cfg, load(cfg.data, seed=cfg.seed), workdir=tmp_path / "_".join(overrides or ["base"]))
+    return fit.fit(cfg, load(cfg.data, seed=cfg.seed), workdir=tmp_path / "_".join(overrides or ["base"]))
 
 
 @pytest.mark.slow
