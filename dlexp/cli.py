@@ -285,6 +285,21 @@ def compare(
     render.compare(comparison)
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr():
+    """stdout to stderr for this process and the processes it starts (a launcher's workers write to fd 1)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @friendly
 def curve(
@@ -314,9 +329,7 @@ def curve(
     from dlexp.training.groups import curve as run_curve
 
     if as_json:
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):  # the runs' own lines must not mix with the JSON
+        with _stdout_to_stderr():  # the runs' own lines must not mix with the JSON
             result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
         typer.echo(json.dumps(result, indent=2))
         return

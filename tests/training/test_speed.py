@@ -69,3 +69,29 @@ def test_mixed_precision_on_cpu(runs_dir, tmp_path, capsys, precision):
         assert "AMP with fp16" not in err
     else:
         assert not notes, err
+
+
+# ------------------------------------------------------------------- groups and curves through Hydra's launcher
+
+GROUP = ["data.n_train=300", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "trainer.max_epochs=1",
+         "model.hidden=[16]"]
+JOBLIB = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+
+
+@pytest.mark.slow
+def test_a_seed_group_through_joblib_with_a_failing_seed_exits_non_zero_naming_it(runs_dir, dlexp_proc):
+    """The seeds run as one job list through the joblib launcher; one seed's run fails (a seed numpy
+    refuses), the other still finishes under the parent, the command ends non-zero with one line naming
+    the failed seed, and the parent run is FAILED."""
+    result = dlexp_proc("train", *GROUP, *JOBLIB, "seeds=[0,-1]")
+    assert result.returncode != 0, result.stdout
+    lines = [ln for ln in result.stderr.splitlines() if ln.startswith("dlexp: error:")]
+    assert lines and "1 of 2 seed runs failed: seed=-1" in lines[-1], result.stderr
+    assert "Traceback" not in result.stderr
+    from dlexp.tracking import runs as tracking_runs
+
+    listed = {r["run_name"]: r for r in tracking_runs.list_runs(None)}
+    parent = listed["2 seeds"]
+    assert parent["status"] == "FAILED"
+    children = tracking_runs.child_runs(None, parent["run_id"])
+    assert sorted(c["status"] for c in children) == ["FAILED", "FINISHED"]
