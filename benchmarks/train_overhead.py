@@ -6,7 +6,9 @@ after the other, so that a machine shared with other work loads both alike. Prin
 - the per-epoch cost ratio dlexp/bare from whole-run wall times, (T9 - T1) / 8 each (target <= 1.05);
 - the same ratio in steady state (median time between the per-epoch lines both print, which start-up and
   the final passes do not blur);
-- the fixed overhead of a 1-epoch run over the bare script (target <= 4 s).
+- the fixed overhead of a 1-epoch run over the bare script (target <= 4 s);
+- the same figures in CPU seconds of each command's own process (read from /proc at each epoch line, and
+  from wait4 at the end), which a machine loaded by other work does not stretch as it does wall time.
 Both do the same work per epoch: the training steps, then the dev error in eval mode; dlexp also writes
 its best/last checkpoints and sends the epoch to its tracking process. The median over alternations is
 the figure; the best-of figures follow it.
@@ -29,20 +31,34 @@ N_TRAIN, N_FEATURES, N_CLASSES, HIDDEN, BATCH = 60_000, 64, 10, 256, 256
 HERE = Path(__file__).resolve().parent
 
 
-def wall(cmd: list[str], env: dict) -> tuple[float, list[float]]:
-    """Wall time of the whole command, and the times between the epoch lines it prints (steady state)."""
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) the process has used so far, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def wall(cmd: list[str], env: dict) -> tuple[float, list[float], float, list[float]]:
+    """Wall time of the whole command and the times between the epoch lines it prints (steady state); the
+    same two in CPU seconds of the command's own process, which a loaded machine does not stretch."""
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    stamps, lines = [], []
+    stamps, cpu_stamps, lines = [], [], []
     for line in proc.stdout:  # both print one line per epoch as it ends
         lines.append(line)
         if line.startswith(("epoch ", "dev_error ")):
             stamps.append(time.perf_counter())
+            cpu_stamps.append(_cpu(proc.pid))
     err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
-    if proc.wait() != 0:
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
         sys.exit(f"failed: {' '.join(cmd)}\n{''.join(lines)[-2000:]}\n{err[-2000:]}")
-    return elapsed, [b - a for a, b in zip(stamps, stamps[1:])]
+    return (elapsed, [b - a for a, b in zip(stamps, stamps[1:])], usage.ru_utime + usage.ru_stime,
+            [b - a for a, b in zip(cpu_stamps, cpu_stamps[1:])])
 
 
 def bare(epochs: int, env: dict) -> list[str]:
@@ -71,6 +87,8 @@ def main() -> None:
     runs = {"bare": lambda e, env: bare(e, env), "dlexp": lambda e, env: dlexp(e, env, args.steps_per_call)}
     walls: dict[tuple[str, int], list[float]] = {(n, e): [] for n in runs for e in (lo, hi)}
     gaps: dict[str, list[float]] = {"bare": [], "dlexp": []}
+    cpus: dict[tuple[str, int], list[float]] = {(n, e): [] for n in runs for e in (lo, hi)}
+    cpu_gaps: dict[str, list[float]] = {"bare": [], "dlexp": []}
     with tempfile.TemporaryDirectory() as tmp:
         env = dict(os.environ, DLEXP_RUNS_DIR=str(Path(tmp) / "runs"), OMP_NUM_THREADS=str(args.threads),
                    MKL_NUM_THREADS=str(args.threads))
@@ -81,10 +99,12 @@ def main() -> None:
             for epochs in (lo, hi):
                 order = ("bare", "dlexp") if i % 2 == 0 else ("dlexp", "bare")
                 for name in order:
-                    t, between = wall(runs[name](epochs, env), env)
+                    t, between, cpu, cpu_between = wall(runs[name](epochs, env), env)
                     gaps[name] += between
+                    cpu_gaps[name] += cpu_between
                     walls[(name, epochs)].append(t)
-                    print(f"  [{i + 1}] {name:5s} {epochs} epoch(s): {t:6.2f} s", flush=True)
+                    cpus[(name, epochs)].append(cpu)
+                    print(f"  [{i + 1}] {name:5s} {epochs} epoch(s): {t:6.2f} s  ({cpu:6.2f} CPU s)", flush=True)
     med = {k: statistics.median(v) for k, v in walls.items()}
     best = {k: min(v) for k, v in walls.items()}
     # per alternation: the per-epoch ratio and the fixed overhead from that alternation's four runs
@@ -103,6 +123,15 @@ def main() -> None:
           f"  (target <= 1.05)")
     print(f"steady-state epoch (median time between epoch lines): bare {steady['bare']:.3f} s   "
           f"dlexp {steady['dlexp']:.3f} s   ratio {steady['dlexp'] / steady['bare']:.3f}  (target <= 1.05)")
+    cmed = {k: statistics.median(v) for k, v in cpus.items()}
+    cpu_epoch = {n: (cmed[(n, hi)] - cmed[(n, lo)]) / (hi - lo) for n in runs}
+    csteady = {n: statistics.median(g) for n, g in cpu_gaps.items()}
+    print(f"CPU seconds of the command's own process (not stretched by the load; dlexp's tracking process, "
+          f"which runs beside it, not counted): per epoch from whole runs bare {cpu_epoch['bare']:.3f}   "
+          f"dlexp {cpu_epoch['dlexp']:.3f}   ratio {cpu_epoch['dlexp'] / cpu_epoch['bare']:.3f}; "
+          f"steady-state epoch bare {csteady['bare']:.3f}   dlexp {csteady['dlexp']:.3f}   "
+          f"ratio {csteady['dlexp'] / csteady['bare']:.3f}; {lo}-epoch run bare {cmed[('bare', lo)]:.2f}   "
+          f"dlexp {cmed[('dlexp', lo)]:.2f}   difference {cmed[('dlexp', lo)] - cmed[('bare', lo)]:.2f}")
     print(f"fixed overhead of a {lo}-epoch run: median {statistics.median(fixed):.2f} s; best-of "
           f"{best[('dlexp', lo)] - best[('bare', lo)]:.2f} s  (target <= 4 s)")
 
