@@ -285,21 +285,6 @@ def compare(
     render.compare(comparison)
 
 
-@contextlib.contextmanager
-def _stdout_to_stderr():
-    """stdout to stderr for this process and the processes it starts (a launcher's workers write to fd 1)."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 @friendly
 def curve(
