@@ -3,7 +3,7 @@
 joblib <= 0.7x basic on 2 cores).
 
 Each command is `dlexp curve --points 4` over data.n_train (5,000 .. 40,000 rows of the synthetic source,
-MLP [128,128], 2 epochs), with `hydra/launcher=joblib hydra.launcher.n_jobs=2` added for joblib. Both use
+MLP [512,512], 10 epochs), with `hydra/launcher=joblib hydra.launcher.n_jobs=2` added for joblib. Both use
 the same torch thread count (--threads, default 1: on a machine shared with other work, more threads than
 free cores make every process spin).
 
@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-CURVE = ["curve", "--points", "4", "data.n_train=40000", "model.hidden=[128,128]", "trainer.max_epochs=2",
+CURVE = ["curve", "--points", "4", "data.n_train=40000", "model.hidden=[512,512]", "trainer.max_epochs=10",
          "trainer.accelerator=cpu"]
 LAUNCHERS = {"basic": [], "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]}
 
@@ -53,7 +53,7 @@ def main() -> None:
                 times[name].append(t)
                 print(f"  [{i + 1}] {name:6s} {t:6.1f} s", flush=True)
     ratios = [j / b for b, j in zip(times["basic"], times["joblib"])]
-    print(f"\n4-point curve (5,000 .. 40,000 rows, MLP [128,128], 2 epochs); {args.repeat} alternations, "
+    print(f"\n4-point curve (5,000 .. 40,000 rows, MLP [512,512], 10 epochs); {args.repeat} alternations, "
           f"{os.cpu_count()} cores, {args.threads} torch thread(s) per process, load average now "
           f"{os.getloadavg()[0]:.1f}")
     print(f"wall (median): basic {statistics.median(times['basic']):.1f} s   "
