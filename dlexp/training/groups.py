@@ -91,13 +91,22 @@ class Parent:
             pass
 
 
-def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, what: str) -> list[Report]:
+def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, what: str,
+               own_tags: list[dict] | None = None) -> list[Report]:
     """Each point's overrides (after `overrides`) as one job list through the configured Hydra launcher;
-    their reports in point order. Failed points: the first Ctrl-C / SIGTERM is raised as it was, other
-    failures as one error naming every failed point and why."""
+    their reports in point order. `tags` go on every point's run, `own_tags[i]` on point i's (its name,
+    its seed or size), set once the jobs are back. Failed points: the first Ctrl-C / SIGTERM is raised as
+    it was, other failures as one error naming every failed point and why."""
     from dlexp.training import launch
 
     results = launch.run_jobs(list(overrides), jobs=points, tags=tags)
+    if own_tags and any(r.run_id for r in results):
+        from dlexp.tracking.process import client
+
+        c = client(store_uri(compose(list(overrides)).tracking.uri))
+        for r, extra in zip(results, own_tags):
+            for key, value in (extra.items() if r.run_id else ()):
+                c.set_tag(r.run_id, key, value)
     failed = [(p, r) for p, r in zip(points, results) if not r.ok]
     if len(results) != len(points):
         raise DlexpError(f"{len(points) - len(results)} of {len(points)} {what}s returned no result "
@@ -150,7 +159,9 @@ def seed_group(spec: str, overrides: list[str], *, echo=print, tags: dict | None
         echo(f"dlexp: {len(seeds)} seed runs (seed={','.join(map(str, seeds))}) under parent run {parent.run_id}")
         sys.stdout.flush()  # before the jobs' own lines (a launcher's workers write to the same stdout)
         children = run_points(overrides, [[f"seed={s}"] for s in seeds], tags={PARENT: parent.run_id},
-                              what="seed run")
+                              what="seed run",
+                              own_tags=[{"dlexp.seed": str(s), "mlflow.runName": f"seed {i} of {len(seeds)}"}
+                                        for i, s in enumerate(seeds, 1)])
         config_overrides = [o for o in overrides if not _is_hydra_arg(o)]
         report = pool(children, seeds, cfg, config_overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
         parent.finish(report, tags={"dlexp.kind": "seeds"})
@@ -249,7 +260,10 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
              f"under parent run {parent.run_id}")
         sys.stdout.flush()
         reports = run_points(overrides, [extra for _, extra, _ in grid],
-                             tags={PARENT: parent.run_id, "dlexp.curve.axis": axis}, what="curve point")
+                             tags={PARENT: parent.run_id, "dlexp.curve.axis": axis}, what="curve point",
+                             own_tags=[{"dlexp.curve.size": str(size),
+                                        "mlflow.runName": f"point {i} of {len(grid)} · {' '.join(extra)}"}
+                                       for i, (size, extra, _) in enumerate(grid, 1)])
         results = [(size, extra, key, report) for (size, extra, key), report in zip(grid, reports)]
         tolerance = cfg.diagnosis.tolerance
         dev = [r.diagnosis.errors.dev for *_, r in results]

@@ -90,8 +90,7 @@ def test_a_seed_group_through_joblib_with_a_failing_seed_exits_non_zero_naming_i
     assert "Traceback" not in result.stderr
     from dlexp.tracking import runs as tracking_runs
 
-    listed = {r["run_name"]: r for r in tracking_runs.list_runs(None)}
-    parent = listed["2 seeds"]
+    parent = next(r for r in tracking_runs.list_runs(None) if r["run_name"].endswith("2 seeds"))
     assert parent["status"] == "FAILED"
     children = tracking_runs.child_runs(None, parent["run_id"])
     assert sorted(c["status"] for c in children) == ["FAILED", "FINISHED"]
