@@ -314,9 +314,7 @@ def curve(
     from dlexp.training.groups import curve as run_curve
 
     if as_json:
-        import contextlib
-
-        with contextlib.redirect_stdout(sys.stderr):  # the runs' own lines must not mix with the JSON
+        with _stdout_to_stderr():  # the runs' own lines must not mix with the JSON
             result = run_curve(list(overrides or []), points=points, fractions=frac, axis=axis)
         typer.echo(json.dumps(result, indent=2))
         return

@@ -293,6 +293,7 @@ class TrainerConfig:
     deterministic: Optional[bool] = None
     benchmark: Optional[bool] = None
     enable_progress_bar: Optional[bool] = None  # None: a progress bar on a terminal, plain lines otherwise
+    steps_per_call: Optional[int] = None  # optimizer steps per training_step call; None: ~4096 rows, at most 32
 
 
 @dataclass
@@ -365,7 +366,7 @@ def check(cfg) -> None:
     def get(key):
         return OmegaConf.select(cfg, key)
 
-    positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr"]
+    positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr", "trainer.steps_per_call"]
     positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes",
                                        "seq_len", "vocab", "min_split_rows", "image_size",
                                        "vocab_size", "max_length")]

@@ -17,33 +17,46 @@ class Batches:
     A DataLoader over a TensorDataset collates sample by sample; slicing a shuffled index costs one gather
     per step. Each epoch draws a fresh permutation from (seed, epoch), so every DDP rank sees the same
     order and takes its own stride of it. `epoch` and `position` read the trainer's own progress (the epoch
-    under way, the batches of it already trained), so the order survives a resume: `state_dict` /
+    under way, the items of it already trained), so the order survives a resume: `state_dict` /
     `load_state_dict` make this a resumable loader for Lightning, which restores mid-epoch exactly.
     `augment` (images): each shuffled batch is warped at random (dlexp/models/augment.py), on the device.
+
+    `steps` > 1 (shuffled loaders): each item holds `steps` consecutive mini-batches (one gather), which
+    `Classifier.training_step` trains as `steps` optimizer steps, so that Lightning's fixed cost per
+    `training_step` call is spread over that many steps. `position` in the state counts mini-batches, so a
+    checkpoint means the same place whatever `steps` was. `limit`: train on the first `limit` mini-batches
+    of each epoch only (`trainer.limit_train_batches` as a count).
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool,
                  seed: int = 0, rank: int = 0, world_size: int = 1,
                  epoch: Callable[[], int] | None = None, position: Callable[[], int] | None = None,
-                 augment: dict | None = None):
+                 augment: dict | None = None, steps: int = 1, limit: int | None = None):
         self.x, self.y, self.batch_size = x, y, batch_size
         self.augment = augment
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
+        self.steps = max(1, int(steps)) if shuffle else 1
+        self.limit = limit
         self._epoch_fn, self._position_fn = epoch, position
         self.epoch = 0          # the epoch whose permutation the next iteration draws
-        self._skip = 0          # batches of that epoch already trained before a resume
+        self._skip = 0          # mini-batches of that epoch already trained before a resume
 
     def _local(self) -> int:
         if self.shuffle and self.world_size > 1:  # DDP: every rank takes as many batches (see __iter__)
             return len(self.y) // self.world_size
         return len(range(self.rank, len(self.y), self.world_size))
 
+    def batches(self) -> int:
+        """Mini-batches (optimizer steps) in one epoch."""
+        n = math.ceil(self._local() / self.batch_size)
+        return n if self.limit is None else min(n, self.limit)
+
     def __len__(self) -> int:
-        return math.ceil(self._local() / self.batch_size)
+        return math.ceil(self.batches() / self.steps)
 
     def state_dict(self) -> dict:
         return {"epoch": self.epoch - 1 if self._epoch_fn is None else self._epoch_fn(),
-                "position": self._position_fn() if self._position_fn else 0}
+                "position": min(self.batches(), self.steps * self._position_fn()) if self._position_fn else 0}
 
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self._skip = int(state["epoch"]), int(state["position"])
@@ -58,15 +71,16 @@ class Batches:
             # under DDP each rank takes its stride of the first n - n % world_size: equal batch counts, so
             # no rank waits in a gradient sync that another never joins (the few left over vary by epoch)
             index = torch.randperm(n, generator=g)[:n - n % self.world_size][self.rank::self.world_size]
-            index = index.to(self.x.device)
+            index = index[:self.batches() * self.batch_size].to(self.x.device)
             self.epoch += 1
             warp = None
             if self.augment:
                 from dlexp.models.augment import random_affine
 
                 warp = torch.Generator().manual_seed(g.initial_seed() + 7919 * (self.rank + 1))
-            for i in range(skip * self.batch_size, len(index), self.batch_size):
-                rows = index[i:i + self.batch_size]
+            chunk = self.steps * self.batch_size
+            for i in range(skip * self.batch_size, len(index), chunk):
+                rows = index[i:i + chunk]
                 x = self.x[rows]
                 yield (x if warp is None else random_affine(x, warp, **self.augment)), self.y[rows]
         else:
@@ -77,9 +91,11 @@ class Batches:
 class InMemoryData(L.LightningDataModule):
     """Hands Lightning the training and dev splits as on-device `Batches`; tensors move to the device once."""
 
-    def __init__(self, splits, *, batch_size: int, seed: int, eval_batch_size: int = 4096):
+    def __init__(self, splits, *, batch_size: int, seed: int, eval_batch_size: int = 4096, steps: int = 1,
+                 limit: int | None = None):
         super().__init__()
         self.splits, self.batch_size, self.seed, self.eval_batch_size = splits, batch_size, seed, eval_batch_size
+        self.steps, self.limit = steps, limit
 
     def _tensors(self, split):
         device = self.trainer.strategy.root_device
@@ -92,7 +108,8 @@ class InMemoryData(L.LightningDataModule):
                        rank=trainer.global_rank, world_size=trainer.world_size,
                        epoch=lambda: trainer.current_epoch,
                        position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
-                       augment=dict(self.splits.augment) if self.splits.augment else None)
+                       augment=dict(self.splits.augment) if self.splits.augment else None,
+                       steps=self.steps, limit=self.limit)
 
     def val_dataloader(self):
         x, y = self._tensors(self.splits.dev)
@@ -146,18 +163,25 @@ class Classifier(L.LightningModule):
     Lightning's automatic optimization wraps each step in a closure and hook calls that cost ~45% of the
     step time on small models; the manual step below does what a bare PyTorch loop does, while Lightning
     still owns devices, precision, strategies, checkpoints and callbacks.
+
+    One `training_step` call trains `step_size`-row mini-batches one after another over the rows it is
+    given (several consecutive mini-batches from `Batches(steps=...)`): one optimizer step each, through
+    Lightning's optimizer wrapper, so the global step, `max_steps`, precision and checkpoints count
+    optimizer steps as usual, while Lightning's own loop runs once per call.
     """
 
     def __init__(self, net: nn.Module, optimizer: dict, config: dict | None = None,
-                 objective: Objective | None = None):
+                 objective: Objective | None = None, step_size: int | None = None):
         super().__init__()
         self.net = net
         self.objective = objective or Objective()
         self.optimizer_cfg = dict(optimizer)
+        self.step_size = step_size  # rows per optimizer step; None: the whole batch
         self.automatic_optimization = False
         self.save_hyperparameters({"config": config or {}, "optimizer": self.optimizer_cfg})
         self.diverged_at: int | None = None
         self._check_every = 1
+        self._steps_done = 0
 
     def forward(self, x):
         return self.net(x)
@@ -194,19 +218,26 @@ class Classifier(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.objective.loss(self.net(x), y)
-        self.loss_sum += loss.detach()
-        self.loss_steps += 1
-        if batch_idx % self._check_every == 0 and not torch.isfinite(self.loss_sum):
-            self.diverged_at = self.global_step
-            self.trainer.should_stop = True
-            return None
         opt = self.optimizers()
-        opt.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.optimizer_cfg.get("grad_clip"):
-            self.clip_gradients(opt, gradient_clip_val=self.optimizer_cfg["grad_clip"], gradient_clip_algorithm="norm")
-        opt.step()
+        size = self.step_size or len(y)
+        clip = self.optimizer_cfg.get("grad_clip")
+        max_steps = self.trainer.max_steps
+        for i in range(0, len(y), size):
+            loss = self.objective.loss(self.net(x[i:i + size]), y[i:i + size])
+            self.loss_sum += loss.detach()
+            self.loss_steps += 1
+            self._steps_done += 1
+            if self._steps_done % self._check_every == 0 and not torch.isfinite(self.loss_sum):
+                self.diverged_at = self.global_step
+                self.trainer.should_stop = True
+                return None
+            opt.zero_grad(set_to_none=True)
+            self.manual_backward(loss)
+            if clip:
+                self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            opt.step()
+            if 0 < max_steps <= self.global_step:
+                break
         return None
 
     def train_loss(self) -> float:

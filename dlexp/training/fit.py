@@ -7,6 +7,7 @@ load it.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import signal
@@ -173,10 +174,32 @@ class StopOnSignal(Callback):
             self.saved = str(self.last_path)
 
 
-def _trainer_kwargs(cfg: DictConfig) -> dict:
+# rows that one `training_step` call trains by default (several optimizer steps), and the most steps per call
+ROWS_PER_CALL, MAX_STEPS_PER_CALL = 4096, 32
+
+
+def steps_per_call(cfg: DictConfig) -> int:
+    """Optimizer steps per `training_step` call: `trainer.steps_per_call`, or enough mini-batches for
+    ~4096 rows (at most 32), so Lightning's fixed cost per call (its loop, hooks, signal check) is spread."""
+    given = cfg.trainer.get("steps_per_call")
+    if given:
+        return int(given)
+    return max(1, min(MAX_STEPS_PER_CALL, ROWS_PER_CALL // max(1, int(cfg.data.batch_size))))
+
+
+def _trainer_kwargs(cfg: DictConfig, steps: int) -> tuple[dict, int | None]:
+    """Lightning's Trainer options, and `limit_train_batches` as a count of mini-batches (None: not a count).
+
+    A count is applied by `Batches` (mini-batches), and handed to Lightning in `training_step` calls."""
     kwargs = {k: v for k, v in OmegaConf.to_container(cfg.trainer).items() if v is not None}
     kwargs.pop("enable_progress_bar", None)
-    return kwargs
+    kwargs.pop("steps_per_call", None)
+    limit = kwargs.get("limit_train_batches")
+    count = None
+    if limit is not None and float(limit) > 1:
+        count = int(limit)
+        kwargs["limit_train_batches"] = math.ceil(count / steps)
+    return kwargs, count
 
 
 def start_from(net: torch.nn.Module, cfg: DictConfig, splits: Splits, init: dict) -> dict:
@@ -216,8 +239,11 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # plain dicts: weights_only loads it
     if (config.get("tracking") or {}).get("uri"):
         config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
-    module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits))
-    data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed)
+    module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
+                        step_size=cfg.data.batch_size)
+    steps = steps_per_call(cfg)
+    trainer_kwargs, limit = _trainer_kwargs(cfg, steps)
+    data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
 
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
@@ -241,16 +267,22 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
 
         callbacks.append(RichProgressBar(leave=True))
 
-    trainer = L.Trainer(
-        **_trainer_kwargs(cfg),
-        callbacks=callbacks,
-        logger=False,                 # dlexp's tracking process logs to MLflow, off the training thread
-        enable_progress_bar=show_bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=workdir,
-        plugins=[SafeCheckpointIO()],
-    )
+    with warnings.catch_warnings():  # replaced by dlexp's own line below
+        warnings.filterwarnings("ignore", ".*AMP with fp16 is not supported on CPU.*")
+        trainer = L.Trainer(
+            **trainer_kwargs,
+            callbacks=callbacks,
+            logger=False,                 # dlexp's tracking process logs to MLflow, off the training thread
+            enable_progress_bar=show_bar,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=workdir,
+            plugins=[SafeCheckpointIO()],
+        )
+    asked = str(cfg.trainer.precision or "")
+    if asked.startswith("16") and str(trainer.precision).startswith("bf16"):
+        print(f"dlexp: note: trainer.precision={asked} needs a GPU (no float16 autocast on CPU); this run trains "
+              f"in {trainer.precision} instead", file=sys.stderr, flush=True)
     from dlexp.training import ddp
 
     ddp.attach(trainer, config=config, splits=splits, workdir=workdir, resume_from=resume_from)

@@ -1,10 +1,12 @@
 """Groups of runs under one MLflow parent run: seed groups (`dlexp train seeds=3`) and learning curves
 (`dlexp curve`).
 
-Each point composes the config the way the app does (Hydra's compose API, the same config module and
-schemas as `dlexp train`), adds its own override (seed=..., data.n_train=..., model.hidden=...), and
-calls `training.run.train`, tagged with mlflow.parentRunId. The parent run gets the pooled (seeds) or the
-reference (curve) diagnosis, so `dlexp diagnose PARENT` and `dlexp report PARENT` work on the group.
+The points of a group (one per seed, one per size) are one job list through Hydra's launcher
+(`training.launch.run_jobs`), as `dlexp train -m` sweeps are: `hydra/launcher=joblib
+hydra.launcher.n_jobs=2` runs them in parallel. Each point is a child run tagged with mlflow.parentRunId;
+the parent run gets the pooled (seeds) or the reference (curve) diagnosis, so `dlexp diagnose PARENT` and
+`dlexp report PARENT` work on the group. A point that fails ends the group FAILED and the command non-zero,
+naming the failed points.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import math
 import re
 import statistics
+import sys
 import time
 import uuid
 
@@ -28,15 +31,22 @@ from dlexp.tracking.store import runs_dir, store_uri
 PARENT = "mlflow.parentRunId"
 
 
+def _is_hydra_arg(arg: str) -> bool:
+    """Hydra's own settings (launcher, sweep folders) and flags: for the launch, not for the job's config."""
+    return arg.startswith("-") or arg.lstrip("+~").startswith(("hydra/", "hydra.", "hydra="))
+
+
 def compose(overrides: list[str]) -> DictConfig:
-    """The config `dlexp train OVERRIDES` would run, composed with Hydra's compose API."""
+    """The config `dlexp train OVERRIDES` would run, composed with Hydra's compose API (Hydra's own
+    settings, such as hydra/launcher=joblib, are left to the launch)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
+    configs.register()  # the structured-config schemas the config files extend
     GlobalHydra.instance().clear()
     with initialize_config_module("dlexp.configs", version_base="1.3"):
-        cfg = hydra_compose("config", overrides=list(overrides))
+        cfg = hydra_compose("config", overrides=[o for o in overrides if not _is_hydra_arg(o)])
     configs.check(cfg)
     return cfg
 
@@ -47,7 +57,9 @@ class Parent:
     def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str, *, tags: dict | None = None):
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
-        safe = training_run._without_secrets(plain)
+        from dlexp.training.run import _without_secrets
+
+        safe = _without_secrets(plain)
         self.recorder = Recorder(
             {
                 "uri": store_uri(cfg.tracking.uri),
@@ -77,6 +89,39 @@ class Parent:
             self.recorder.finish(status, tags={"dlexp.error": f"{type(exc).__name__}: {exc}"[:5000]})
         except DlexpError:
             pass
+
+
+def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, what: str,
+               own_tags: list[dict] | None = None) -> list[Report]:
+    """Each point's overrides (after `overrides`) as one job list through the configured Hydra launcher;
+    their reports in point order. `tags` go on every point's run, `own_tags[i]` on point i's (its name,
+    its seed or size), set once the jobs are back. Failed points: the first Ctrl-C / SIGTERM is raised as
+    it was, other failures as one error naming every failed point and why."""
+    from dlexp.training import launch
+
+    results = launch.run_jobs(list(overrides), jobs=points, tags=tags)
+    if own_tags and any(r.run_id for r in results):
+        from dlexp.tracking.process import client
+
+        c = client(store_uri(compose(list(overrides)).tracking.uri))
+        for r, extra in zip(results, own_tags):
+            for key, value in (extra.items() if r.run_id else ()):
+                c.set_tag(r.run_id, key, value)
+    failed = [(p, r) for p, r in zip(points, results) if not r.ok]
+    if len(results) != len(points):
+        raise DlexpError(f"{len(points) - len(results)} of {len(points)} {what}s returned no result "
+                         "(their job never ran or its process died); see the lines above")
+    if failed:
+        from dlexp.training.signals import Interrupted
+
+        interrupted = next((r.exc for _, r in failed if isinstance(r.exc, Interrupted)), None)
+        if interrupted is not None:
+            raise interrupted
+        err = DlexpError(f"{len(failed)} of {len(points)} {what}s failed: "
+                         + "; ".join(f"{' '.join(p)}: {r.error}" for p, r in failed))
+        err.exit_code = max(getattr(r.exc, "exit_code", 1) for _, r in failed)
+        raise err
+    return [r.report for r in results]
 
 
 # ------------------------------------------------------------------------------------------ seeds
@@ -111,15 +156,14 @@ def seed_group(spec: str, overrides: list[str], *, echo=print, tags: dict | None
     seeds = parse_seeds(spec, int(cfg.seed))
     parent = Parent(cfg, overrides, "seeds", f"{len(seeds)} seeds", tags=tags)
     try:
-        children = []
-        for s in seeds:
-            child_overrides = overrides + [f"seed={s}"]
-            echo(f"dlexp: seed {s} ({len(children) + 1}/{len(seeds)}) under parent run {parent.run_id}")
-            report = training_run.train(compose(child_overrides), child_overrides,
-                                      tags={PARENT: parent.run_id, "dlexp.seed": str(s),
-                                            "mlflow.runName": f"seed {len(children) + 1} of {len(seeds)}"})
-            children.append(report)
-        report = pool(children, seeds, cfg, overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
+        echo(f"dlexp: {len(seeds)} seed runs (seed={','.join(map(str, seeds))}) under parent run {parent.run_id}")
+        sys.stdout.flush()  # before the jobs' own lines (a launcher's workers write to the same stdout)
+        children = run_points(overrides, [[f"seed={s}"] for s in seeds], tags={PARENT: parent.run_id},
+                              what="seed run",
+                              own_tags=[{"dlexp.seed": str(s), "mlflow.runName": f"seed {i} of {len(seeds)}"}
+                                        for i, s in enumerate(seeds, 1)])
+        config_overrides = [o for o in overrides if not _is_hydra_arg(o)]
+        report = pool(children, seeds, cfg, config_overrides + [f"seeds={spec}"], parent.run_id, parent.plain)
         parent.finish(report, tags={"dlexp.kind": "seeds"})
         return report
     except BaseException as exc:
@@ -212,15 +256,15 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         grid = list({size: (size, o, f) for size, o, f in grid}.values())  # distinct widths only
     parent = Parent(cfg, overrides, "curve", f"curve over {axis}")
     try:
-        results = []
-        for i, (size, extra, key) in enumerate(grid, 1):
-            child_overrides = overrides + extra
-            echo(f"dlexp: curve point {i}/{len(grid)}: {' '.join(extra)} (parent run {parent.run_id})")
-            report = training_run.train(compose(child_overrides), child_overrides,
-                                      tags={PARENT: parent.run_id, "dlexp.curve.axis": axis,
-                                            "dlexp.curve.size": str(size),
-                                            "mlflow.runName": f"point {i} of {len(grid)} · {' '.join(extra)}"})
-            results.append((size, extra, key, report))
+        echo(f"dlexp: {len(grid)} curve points ({', '.join(' '.join(extra) for _, extra, _ in grid)}) "
+             f"under parent run {parent.run_id}")
+        sys.stdout.flush()
+        reports = run_points(overrides, [extra for _, extra, _ in grid],
+                             tags={PARENT: parent.run_id, "dlexp.curve.axis": axis}, what="curve point",
+                             own_tags=[{"dlexp.curve.size": str(size),
+                                        "mlflow.runName": f"point {i} of {len(grid)} · {' '.join(extra)}"}
+                                       for i, (size, extra, _) in enumerate(grid, 1)])
+        results = [(size, extra, key, report) for (size, extra, key), report in zip(grid, reports)]
         tolerance = cfg.diagnosis.tolerance
         dev = [r.diagnosis.errors.dev for *_, r in results]
         train_err = [r.diagnosis.errors.train for *_, r in results]
