@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -61,6 +62,34 @@ def run_dlexp(*args: str, cwd=None, timeout: float = 300) -> subprocess.Complete
 @pytest.fixture
 def dlexp_proc():
     return run_dlexp
+
+
+HEAVY = ("torch", "pytorch_lightning", "lightning_fabric", "mlflow", "sklearn", "matplotlib")
+_PROBE = """
+import json, sys
+from dlexp.cli import main
+heavy = json.loads(sys.argv[2])
+sys.argv = ["dlexp", *json.loads(sys.argv[1])]
+code = 0
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+print("\\nPROBE " + json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
+"""
+
+
+def probe_imports(*args: str) -> dict:
+    """`dlexp ARGS` in a fresh process: its exit code, which of HEAVY it imported, its stdout and stderr."""
+    proc = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(args), json.dumps(HEAVY)], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))
+    return dict(json.loads(line[len("PROBE "):]), stdout=proc.stdout, stderr=proc.stderr)
+
+
+@pytest.fixture
+def import_probe():
+    return probe_imports
 
 
 # ------------------------------------------------------------------- one PostgreSQL and one MLflow server

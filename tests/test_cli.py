@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -213,37 +212,16 @@ def test_debug_shows_the_traceback(runs_dir, dlexp_proc, monkeypatch):
 
 # --------------------------------------------------------------------------------- what gets imported
 
-PROBE = """
-import json, sys
-from dlexp.cli import main
-sys.argv = ["dlexp", *json.loads(sys.argv[1])]
-code = 0
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-heavy = ("torch", "pytorch_lightning", "lightning_fabric", "mlflow", "sklearn", "matplotlib")
-print("\\nPROBE " + json.dumps({"code": code, "loaded": [m for m in heavy if m in sys.modules]}))
-"""
-
-
-def probe(args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(args)], capture_output=True, text=True,
-                          timeout=120, env=dict(os.environ))
-    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))
-    return json.loads(line[len("PROBE "):])
-
-
-def test_help_imports_no_heavy_library(runs_dir):
-    result = probe(["--help"])
+def test_help_imports_no_heavy_library(runs_dir, import_probe):
+    result = import_probe("--help")
     assert result["code"] in (0, None)
     assert result["loaded"] == []
 
 
-def test_what_if_diagnose_imports_neither_torch_nor_lightning(runs_dir):
-    result = probe(WHAT_IF)
+def test_what_if_diagnose_imports_neither_torch_nor_lightning(runs_dir, import_probe):
+    result = import_probe(*WHAT_IF)
     assert result["code"] in (0, None)
     assert "torch" not in result["loaded"] and "pytorch_lightning" not in result["loaded"]
     assert result["loaded"] == []  # nor MLflow, scikit-learn or matplotlib
-    result = probe([*WHAT_IF, "--json"])
+    result = import_probe(*WHAT_IF, "--json")
     assert result["code"] in (0, None) and result["loaded"] == []

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -155,26 +152,11 @@ def test_compare_b_alone_uses_the_run_it_follows(store):
     assert (doc["a"], doc["b"]) == (store["small"], store["large"])
 
 
-PROBE = """
-import json, sys
-from dlexp.cli import main
-sys.argv = ["dlexp", *json.loads(sys.argv[1])]
-code = 0
-try:
-    main()
-except SystemExit as exc:
-    code = exc.code
-heavy = [m for m in ("torch", "pytorch_lightning", "lightning_fabric") if m in sys.modules]
-print("\\nPROBE " + json.dumps({"code": code, "heavy": heavy}))
-"""
-
-
-def test_compare_as_a_process_imports_neither_torch_nor_lightning(store):
-    proc = subprocess.run([sys.executable, "-c", PROBE, json.dumps(["compare", store["small"], store["large"]])],
-                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
-    result = json.loads(next(ln for ln in proc.stdout.splitlines() if ln.startswith("PROBE "))[len("PROBE "):])
-    assert result == {"code": 0, "heavy": []}, proc.stderr
-    assert "dlexp compare · B " in proc.stdout
+def test_compare_as_a_process_imports_neither_torch_nor_lightning(store, import_probe):
+    result = import_probe("compare", store["small"], store["large"])
+    assert result["code"] == 0, result["stderr"]
+    assert not {"torch", "pytorch_lightning", "lightning_fabric"} & set(result["loaded"])
+    assert "dlexp compare · B " in result["stdout"]
 
 
 def test_compare_has_help():
