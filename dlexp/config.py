@@ -37,13 +37,19 @@ class SyntheticData:
 
 
 @dataclass
-class DigitsData:
-    name: str = "digits"
-    n_train: Optional[int] = None
+class CarvedSplits:
+    """What sources share that carve train-dev, dev and test out of one set of examples, by fraction."""
+
+    n_train: Optional[int] = None            # cap on training examples; None: all that remain
     train_dev_fraction: float = 0.1
     dev_fraction: float = 0.15
     test_fraction: float = 0.15
     batch_size: int = 64
+
+
+@dataclass
+class DigitsData(CarvedSplits):
+    name: str = "digits"
 
 
 class Task(str, Enum):
@@ -103,16 +109,11 @@ class SqlData(TabularOptions):
 
 
 @dataclass
-class NpzData:
+class NpzData(CarvedSplits):
     name: str = "npz"
     path: str = MISSING                      # .npz with X (N x C x H x W, or N x H x W) and y (N,)
     x_key: str = "X"
     y_key: str = "y"
-    n_train: Optional[int] = None
-    train_dev_fraction: float = 0.1
-    dev_fraction: float = 0.15
-    test_fraction: float = 0.15
-    batch_size: int = 64
 
 
 @dataclass
@@ -134,7 +135,7 @@ class Color(str, Enum):
 
 
 @dataclass
-class ImagesData:
+class ImagesData(CarvedSplits):
     name: str = "images"
     path: str = MISSING                      # a folder with one sub-folder of PNG/JPEG images per class
     dev_path: Optional[str] = None           # the same layout, from the serving distribution
@@ -142,11 +143,6 @@ class ImagesData:
     image_size: int = 32                     # every image is resized to image_size x image_size
     color: Color = Color.rgb
     augment: bool = False                    # random crops, flips, small rotations of training batches
-    n_train: Optional[int] = None
-    train_dev_fraction: float = 0.1
-    dev_fraction: float = 0.15
-    test_fraction: float = 0.15
-    batch_size: int = 64
 
 
 class TextTask(str, Enum):
@@ -160,7 +156,7 @@ class TokenizerKind(str, Enum):
 
 
 @dataclass
-class TextData:
+class TextData(CarvedSplits):
     name: str = "text"
     path: str = MISSING                      # .csv/.tsv/.jsonl (or .txt of one text per line for task=lm)
     dev_path: Optional[str] = None
@@ -174,11 +170,6 @@ class TextData:
     max_length: int = 64                     # tokens per text, [BOS] and [EOS] included
     tokenizer_path: Optional[str] = None     # reuse a saved tokenizer.json (model.init_from sets it)
     unlabelled_path: Optional[str] = None    # unlabelled text to pre-train on (the diagnosis proposes it)
-    n_train: Optional[int] = None
-    train_dev_fraction: float = 0.1
-    dev_fraction: float = 0.15
-    test_fraction: float = 0.15
-    batch_size: int = 64
 
 
 # --------------------------------------------------------------------------------------------- model
