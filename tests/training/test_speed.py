@@ -56,6 +56,33 @@ def test_steps_per_call_trains_the_same_model(runs_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_plain_steps_skip_lightnings_wrappers_and_train_the_same_model(runs_dir, tmp_path):
+    """On one device in full precision, backward and the optimizer step run as in a bare loop; with gradient
+    clipping (here a bound no gradient reaches) or mixed precision they go through Lightning's wrappers. Both
+    give the same weights, and global_step counts the same optimizer steps."""
+    from dlexp.training import fit
+
+    seen = []
+    original = fit.Classifier._plain_steps
+
+    def spy(self, opt):
+        seen.append(original(self, opt))
+        return seen[-1]
+
+    fit.Classifier._plain_steps = spy
+    try:
+        plain = _fit(tmp_path, [])
+        wrapped = _fit(tmp_path, ["optimizer.grad_clip=1e9"])
+        _fit(tmp_path, ["trainer.precision=bf16-mixed", "trainer.max_epochs=1"])
+    finally:
+        fit.Classifier._plain_steps = original
+    assert seen == [True, False, False]
+    assert plain.errors == wrapped.errors
+    assert [r["step"] for r in plain.history] == [r["step"] for r in wrapped.history] == [19, 38]
+    assert [r["train_loss"] for r in plain.history] == pytest.approx([r["train_loss"] for r in wrapped.history])
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_mixed_precision_on_cpu(runs_dir, tmp_path, capsys, precision):
     """bf16-mixed trains on CPU; 16-mixed has no CPU kernels: one line says so, and the run trains in bf16."""
