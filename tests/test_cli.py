@@ -218,6 +218,17 @@ def test_help_imports_no_heavy_library(runs_dir, import_probe):
     assert result["loaded"] == []
 
 
+@pytest.mark.slow
+def test_training_process_leaves_mlflow_to_the_tracking_process(runs_dir, import_probe):
+    """A run that overfits (variance: the diagnosis then looks for runs to start from) trains with torch and
+    Lightning, while MLflow loads only in its tracking process."""
+    result = import_probe("train", "data.n_train=64", "data.n_train_dev=200", "data.n_dev=200", "data.n_test=200",
+                          "model.hidden=[128,128]", "trainer.max_epochs=40", "data.batch_size=32")
+    assert result["code"] in (0, None), result["stderr"][-2000:]
+    assert "variance" in result["stdout"], result["stdout"]
+    assert {"torch", "pytorch_lightning"} <= set(result["loaded"]) and "mlflow" not in result["loaded"]
+
+
 def test_what_if_diagnose_imports_neither_torch_nor_lightning(runs_dir, import_probe):
     result = import_probe(*WHAT_IF)
     assert result["code"] in (0, None)

@@ -192,7 +192,8 @@ class Session:
     """One run being written: the state of the tracking process."""
 
     def __init__(self, msg: dict):
-        self.client = _Retrying(client(msg.get("uri"), create=True))
+        self.uri = msg.get("uri")
+        self.client = _Retrying(client(self.uri, create=True))
         tags = dict(msg.get("tags", {}))
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
         params = {k: str(v)[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
@@ -290,7 +291,7 @@ def _finite(v) -> bool:
 
 
 def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
-    """Read JSON lines: start, epoch..., finish. Reply to start and finish with one JSON line each."""
+    """Read JSON lines: start, epoch..., finish. Reply to start, compatible and finish with one JSON line each."""
 
     def reply(obj):
         stdout.write(json.dumps(obj) + "\n")
@@ -309,6 +310,14 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                 continue
             elif op == "epoch":
                 session.epoch(msg)
+            elif op == "compatible":  # runs whose weights this run could start from (see transfer.py)
+                from dlexp.tracking.transfer import compatible_runs
+
+                try:
+                    runs = compatible_runs(session.uri, msg["config"], exclude=session.run_id)
+                except Exception:  # a suggestion is never worth failing a finished run for
+                    runs = []
+                reply({"runs": runs})
             elif op == "finish":
                 session.finish(msg)
                 reply({"ok": True})

@@ -75,6 +75,13 @@ class Recorder:
         _ = self.run_id  # surfaces a store problem after the first epoch, not after the last
         self._send({"op": "epoch", "epoch": row["epoch"], "row": row})
 
+    def compatible_runs(self, config: dict) -> list[dict]:
+        """Finished runs in the store whose weights this run's network could start from (model.init_from),
+        looked up by the tracking process, which has MLflow loaded already."""
+        _ = self.run_id
+        self._send({"op": "compatible", "config": config})
+        return self._read().get("runs", [])
+
     def finish(self, status: str, **payload) -> None:
         """Log the final payload, end the run with `status` and wait until it is written."""
         if self.finished:

@@ -56,17 +56,24 @@ def source(uri: str | None, run_id: str, dest: Path) -> dict:
             "data": p.get("data.name"), "model": p.get("model.name")}
 
 
+def searches(config: dict) -> bool:
+    """Whether a run with this config looks for runs to start from: generated sources (synthetic, sequence)
+    and digits do not, since more of the same data is their remedy."""
+    return bool((config.get("model") or {}).get("name")) and \
+        (config.get("data") or {}).get("name") in ("text", "images", "table", "sql", "npz")
+
+
 def compatible_runs(uri: str | None, config: dict, *, exclude: str | None = None, limit: int = 200) -> list[dict]:
     """Finished runs whose weights fit this config's network: the same model family and shapes, the same
     kind of input (text runs bring their tokenizer; images of the same size and colour; other sources the
     same data source), trained on other data. Language-model runs first, then the newest.
     """
+    if not searches(config):
+        return []
     from dlexp.tracking.process import client
     from dlexp.tracking.store import flatten
 
     model, data = config.get("model") or {}, config.get("data") or {}
-    if not model.get("name") or data.get("name") not in ("text", "images", "table", "sql", "npz"):
-        return []  # generated sources (synthetic, sequence) and digits: more of the same data is the remedy
     c = client(uri)
     experiments = [e.experiment_id for e in c.search_experiments()]
     if not experiments:

@@ -97,7 +97,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
         actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
-                            pretrained=_pretrained_runs(uri, plain, recorder.run_id, diagnosis))
+                            pretrained=_pretrained_runs(recorder, plain, diagnosis))
         report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task,
                         metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
                         start=result.start)
@@ -152,16 +152,16 @@ def run_name(cfg: DictConfig, tags: dict) -> str:
     return f"{name} · {label(tags['dlexp.action'])}" if tags.get("dlexp.action") else name
 
 
-def _pretrained_runs(uri: str, plain: dict, run_id: str | None, diagnosis) -> list[dict]:
+def _pretrained_runs(recorder: Recorder, plain: dict, diagnosis) -> list[dict]:
     """Runs in the store this one could start from, looked up only when variance or data mismatch is a
-    problem (the diagnosis then proposes the first). A store that cannot answer proposes nothing."""
-    if not {"variance", "data_mismatch"} & set(diagnosis.problems):
-        return []
-    from dlexp.tracking.transfer import compatible_runs
+    problem (the diagnosis then proposes the first), by the tracking process (this one never loads MLflow)."""
+    from dlexp.tracking.transfer import searches
 
+    if not {"variance", "data_mismatch"} & set(diagnosis.problems) or not searches(plain):
+        return []
     try:
-        return compatible_runs(uri, plain, exclude=run_id)
-    except Exception:  # a suggestion is never worth failing a finished run for
+        return recorder.compatible_runs(plain)
+    except DlexpError:  # a suggestion is never worth failing a finished run for
         return []
 
 

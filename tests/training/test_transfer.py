@@ -141,3 +141,23 @@ def test_image_run_with_augmentation_and_a_corrupt_image(module_runs_dir, images
                                  "baseline.human_error=0.0", "tracking.run_name=corrupt"))
     assert line.startswith("dlexp: error: cannot read image") and "circle/7.png" in line
     assert named(module_runs_dir, "corrupt").info.status == "FAILED"
+
+
+def test_the_tracking_process_finds_runs_to_start_from(pretrained, tmp_path):
+    """A run with variance asks its tracking process (the training process never loads MLflow) which runs in
+    the store its network could start from: here the language model, pre-trained on other text."""
+    import yaml
+
+    from dlexp.tracking.recorder import Recorder
+
+    tuned = pretrained["tuned"]
+    config = yaml.safe_load(open(client(pretrained["runs"]).download_artifacts(tuned.info.run_id, "config.yaml",
+                                                                               str(tmp_path))))
+    recorder = Recorder({"uri": f"sqlite:///{pretrained['runs']}/mlflow.db", "experiment": "dlexp",
+                         "run_name": "asks", "params": {}, "tags": {}, "files": {}}, log_path=tmp_path / "t.log")
+    try:
+        found = recorder.compatible_runs(config)
+    finally:
+        recorder.finish("FINISHED")
+    assert [f["run_id"] for f in found] == [pretrained["lm"].info.run_id]
+    assert found[0]["task"] == "lm" and found[0]["path"] == str(pretrained["files"]["unlabelled"])
