@@ -27,6 +27,9 @@ def test_per_class_error_and_rising_classes():
     assert summary["rising"][0]["class"] == 2
     assert np.array(summary["confusion_dev"]).sum() == 600
     assert summary["confusion_dev"][2][0] > 50
+    from sklearn.metrics import confusion_matrix
+
+    assert summary["confusion_dev"] == confusion_matrix(y["dev"], preds["dev"][0], labels=[0, 1, 2]).tolist()
     assert len(rows) == 10
     confidences = [r["confidence"] for r in rows]
     assert confidences == sorted(confidences, reverse=True)
