@@ -354,7 +354,7 @@ def test_report_metrics_and_tags_use_the_document_names():
 
 
 @pytest.mark.parametrize("module", ["dlexp.diagnosis", "dlexp.diagnosis.intervals", "dlexp.diagnosis.verdict",
-                                    "dlexp.diagnosis.actions", "dlexp.diagnosis.document",
+                                    "dlexp.diagnosis.actions", "dlexp.diagnosis.document", "dlexp.diagnosis.analysis",
                                     "dlexp.tracking.store", "dlexp.training.launch"])
 def test_docstring_examples(module):
     import doctest
