@@ -91,15 +91,32 @@ class Parent:
             pass
 
 
+def parallel(overrides: list[str]) -> bool:
+    """Whether the overrides pick a Hydra launcher that runs jobs side by side (joblib, ray, ...)."""
+    return any(o.startswith("hydra/launcher=") and o.split("=", 1)[1] != "basic" for o in overrides)
+
+
 def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, what: str,
-               own_tags: list[dict] | None = None) -> list[Report]:
+               own_tags: list[dict] | None = None, work: list[float] | None = None) -> list[Report]:
     """Each point's overrides (after `overrides`) as one job list through the configured Hydra launcher;
     their reports in point order. `tags` go on every point's run, `own_tags[i]` on point i's (its name,
     its seed or size), set once the jobs are back. Failed points: the first Ctrl-C / SIGTERM is raised as
-    it was, other failures as one error naming every failed point and why."""
+    it was, other failures as one error naming every failed point and why.
+
+    `work[i]`: point i's relative cost (a curve's training-set size). A launcher that runs jobs side by side
+    gets the largest first, so that its workers, each taking the next job as it frees up, end close together
+    (with 2 workers and sizes 1:2:4:8, the largest last would leave one worker alone with it)."""
     from dlexp.training import launch
 
-    results = launch.run_jobs(list(overrides), jobs=points, tags=tags)
+    order = list(range(len(points)))
+    if work is not None and parallel(overrides):
+        order.sort(key=lambda i: -work[i])
+    launched = launch.run_jobs(list(overrides), jobs=[points[i] for i in order], tags=tags)
+    results = launched
+    if len(launched) == len(points):  # back to point order
+        results = [None] * len(points)
+        for i, r in zip(order, launched):
+            results[i] = r
     if own_tags and any(r.run_id for r in results):
         from dlexp.tracking.process import client
 
@@ -263,7 +280,8 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
                              tags={PARENT: parent.run_id, "dlexp.curve.axis": axis}, what="curve point",
                              own_tags=[{"dlexp.curve.size": str(size),
                                         "mlflow.runName": f"point {i} of {len(grid)} · {' '.join(extra)}"}
-                                       for i, (size, extra, _) in enumerate(grid, 1)])
+                                       for i, (size, extra, _) in enumerate(grid, 1)],
+                             work=[size for size, *_ in grid])
         results = [(size, extra, key, report) for (size, extra, key), report in zip(grid, reports)]
         tolerance = cfg.diagnosis.tolerance
         dev = [r.diagnosis.errors.dev for *_, r in results]

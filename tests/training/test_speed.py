@@ -121,3 +121,23 @@ def test_a_seed_group_through_joblib_with_a_failing_seed_exits_non_zero_naming_i
     assert parent["status"] == "FAILED"
     children = tracking_runs.child_runs(None, parent["run_id"])
     assert sorted(c["status"] for c in children) == ["FAILED", "FINISHED"]
+
+
+@pytest.mark.slow
+def test_a_curve_through_joblib_starts_its_largest_point_first(runs_dir, dlexp_proc):
+    """Side by side, the largest point goes first (its worker is busy longest); the points still come back
+    in size order, each run tagged with its own size."""
+    result = dlexp_proc("curve", *GROUP, "--fractions", "0.25,0.5,1", "--json", *JOBLIB)
+    assert result.returncode == 0, result.stderr[-2000:]
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    doc = json.loads(result.stdout[result.stdout.index("{\n"):])
+    assert [p["n_train"] for p in doc["points"]] == [75, 150, 300]
+    c = MlflowClient(f"sqlite:///{runs_dir}/mlflow.db")
+    runs = {p["n_train"]: c.get_run(p["run_id"]) for p in doc["points"]}
+    for n, run in runs.items():
+        assert run.data.params["data.n_train"] == run.data.tags["dlexp.curve.size"] == str(n)
+        assert run.data.tags["mlflow.parentRunId"] == doc["run_id"]
+    assert runs[300].info.start_time < runs[75].info.start_time
