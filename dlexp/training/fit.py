@@ -255,7 +255,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     callbacks: list[Callback] = [
         recorder,
         ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
-                        save_last=True, save_top_k=1, enable_version_counter=False),
+                        save_last="link", save_top_k=1, enable_version_counter=False),
     ]
     stop = StopOnSignal(stopper or Stopper(), checkpoint_dir / "last.ckpt")
     callbacks.append(stop)
