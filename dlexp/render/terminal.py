@@ -86,8 +86,10 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
         table.add_row(f"gap/{gap.name}", _fmt(gap.value, metric), _fmt_ci(gap.interval, metric), "", *extra, flag)
     out.print(table)
     if baseline.get("source") == "estimated":
+        alone = "; ".join(f"{name} alone [{_fmt(lo, metric)}, {_fmt(hi, metric)}]"
+                          for name, (lo, hi) in (baseline.get("brackets") or {}).items())
         out.print(Text(f"estimated Bayes error: [{_fmt(baseline['lower'], metric)}, {_fmt(baseline['upper'], metric)}]"
-                       f" ({baseline['method']})", style="dim"), soft_wrap=True)
+                       f" ({baseline['method']})" + (f"; {alone}" if alone else ""), style="dim"), soft_wrap=True)
     if reference.get("dev") is not None:
         name = baseline.get("reference_model", "the reference model")
         out.print(Text(f"{name} (scikit-learn defaults) reaches {_fmt(reference['dev'], metric)} on dev; "

@@ -81,6 +81,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
                               resume_from=Path(resume["checkpoint"]) if resume else None, init=init)
+        if baseline.get("source") == "estimated":  # the network, fitted on train alone, joins the estimate
+            human, human_range, baseline = bayes.refine(baseline, splits, result)
         tolerance = cfg.diagnosis.tolerance
         if cfg.diagnosis.relative_tolerance is not None:
             tolerance = cfg.diagnosis.relative_tolerance * splits.spread
