@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.stats import norm
 from sklearn.datasets import make_friedman1
 
 from dlexp.data import Split, Splits
-from dlexp.data.bayes import bracket, estimate
+from dlexp.data.bayes import bracket, combine, errors, estimate, network_bracket
 from dlexp.errors import DataError
 
 
@@ -37,6 +40,49 @@ def test_the_bracket_contains_the_known_bayes_error(task, metric, draw, truth, w
         widths.append(hi - lo)
     assert hits >= 7, f"{hits} of 8 brackets hold the Bayes error {truth}"
     assert 0 < np.mean(widths) < widest  # informative: under half of [0, chance] or [0, std of y]
+
+
+def _benchmark():
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "bayes_coverage.py"
+    spec = importlib.util.spec_from_file_location("bayes_coverage", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_with_the_network_the_bracket_holds_data_synthetics_rings_which_boosting_cannot_learn():
+    """data=synthetic's task, 3 classes, 10% of labels flipped (Bayes error 0.10): boosting's bracket alone lies
+    far above the truth; combined with dlexp's default network (trained as `dlexp train data=table` would)
+    it holds it, and its upper end comes down to what the network reaches."""
+    import torch
+
+    bench = _benchmark()
+    torch.set_num_threads(1)
+    cfg = bench.default_network_config()
+    draw, truth = bench.rings(3, 10, 0.1)
+    alone, combined = [], []
+    for rep in range(3):
+        rng = np.random.default_rng(100 + rep)
+        x_tr, y_tr = draw(rng, 4200)
+        x_td, y_td = draw(rng, 1800)
+        lo, hi, model = bracket(x_tr, y_tr, x_td, y_td, seed=rep)
+        alone.append((lo, hi))
+        net = bench.network(cfg, x_tr, y_tr, x_td, y_td, task="classification", metric="error_rate", seed=rep)
+        own = network_bracket("classification", confidence=net["confidence"], wrong=net["wrong"])
+        combined.append(combine("classification", (lo, hi, errors(model, Split(x_td, y_td), task="classification",
+                                                                  metric="error_rate")), own))
+    assert all(lo > truth for lo, _ in alone), alone  # boosting cannot learn it: its plug-in is no bound
+    assert all(lo <= truth <= hi for lo, hi in combined), combined
+    assert all(c[1] < a[1] - 0.1 for c, a in zip(combined, alone))  # the network's upper end is far lower
+
+
+def test_combining_takes_the_lower_upper_end_and_lowers_the_lower_end_by_the_models_gap():
+    boosting, network = (0.05, 0.20, 0.15), (0.08, 0.12, 0.09)  # (lower, upper, train-dev error)
+    assert combine("classification", boosting, network) == (0.0, 0.12)  # 0.05 - a gap of 0.06: floored at 0
+    assert combine("classification", (0.10, 0.20, 0.15), (0.12, 0.18, 0.14)) == pytest.approx((0.09, 0.18))
+    assert combine("regression", (0.8, 1.3, 1.1), (0.9, 1.2, 1.05)) == (0.8, 1.2)  # resubstitution: the lower
+    assert combine("classification", None, network) == (0.08, 0.12)  # the network alone (data=text)
 
 
 def splits_of(y_train, y_other=None, n_features=3, task="classification", metric="error_rate"):

@@ -76,18 +76,27 @@ def test_a_table_with_no_baseline_given_trains_diagnoses_and_logs_the_estimate(r
     r = run_dlexp("train", "data=table", f"data.path={path}", f"data.target={target}", "trainer.max_epochs=1")
     assert r.returncode == 0, r.stderr
     assert "ESTIMATED Bayes error" in r.stdout and "gradient boosting (scikit-learn defaults) reaches" in r.stdout
+    assert "gradient boosting alone [" in r.stdout and "the network alone [" in r.stdout
     doc = _run_json(run_dlexp, "diagnose", "--json")
     baseline = doc["baseline"]
     assert baseline["source"] == "estimated"
     assert doc["intervals"]["human"] == pytest.approx([baseline["lower"], baseline["upper"]])
-    assert 0 < baseline["lower"] < doc["errors"]["human"] < baseline["upper"] < 0.5
+    assert 0 <= baseline["lower"] < doc["errors"]["human"] < baseline["upper"] < 0.5
     assert set(baseline["reference"]) == {"train", "train_dev", "dev"}
+    # after training the network joins the estimate: the lower of both upper ends; a lower end at most theirs
+    boosting, network = baseline["brackets"]["gradient boosting"], baseline["brackets"]["the network"]
+    assert baseline["upper"] == pytest.approx(min(boosting[1], network[1]))
+    assert baseline["lower"] <= min(boosting[0], network[0])
+    assert "the network's train-dev errors" in baseline["method"]
 
     import mlflow
 
     run = mlflow.MlflowClient(f"sqlite:///{runs_dir / 'mlflow.db'}").get_run(doc["run_id"])
     assert run.data.tags["dlexp.human_source"] == "estimated" and "plug-in" in run.data.tags["dlexp.bayes_method"]
+    assert run.data.tags["dlexp.bayes_method"] == baseline["method"]
     assert run.data.metrics["error/human/hi"] == pytest.approx(baseline["upper"])
+    assert run.data.metrics["error/human/lo"] == pytest.approx(baseline["lower"])
+    assert run.data.metrics["error/human"] == pytest.approx((baseline["lower"] + baseline["upper"]) / 2)
     assert run.data.metrics["reference/dev"] == pytest.approx(baseline["reference"]["dev"])
 
     given = _run_json(run_dlexp, "diagnose", "--human", "0.1", "--json")  # the user's number wins over the estimate
@@ -101,3 +110,20 @@ def test_a_table_with_no_baseline_given_trains_diagnoses_and_logs_the_estimate(r
     doc = _run_json(run_dlexp, "diagnose", "--json")
     assert doc["errors"]["human"] is None and doc["baseline"] == {"source": "none"}
     assert doc["verdict"] != "avoidable_bias"
+
+
+@pytest.mark.slow
+def test_text_gets_the_networks_own_bracket_with_no_boosting_on_token_ids(runs_dir, tmp_path, dlexp_proc):
+    from dlexp.data.examples import write_reviews
+
+    files = write_reviews(tmp_path, labelled=300, unlabelled=10)
+    r = dlexp_proc("train", "data=text", f"data.path={files['labelled']}", "data.max_length=24", "model=gru",
+                   "model.embed=8", "model.hidden_size=16", "trainer.max_epochs=1")
+    assert r.returncode == 0, r.stderr
+    assert "gradient boosting reads no token sequences" in r.stdout and "ESTIMATED Bayes error" in r.stdout
+    doc = _run_json(dlexp_proc, "diagnose", "--json")
+    baseline = doc["baseline"]
+    assert baseline["source"] == "estimated" and baseline["method"].startswith("the network alone")
+    assert list(baseline["brackets"]) == ["the network"] and not baseline["reference"]
+    assert 0 <= baseline["lower"] <= baseline["upper"] <= 1
+    assert doc["intervals"]["human"] == pytest.approx([baseline["lower"], baseline["upper"]])
