@@ -33,6 +33,25 @@ def _ci(ci) -> str:
     return "" if not ci else f"[{ci[0]:.2%}, {ci[1]:.2%}]"
 
 
+def _value(v, metric: str) -> str:
+    return _pct(v) if metric == "error_rate" or v is None else f"{v:.4g}"
+
+
+def _estimate(baseline: dict, metric: str, dev) -> str:
+    """The estimated Bayes error with its method, each model's own bracket and the reference model's dev error."""
+    text = (f"Estimated Bayes error: <b>[{_value(baseline.get('lower'), metric)}, "
+            f"{_value(baseline.get('upper'), metric)}]</b> <span class=\"dim\">({escape(baseline.get('method', ''))})</span>")
+    alone = [f"{escape(name)} alone [{_value(lo, metric)}, {_value(hi, metric)}]"
+             for name, (lo, hi) in (baseline.get("brackets") or {}).items()]
+    if alone:
+        text += "; " + "; ".join(alone)
+    reference = baseline.get("reference") or {}
+    if reference.get("dev") is not None:
+        text += (f". {escape(baseline.get('reference_model', 'the reference model'))} (scikit-learn defaults) "
+                 f"reaches {_value(reference['dev'], metric)} on dev; this network {_value(dev, metric)}")
+    return text + "."
+
+
 def _table(head: list[str], rows: list[list[str]], left: int = 1) -> str:
     th = "".join(f'<th class="{"l" if i < left else ""}">{escape(h)}</th>' for i, h in enumerate(head))
     body = "".join("<tr>" + "".join(f'<td class="{"l" if i < left else ""}">{c}</td>' for i, c in enumerate(r))
@@ -57,8 +76,11 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
 
     parts.append("<h2>Errors and gaps</h2>")
     sizes = doc.get("sizes") or {}
+    baseline = doc.get("baseline") or {}
+    what = {"estimated": "ESTIMATED Bayes error: no human level known",
+            "none": "no baseline (baseline.human_error=none)"}.get(baseline.get("source"), "baseline")
     rows = [["error/human", _pct(doc["errors"]["human"]), _ci(iv.get("human")) if iv.get("human") and
-             iv["human"][0] != iv["human"][1] else "", "", "baseline"]]
+             iv["human"][0] != iv["human"][1] else "", "", escape(what)]]
     rows += [[f"error/{s}", _pct(doc["errors"][s]), _ci(iv.get(s)), f"{sizes[s]:,}" if sizes.get(s) else "", ""]
              for s in SPLITS]
     problems = set(doc.get("problems") or [])
@@ -68,6 +90,8 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
         rows.append([f"gap/{name}", _pct(value), _ci(iv.get(name)), "",
                      f'<span class="{state}">{state}</span> <span class="dim">({hi} − {lo})</span>'])
     parts.append(_table(["measure", "value", "95% interval", "n", ""], rows))
+    if baseline.get("source") == "estimated":
+        parts.append(f"<p>{_estimate(baseline, doc.get('metric', 'error_rate'), doc['errors'].get('dev'))}</p>")
 
     if doc.get("actions"):
         parts.append("<h2>Next steps</h2><ol>")

@@ -99,6 +99,12 @@ def test_a_table_with_no_baseline_given_trains_diagnoses_and_logs_the_estimate(r
     assert run.data.metrics["error/human"] == pytest.approx((baseline["lower"] + baseline["upper"]) / 2)
     assert run.data.metrics["reference/dev"] == pytest.approx(baseline["reference"]["dev"])
 
+    page = tmp_path / "report.html"  # the HTML report names the estimate and its method too
+    assert run_dlexp("report", doc["run_id"], "--out", str(page)).returncode == 0
+    html = page.read_text()
+    assert "ESTIMATED Bayes error" in html and "the network alone [" in html
+    assert "the lower of gradient boosting&#x27;s and the network&#x27;s train-dev errors" in html
+
     given = _run_json(run_dlexp, "diagnose", "--human", "0.1", "--json")  # the user's number wins over the estimate
     assert given["errors"]["human"] == 0.1 and given["baseline"]["source"] == "given"
 
