@@ -202,7 +202,10 @@ def pool(children: list[Report], seeds: list[int], cfg, overrides: list[str], ru
         lower, upper = (statistics.fmean(c.baseline[k] for c in children) for k in ("lower", "upper"))
         reference = {k: statistics.fmean(c.baseline["reference"][k] for c in children)
                      for k in baseline["reference"]}
-        baseline, human_range = dict(baseline, lower=lower, upper=upper, reference=reference), (lower, upper)
+        brackets = {name: [statistics.fmean(c.baseline["brackets"][name][i] for c in children) for i in (0, 1)]
+                    for name in baseline.get("brackets") or {}}  # each model's own, averaged the same way
+        baseline, human_range = dict(baseline, lower=lower, upper=upper, reference=reference,
+                                     **({"brackets": brackets} if brackets else {})), (lower, upper)
     d = diagnose(SplitErrors(**means), tolerance=cfg.diagnosis.tolerance, sizes=sizes,
                  human_range=human_range, spread=spread, n_seeds=len(children), diverged=diverged,
                  human_known=first.diagnosis.human_known)
