@@ -10,6 +10,7 @@ dlexp.models.build), trained on the training split by a plain torch loop. Target
     python benchmarks/bayes_coverage.py                  # 20 repetitions per setting, about 5 min on 2 cores
     python benchmarks/bayes_coverage.py --reps 5         # a quick look
     python benchmarks/bayes_coverage.py --settings 8,9   # the data=synthetic settings only
+    python benchmarks/bayes_coverage.py --epochs 2       # a network trained 2 epochs instead of 20
 """
 
 from __future__ import annotations
@@ -203,14 +204,19 @@ def main() -> int:
     parser.add_argument("--reps", type=int, default=20, help="repetitions per setting")
     parser.add_argument("--settings", type=str, default=None,
                         help="comma-separated setting numbers (0-based) to run; default all")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="train the network this many epochs instead of dlexp's default (an under-trained one)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)  # many small networks: one thread each is fastest, and kind to a shared machine
     cfg = default_network_config()
+    if args.epochs:
+        cfg.trainer.max_epochs = args.epochs
     chosen = range(len(SETTINGS)) if args.settings is None else [int(i) for i in args.settings.split(",")]
-    print(f"network: dlexp's default for data=table: {cfg.model.name} hidden={list(cfg.model.hidden)}, "
-          f"{cfg.optimizer.name} lr={cfg.optimizer.lr}, {cfg.trainer.max_epochs} epochs, batch {cfg.data.batch_size}")
+    print(f"network: {cfg.model.name} hidden={list(cfg.model.hidden)}, {cfg.optimizer.name} lr={cfg.optimizer.lr}, "
+          f"{cfg.trainer.max_epochs} epochs, batch {cfg.data.batch_size} "
+          f"({'--epochs given' if args.epochs else 'dlexp train data=table defaults'})")
     print(f"{'setting':49s} {'n train/train-dev':>17s} {'metric':>10s} {'Bayes':>7s} "
           f"{'boosting alone':>17s} {'width':>7s} {'cover':>6s} {'with the network':>17s} {'width':>7s} {'cover':>6s}")
     short = []
