@@ -204,22 +204,24 @@ def refine(document: dict, splits, result) -> tuple[float, tuple[float, float], 
     probability per row for classification, absolute errors for regression). Returns (human level, its
     range, the new document), which names both models' brackets and the method that combined them."""
     task, metric = splits.task, splits.metric
-    network = None
+    network = None  # stays None where the network gave no usable figures (a diverged one: not finite)
     if task == "classification":
         pred, confidence = (result.predictions or {}).get("train_dev", (None, None))
-        if pred is not None and len(pred) >= MIN_TRAIN_DEV:
+        if pred is not None and len(pred) >= MIN_TRAIN_DEV and np.all(np.isfinite(confidence)):
             network = network_bracket(task, confidence=confidence, wrong=pred != np.asarray(splits.train_dev.y))
     else:
         abs_td = (result.abs_errors or {}).get("train_dev")
-        if abs_td is not None and len(abs_td) >= MIN_TRAIN_DEV:
+        if abs_td is not None and len(abs_td) >= MIN_TRAIN_DEV and np.all(np.isfinite(abs_td)):
             network = network_bracket(task, metric, train_dev_abs=abs_td, train_error=result.errors["train"])
+    if network is not None and not all(math.isfinite(v) for v in network):
+        network = None
     reference = None
     if document.get("lower") is not None:
         reference = (document["lower"], document["upper"], document["reference"]["train_dev"])
     if network is None:
-        if reference is None:
-            raise DataError("the network gave no train-dev figures to estimate the Bayes error from; give "
-                            f"your own estimate, e.g. {_suggest(splits)}")
+        if reference is None:  # nothing to estimate from: judged as with baseline.human_error=none
+            return 0.0, None, {"source": "none", "why": "the network gave no finite train-dev figures to "
+                                                        "estimate the Bayes error from"}
         return (reference[0] + reference[1]) / 2, reference[:2], document
     lower, upper = combine(task, reference, network)
     unit = metric.upper()

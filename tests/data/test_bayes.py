@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -83,6 +84,29 @@ def test_combining_takes_the_lower_upper_end_and_lowers_the_lower_end_by_the_mod
     assert combine("classification", (0.10, 0.20, 0.15), (0.12, 0.18, 0.14)) == pytest.approx((0.09, 0.18))
     assert combine("regression", (0.8, 1.3, 1.1), (0.9, 1.2, 1.05)) == (0.8, 1.2)  # resubstitution: the lower
     assert combine("classification", None, network) == (0.08, 0.12)  # the network alone (data=text)
+
+
+def test_refine_puts_the_networks_figures_beside_boostings_and_ignores_a_diverged_network():
+    from dlexp.data.bayes import baseline, refine
+    from dlexp.training.fit import FitResult
+
+    rng = np.random.default_rng(0)
+    parts = [Split(*(lambda xy: (xy[0].astype(np.float32), xy[1]))(two_gaussians(rng, n))) for n in (800, 300, 300, 300)]
+    splits = Splits(*parts, n_classes=2)
+    _, _, document = baseline("auto", dataclasses.replace(splits, needs_human="data=table"))
+    y = splits.train_dev.y
+    wrong = rng.random(len(y)) < 0.2  # a network wrong on a fifth of train-dev, 80% sure of each answer
+    result = FitResult({"train": 0.15, "train_dev": float(wrong.mean())},
+                       predictions={"train_dev": (np.where(wrong, 1 - y, y), np.full(len(y), 0.8, np.float32))})
+    human, (lo, hi), refined = refine(document, splits, result)
+    boosting, network = refined["brackets"]["gradient boosting"], refined["brackets"]["the network"]
+    assert boosting == [document["lower"], document["upper"]]
+    assert network[0] == pytest.approx(0.2) and network[1] > wrong.mean()  # plug-in 1 - 0.8; Wilson's upper end
+    assert hi == min(boosting[1], network[1]) and lo <= min(boosting[0], network[0]) and human == (lo + hi) / 2
+    assert refined["method"].startswith("upper: the lower of gradient boosting's and the network's")
+
+    diverged = FitResult(result.errors, predictions={"train_dev": (y, np.full(len(y), np.nan, np.float32))})
+    assert refine(document, splits, diverged)[2] == document  # boosting's bracket stays as it was
 
 
 def splits_of(y_train, y_other=None, n_features=3, task="classification", metric="error_rate"):
