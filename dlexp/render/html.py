@@ -40,7 +40,8 @@ def _value(v, metric: str) -> str:
 def _estimate(baseline: dict, metric: str, dev) -> str:
     """The estimated Bayes error with its method, each model's own bracket and the reference model's dev error."""
     text = (f"Estimated Bayes error: <b>[{_value(baseline.get('lower'), metric)}, "
-            f"{_value(baseline.get('upper'), metric)}]</b> <span class=\"dim\">({escape(baseline.get('method', ''))})</span>")
+            f"{_value(baseline.get('upper'), metric)}]</b> "
+            f"<span class=\"dim\">({escape(baseline.get('method', ''))})</span>")
     alone = [f"{escape(name)} alone [{_value(lo, metric)}, {_value(hi, metric)}]"
              for name, (lo, hi) in (baseline.get("brackets") or {}).items()]
     if alone:

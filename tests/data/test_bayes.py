@@ -91,7 +91,7 @@ def test_refine_puts_the_networks_figures_beside_boostings_and_ignores_a_diverge
     from dlexp.training.fit import FitResult
 
     rng = np.random.default_rng(0)
-    parts = [Split(*(lambda xy: (xy[0].astype(np.float32), xy[1]))(two_gaussians(rng, n))) for n in (800, 300, 300, 300)]
+    parts = [Split(x.astype(np.float32), y) for x, y in (two_gaussians(rng, n) for n in (800, 300, 300, 300))]
     splits = Splits(*parts, n_classes=2)
     _, _, document = baseline("auto", dataclasses.replace(splits, needs_human="data=table"))
     y = splits.train_dev.y
@@ -107,6 +107,19 @@ def test_refine_puts_the_networks_figures_beside_boostings_and_ignores_a_diverge
 
     diverged = FitResult(result.errors, predictions={"train_dev": (y, np.full(len(y), np.nan, np.float32))})
     assert refine(document, splits, diverged)[2] == document  # boosting's bracket stays as it was
+
+    # regression: the lower of both upper ends, the lower of both training-split errors
+    parts = [Split(x.astype(np.float32), y.astype(np.float32))
+             for x, y in (friedman(rng, n) for n in (800, 300, 300, 300))]
+    splits = Splits(*parts, n_classes=1, task="regression", metric="rmse", needs_human="data=table")
+    _, _, document = baseline("auto", splits)
+    residuals = np.abs(rng.normal(scale=1.1, size=300))  # a network about as good as the noise allows (1.0)
+    result = FitResult({"train": 0.9, "train_dev": float(np.sqrt(np.mean(residuals ** 2)))},
+                       abs_errors={"train_dev": residuals})
+    _, (lo, hi), refined = refine(document, splits, result)
+    network = refined["brackets"]["the network"]
+    assert network[0] == 0.9 and lo == min(0.9, document["lower"]) and hi == min(network[1], document["upper"])
+    assert "training-split RMSE" in refined["method"]
 
 
 def splits_of(y_train, y_other=None, n_features=3, task="classification", metric="error_rate"):
