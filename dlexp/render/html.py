@@ -48,7 +48,8 @@ def _estimate(baseline: dict, metric: str, dev) -> str:
         text += "; " + "; ".join(alone)
     reference = baseline.get("reference") or {}
     if reference.get("dev") is not None:
-        text += (f". {escape(baseline.get('reference_model', 'the reference model'))} (scikit-learn defaults) "
+        name = baseline.get("reference_model") or "the reference model"
+        text += (f". {escape(name[:1].upper() + name[1:])} (scikit-learn defaults) "
                  f"reaches {_value(reference['dev'], metric)} on dev; this network {_value(dev, metric)}")
     return text + "."
 
