@@ -1,6 +1,6 @@
 """The MLflow client on dlexp's store, and the tracking process that writes a run.
 
-`python -m dlexp.tracking.process` is the tracking process that `dlexp train` starts first. It imports MLflow
+`python -m dlexp.tracking` (`__main__.py`: signals ignored first, then this module) is the tracking process that `dlexp train` starts first. It imports MLflow
 and opens the store while the training process imports Lightning and trains, then logs what it is sent as
 JSON lines on stdin. If the training process dies before saying `finish`, the run ends FAILED.
 """
@@ -337,19 +337,3 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
         except Exception:
             pass
 
-
-if __name__ == "__main__":
-    # this process lives exactly as long as its stdin: a Ctrl-C in the terminal (sent to the whole process
-    # group) or a SIGTERM is for the training process, which then tells this one how the run ended
-    import signal
-
-    for _signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(_signum, signal.SIG_IGN)
-    # logging must never slow training down: this process takes only the CPU that training leaves idle
-    try:
-        os.nice(10)
-    except OSError:
-        pass
-    # replies go to the fd the training process handed over, never to stdout, where libraries print
-    _fd = int(sys.argv[sys.argv.index("--reply-fd") + 1]) if "--reply-fd" in sys.argv else os.dup(1)
-    serve(stdout=os.fdopen(_fd, "w"))

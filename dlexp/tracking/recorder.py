@@ -1,4 +1,4 @@
-"""The training process's side of the tracking process (`python -m dlexp.tracking.process`).
+"""The training process's side of the tracking process (`python -m dlexp.tracking`, see process.py).
 
 Starting MLflow (its import and opening the SQLite store) takes seconds; a separate process does it while
 this one imports Lightning and trains, and receives each epoch and the final diagnosis as JSON lines.
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,7 @@ class Recorder:
         # (e.g. 'View run ... at: URL' when it talks to a server), which goes to the log with its stderr
         reply_r, reply_w = os.pipe()
         try:
-            self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process", "--reply-fd", str(reply_w)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking", "--reply-fd", str(reply_w)],
                                          stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, text=True,
                                          env=env, pass_fds=(reply_w,))
         except BaseException:
@@ -71,8 +72,16 @@ class Recorder:
             self._reply = self._read()
         return self._reply["run_id"]
 
+    def _started(self) -> bool:
+        """Whether the tracking process has answered `start` (read without waiting; raises its StoreError)."""
+        if self._reply is None and select.select([self._replies], [], [], 0)[0]:
+            self._reply = self._read()
+        return self._reply is not None
+
     def epoch(self, row: dict) -> None:
-        _ = self.run_id  # surfaces a store problem after the first epoch, not after the last
+        # a store problem surfaces at the first epoch end after the tracking process reports it, not after the
+        # last; training never waits for MLflow's start-up (the epochs queue on the pipe until the run exists)
+        self._started()
         self._send({"op": "epoch", "epoch": row["epoch"], "row": row})
 
     def compatible_runs(self, config: dict) -> list[dict]:

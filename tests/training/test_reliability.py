@@ -25,7 +25,7 @@ SMALL = ["data.n_train=300", "data.n_train_dev=60", "data.n_dev=60", "data.n_tes
          "model.hidden=[16]"]
 # long enough that a signal sent after the first epoch line lands mid-training
 LONGER = ["data.n_train=2400", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "data.batch_size=8",
-          "trainer.max_epochs=3", "model.hidden=[32]"]
+          "trainer.max_epochs=12", "model.hidden=[32]"]
 
 
 @pytest.fixture
@@ -88,12 +88,22 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     RUNNING row that `dlexp runs` / `diagnose` show as FAILED. The SIGTERM run resumed ends with the same errors
     as an uninterrupted run with the same seed, and that again as a second one (reproducibility)."""
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    term, intr, kill = (start(LONGER + [f"tracking.run_name={n}"], env) for n in ("term", "int", "kill9"))
+    term, intr = (start(LONGER + [f"tracking.run_name={n}"], env) for n in ("term", "int"))
+    # training does not wait for MLflow's start-up: the run of one killed at once may not exist yet, so this one
+    # trains longer, and dies once its run is in the store
+    kill = start(LONGER + ["trainer.max_epochs=200", "tracking.run_name=kill9"], env)
     try:
-        for proc in (term, intr, kill):
-            wait_for_epoch(proc)
+        wait_for_epoch(term)                    # each signal as soon as its run prints its first epoch
         term.send_signal(signal.SIGTERM)
+        wait_for_epoch(intr)
         os.killpg(intr.pid, signal.SIGINT)      # what a terminal's Ctrl-C does
+        wait_for_epoch(kill)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            listed = cli("runs", "--json", "-n", "50")  # exit 3 while no store exists yet
+            if listed.exit_code == 0 and "kill9" in {r["run_name"] for r in json.loads(listed.output)}:
+                break
+            time.sleep(0.2)
         os.killpg(kill.pid, signal.SIGKILL)     # the training process and its tracking process
         outs = {name: p.communicate(timeout=120) for name, p in (("term", term), ("int", intr), ("kill", kill))}
     finally:
@@ -133,7 +143,7 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     resumed = c.get_run(term_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["dlexp.resumed"] == "1"
     history = c.get_metric_history(term_id, "epoch/dev_error")
-    assert sorted(m.step for m in history) == [1, 2, 3]
+    assert sorted(m.step for m in history) == list(range(1, 13))
 
     # an uninterrupted run with the same config, twice: identical errors and verdict
     for name in ("ref1", "ref2"):
@@ -166,7 +176,7 @@ def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     """kill -9 of the training process alone: the tracking process sees its stdin close and ends the run FAILED."""
     from dlexp.tracking import process as tracking_process
 
-    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
     proc.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": 999999,
                                  "params": {"seed": 0}, "tags": {}}) + "\n")
@@ -177,6 +187,29 @@ def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     run = tracking_process.client().get_run(run_id)
     assert run.info.status == "FAILED"
     assert "ended before finishing" in run.data.tags["dlexp.error"]
+
+
+def test_a_ctrl_c_while_the_tracking_process_starts_does_not_kill_it(runs_dir):
+    """Training no longer waits for MLflow's start-up, so a terminal's Ctrl-C (sent to the whole process group)
+    can land while the tracking process still imports MLflow: it ignores it and still writes the run."""
+    proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # the interpreter is up; MLflow's import takes seconds more
+    proc.send_signal(signal.SIGINT)
+    proc.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": os.getpid(),
+                                 "params": {"seed": 0}, "tags": {}}) + "\n")
+    proc.stdin.flush()
+    reply = proc.stdout.readline()
+    assert reply, proc.stderr.read()
+    run_id = json.loads(reply)["run_id"]
+    proc.stdin.write(json.dumps({"op": "finish", "status": "KILLED"}) + "\n")
+    proc.stdin.flush()
+    assert json.loads(proc.stdout.readline()) == {"ok": True}
+    proc.stdin.close()
+    assert proc.wait(timeout=60) == 0
+    from dlexp.tracking import process as tracking_process
+
+    assert tracking_process.client().get_run(run_id).info.status == "KILLED"
 
 
 def test_stale_running_run_shown_failed(runs_dir):
@@ -281,7 +314,7 @@ def test_concurrent_writers_on_a_fresh_store(runs_dir):
     from dlexp.tracking import process as tracking_process, runs as tracking_runs
 
     n, epochs = 5, 4
-    procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking.process"], stdin=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(n)]
     for i, p in enumerate(procs):
         p.stdin.write(json.dumps({"op": "start", "uri": None, "experiment": "dlexp", "pid": os.getpid(),
