@@ -227,6 +227,10 @@ def test_training_process_leaves_mlflow_to_the_tracking_process(runs_dir, import
     assert result["code"] in (0, None), result["stderr"][-2000:]
     assert "variance" in result["stdout"], result["stdout"]
     assert {"torch", "pytorch_lightning"} <= set(result["loaded"]) and "mlflow" not in result["loaded"]
+    # a curve's parent names and tags its points through their own runs' start, not through MLflow afterwards
+    result = import_probe("curve", "--points", "2", "data.n_train=200", "model.hidden=[8]", "trainer.max_epochs=1")
+    assert result["code"] in (0, None), result["stderr"][-2000:]
+    assert "torch" in result["loaded"] and "mlflow" not in result["loaded"]
 
 
 def test_what_if_diagnose_imports_neither_torch_nor_lightning(runs_dir, import_probe):

@@ -1,14 +1,11 @@
-"""A recipe's runs in MLflow: what kind of run `--from` names, the trail a stopped recipe left, and the
-labels (action, round) put on each candidate once it has trained."""
+"""A recipe's runs in MLflow: what kind of run `--from` names and the trail a stopped recipe left (each
+candidate's labels, action and round, go on its run from its start: `launch.run_jobs(job_tags=...)`)."""
 
 from __future__ import annotations
 
 import json
 
-from mlflow.entities import RunTag
-
-from dlexp.errors import StoreError
-from dlexp.tracking.process import _first_line, client
+from dlexp.tracking.process import client
 from dlexp.tracking.runs import _load_text, _resolve_run, settle
 
 TRAIL = "recipe/trail.json"
@@ -31,11 +28,3 @@ def read_trail(uri: str | None, run_id: str) -> dict | None:
         return None
     except Exception:  # a remote store without the file
         return None
-
-
-def label(uri: str | None, run_id: str, tags: dict[str, str]) -> None:
-    """Add tags to a run that has ended (a candidate's action and round)."""
-    try:
-        client(uri).log_batch(run_id, tags=[RunTag(k, str(v)[:5000]) for k, v in tags.items()])
-    except Exception as exc:
-        raise StoreError(f"cannot tag run {run_id}: {_first_line(exc)}") from None

@@ -100,7 +100,7 @@ def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, wha
                own_tags: list[dict] | None = None, work: list[float] | None = None) -> list[Report]:
     """Each point's overrides (after `overrides`) as one job list through the configured Hydra launcher;
     their reports in point order. `tags` go on every point's run, `own_tags[i]` on point i's (its name,
-    its seed or size), set once the jobs are back. Failed points: the first Ctrl-C / SIGTERM is raised as
+    its seed or size) from its start. Failed points: the first Ctrl-C / SIGTERM is raised as
     it was, other failures as one error naming every failed point and why.
 
     `work[i]`: point i's relative cost (a curve's training-set size). A launcher that runs jobs side by side
@@ -111,19 +111,13 @@ def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, wha
     order = list(range(len(points)))
     if work is not None and parallel(overrides):
         order.sort(key=lambda i: -work[i])
-    launched = launch.run_jobs(list(overrides), jobs=[points[i] for i in order], tags=tags)
+    launched = launch.run_jobs(list(overrides), jobs=[points[i] for i in order], tags=tags,
+                               job_tags=[own_tags[i] for i in order] if own_tags else None)
     results = launched
     if len(launched) == len(points):  # back to point order
         results = [None] * len(points)
         for i, r in zip(order, launched):
             results[i] = r
-    if own_tags and any(r.run_id for r in results):
-        from dlexp.tracking.process import client
-
-        c = client(store_uri(compose(list(overrides)).tracking.uri))
-        for r, extra in zip(results, own_tags):
-            for key, value in (extra.items() if r.run_id else ()):
-                c.set_tag(r.run_id, key, value)
     failed = [(p, r) for p, r in zip(points, results) if not r.ok]
     if len(results) != len(points):
         raise DlexpError(f"{len(points) - len(results)} of {len(points)} {what}s returned no result "

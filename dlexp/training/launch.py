@@ -44,9 +44,10 @@ class JobResult:
 
 
 def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict | None = None,
-             resume: dict | None = None, quiet: bool = False) -> list[JobResult]:
+             job_tags: list[dict] | None = None, resume: dict | None = None, quiet: bool = False) -> list[JobResult]:
     """Run `dlexp train ARGV` through Hydra; with `jobs`, one job per override list (after ARGV's overrides)
-    as one multirun through the configured launcher. `tags` go on every job's MLflow run; `resume` (from
+    as one multirun through the configured launcher. `tags` go on every job's MLflow run, `job_tags[i]` on
+    job i's alone (its name, its seed or size), from the run's start; `resume` (from
     `tracking.runs.resume_info`) continues that run; `quiet` leaves out each job's diagnosis table (the
     recipe prints its own trail). Returns the jobs' results in job order."""
     from dlexp.training import run
@@ -55,7 +56,8 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
         _register_sweeper()
     folder = Path(tempfile.mkdtemp(prefix="dlexp-jobs-"))
     try:
-        (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "resume": resume, "quiet": quiet}))
+        (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "job_tags": job_tags or [],
+                                                         "resume": resume, "quiet": quiet}))
         args = [a for a in argv if jobs is None or a not in ("-m", "--multirun")]
         ours = [f"++hydra.job.env_set.{JOBS_DIR}={folder}"]
         if jobs is not None:
@@ -116,12 +118,17 @@ def _folder() -> Path | None:
     return Path(value) if value else None
 
 
-def context() -> dict:
-    """What the command that launched this job tells it: {"tags": {...}, "resume": {...} | None}."""
+def context(num: int = 0) -> dict:
+    """What the command that launched job `num` tells it: {"tags": {...}, "resume": {...} | None, "quiet": ...},
+    its tags being those of every job and its own."""
     folder = _folder()
     if folder is None or not (folder / "context.json").is_file():
         return {"tags": {}, "resume": None}
-    return json.loads((folder / "context.json").read_text())
+    ctx = json.loads((folder / "context.json").read_text())
+    own = ctx.pop("job_tags", None) or []
+    if num < len(own):
+        ctx["tags"] = {**(ctx.get("tags") or {}), **own[num]}
+    return ctx
 
 
 def in_ray_worker() -> bool:

@@ -314,7 +314,7 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
 def _start(uri: str, state: dict, *, echo) -> Incumbent:
     echo(f"dlexp: recipe {state['parent']}: training the start run")
     cfg_name = f"recipe start · {state['title']}" if state.get("title") else "recipe start"
-    results = _train(uri, state, [state["overrides"]], names=[cfg_name], follows=None)
+    results = _train(state, [state["overrides"]], names=[cfg_name], follows=None)
     r = results[0]
     if not r.ok:
         raise r.exc or DlexpError(r.error)
@@ -327,20 +327,18 @@ def _start(uri: str, state: dict, *, echo) -> Incumbent:
     return inc
 
 
-def _train(uri: str, state: dict, jobs: list[list[str]], *, names: list[str], follows: str | None,
+def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str | None,
            labels: list[dict] | None = None):
-    """One job list through Hydra's launcher, each job a child of the parent run, named once it ends."""
-    from dlexp.tracking import trail as stored
+    """One job list through Hydra's launcher, each job a child of the parent run, named from its start."""
     from dlexp.training.launch import run_jobs
     from dlexp.training.signals import Interrupted
 
     tags = {PARENT: state["parent"]}
     if follows:
         tags[FOLLOWS] = follows
-    results = run_jobs(list(state["hydra"]), jobs=[list(j) for j in jobs], tags=tags, quiet=True)
-    for r, name, extra in zip(results, names, labels or [{}] * len(results)):
-        if r.run_id:
-            stored.label(uri, r.run_id, {"mlflow.runName": name, **extra})
+    results = run_jobs(list(state["hydra"]), jobs=[list(j) for j in jobs], tags=tags, quiet=True,
+                       job_tags=[{"mlflow.runName": name, **extra}
+                                 for name, extra in zip(names, labels or [{}] * len(names))])
     stop = next((r.exc for r in results if isinstance(r.exc, Interrupted)), None)
     if stop is not None:
         raise stop
@@ -359,7 +357,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     jobs = [shlex.split(c.command)[2:] for c in chosen]
     names = [f"recipe round {number} · {label(c.action)}" for c in chosen]
     labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
-    results = _train(uri, state, jobs, names=names, follows=inc.run_id, labels=labels)
+    results = _train(state, jobs, names=names, follows=inc.run_id, labels=labels)
     rows, decisions = [], []
     for c, r in zip(chosen, results):
         state["used"] += 1

@@ -242,7 +242,7 @@ def main(cfg: DictConfig) -> str:
     num = hc.job.num if hc.mode == RunMode.MULTIRUN else 0
     if launch.interrupted():
         return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
-    ctx = launch.context()
+    ctx = launch.context(num)
     try:
         report = train(cfg, overrides, tags=ctx.get("tags") or None, resume=ctx.get("resume"))
     except Exception as exc:
