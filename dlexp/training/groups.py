@@ -72,6 +72,8 @@ class Parent:
             log_path=self.workdir / "tracking.log",
         )
         self.plain = plain
+        if not parallel(overrides):  # the points train in this process: torch and Lightning load meanwhile
+            import dlexp.training.fit  # noqa: F401
 
     @property
     def run_id(self) -> str:
