@@ -27,9 +27,11 @@ class Recorder:
         # (e.g. 'View run ... at: URL' when it talks to a server), which goes to the log with its stderr
         reply_r, reply_w = os.pipe()
         try:
+            # its own session: a terminal's Ctrl-C (sent to the foreground process group) is for the training
+            # process, which tells this one how the run ended; none can land while it still imports MLflow
             self.proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking", "--reply-fd", str(reply_w)],
                                          stdin=subprocess.PIPE, stdout=self._log, stderr=self._log, text=True,
-                                         env=env, pass_fds=(reply_w,))
+                                         env=env, pass_fds=(reply_w,), start_new_session=True)
         except BaseException:
             os.close(reply_r)
             raise
