@@ -1,9 +1,8 @@
 """`python -m dlexp.tracking`: the tracking process that writes one run (see `process.py`).
 
-It lives exactly as long as its stdin. A Ctrl-C in the terminal (sent to the whole process group) or a SIGTERM
-is for the training process, which then tells this one how the run ended; both are ignored here before
-anything else, so one that lands during MLflow's import (seconds, while training has already started) does not
-kill this process half-started.
+It lives exactly as long as its stdin. A Ctrl-C or a SIGTERM is for the training process, which then tells this
+one how the run ended: the recorder starts this process in its own session, out of the terminal's reach, and
+both signals are ignored here before anything else, MLflow's import (seconds) included.
 """
 
 import os

@@ -1,8 +1,8 @@
 """The MLflow client on dlexp's store, and the tracking process that writes a run.
 
-`python -m dlexp.tracking` (`__main__.py`: signals ignored first, then this module) is the tracking process that `dlexp train` starts first. It imports MLflow
-and opens the store while the training process imports Lightning and trains, then logs what it is sent as
-JSON lines on stdin. If the training process dies before saying `finish`, the run ends FAILED.
+`python -m dlexp.tracking` (`__main__.py`: signals ignored first, then `serve` here) is the tracking process
+that `dlexp train` starts first, in its own session. It imports MLflow and opens the store while the training
+process imports Lightning and trains, then logs what it is sent as JSON lines on stdin. If the training process dies before saying `finish`, the run ends FAILED.
 """
 
 from __future__ import annotations

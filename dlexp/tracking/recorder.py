@@ -74,16 +74,11 @@ class Recorder:
             self._reply = self._read()
         return self._reply["run_id"]
 
-    def _started(self) -> bool:
-        """Whether the tracking process has answered `start` (read without waiting; raises its StoreError)."""
-        if self._reply is None and select.select([self._replies], [], [], 0)[0]:
-            self._reply = self._read()
-        return self._reply is not None
-
     def epoch(self, row: dict) -> None:
         # a store problem surfaces at the first epoch end after the tracking process reports it, not after the
         # last; training never waits for MLflow's start-up (the epochs queue on the pipe until the run exists)
-        self._started()
+        if self._reply is None and select.select([self._replies], [], [], 0)[0]:
+            self._reply = self._read()  # its answer to `start`, read without waiting (raises its StoreError)
         self._send({"op": "epoch", "epoch": row["epoch"], "row": row})
 
     def compatible_runs(self, config: dict) -> list[dict]:
