@@ -285,10 +285,17 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         from dlexp.training.fit import load_checkpoint
 
         # a damaged or tampered checkpoint is refused before the run is touched
-        info["config"] = load_checkpoint(info["checkpoint"]).get("hyper_parameters", {}).get("config", {})
+        checkpoint = load_checkpoint(info["checkpoint"])
+        info["config"] = checkpoint.get("hyper_parameters", {}).get("config", {})
         keys = {_override_key(a) for a in argv if "=" in a}
         info["new_keys"] = sorted(keys)
         argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
+        epochs = [a.split("=", 1)[1] for a in argv if _override_key(a) == "trainer.max_epochs"]
+        done = checkpoint.get("epoch")
+        if epochs and isinstance(done, int) and epochs[-1].lstrip("-").isdigit() and 0 < int(epochs[-1]) < done:
+            raise ConfigError(f"run {info['run_id']} has already trained {done} epochs, more than "
+                              f"trainer.max_epochs={epochs[-1]}; resume with trainer.max_epochs above {done} to "
+                              "train it longer")
         print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
     results = launch.run_jobs(argv, resume=info)
     if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)

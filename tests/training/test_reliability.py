@@ -144,6 +144,10 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     assert resumed.info.status == "FINISHED" and resumed.data.tags["dlexp.resumed"] == "1"
     history = c.get_metric_history(term_id, "epoch/dev_error")
     assert sorted(m.step for m in history) == list(range(1, 13))
+    # fewer epochs than the checkpoint already has: one line before the run is touched, and it stays FINISHED
+    line = one_line_error(cli("train", "--resume", term_id, "trainer.max_epochs=1"), 2)
+    assert "has already trained" in line and "trainer.max_epochs above" in line
+    assert c.get_run(term_id).info.status == "FINISHED"
 
     # an uninterrupted run with the same config, twice: identical errors and verdict
     for name in ("ref1", "ref2"):
