@@ -111,7 +111,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             outcomes.write(kept, workdir / outcomes.FOLDER)
             artifacts[str(workdir / outcomes.FOLDER)] = outcomes.FOLDER
         metrics = dict(report.metrics(), **{f"data/{k}": v for k, v in splits.stats.items()})
-        run_tags = report.tags()
+        run_tags = dict(report.tags(), **{"dlexp.device": result.device})  # where it trained: cpu, cuda:0, mps
         if result.diverged_at is not None:
             run_tags["dlexp.diverged_at"] = str(result.diverged_at)
         recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),

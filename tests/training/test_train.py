@@ -82,6 +82,10 @@ def test_run_is_finished_with_errors_gaps_and_verdict(trained):
     assert all(p in GAPS for p in problems)
     if problems:
         assert tags["dlexp.verdict"] == problems[0]
+    import torch
+
+    # where it trained: trainer.accelerator=auto picks the GPU where there is one (tests/gpu checks that)
+    assert tags["dlexp.device"] == ("cuda:0" if torch.cuda.is_available() else "cpu")
 
 
 def test_run_params_are_the_resolved_config(trained):
