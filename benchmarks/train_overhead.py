@@ -14,11 +14,16 @@ its best/last checkpoints and sends the epoch to its tracking process. The media
 the figure; the best-of figures follow it.
 
     python benchmarks/train_overhead.py [--repeat 3] [--epochs 1 9] [--threads 1] [--steps-per-call K]
+        [--accelerator cpu|gpu|auto] [--workload mlp|cnn] [--n-train N] [--image-size S] [--json FIGURES.json]
+
+--workload cnn holds `dlexp train data=npz model=cnn` (CNN [64,128], 24,000 images 3 x 64 x 64 by default,
+written to a temporary .npz) against the same CNN in the bare loop; --accelerator gpu runs both on the GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -28,6 +33,8 @@ import time
 from pathlib import Path
 
 N_TRAIN, N_FEATURES, N_CLASSES, HIDDEN, BATCH = 60_000, 64, 10, 256, 256
+CHANNELS = (64, 128)  # --workload cnn: dlexp's CNN on N_IMAGES random-textured 3 x SIZE x SIZE images
+N_IMAGES, SIZE = 24_000, 64
 HERE = Path(__file__).resolve().parent
 
 
@@ -61,16 +68,80 @@ def wall(cmd: list[str], env: dict) -> tuple[float, list[float], float, list[flo
             [b - a for a, b in zip(cpu_stamps, cpu_stamps[1:])])
 
 
-def bare(epochs: int, env: dict) -> list[str]:
-    return [sys.executable, str(HERE / "bare_loop.py"), str(epochs), str(N_TRAIN), str(N_FEATURES),
-            str(N_CLASSES), str(HIDDEN), str(BATCH)]
+def images(path: Path, n: int, size: int, classes: int = N_CLASSES) -> Path:
+    """n images (3 x size x size, uint8) in an .npz: a class-dependent pattern under noise, so there is
+    something to learn; both sides read it with dlexp's npz reader."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, classes, n)
+    patterns = rng.integers(0, 256, (classes, 3, size, size)).astype(np.int16)
+    x = (patterns[y] // 2 + rng.integers(0, 128, (n, 3, size, size), dtype=np.int16)).astype(np.uint8)
+    np.savez(path, X=x, y=y)
+    return path
 
 
-def dlexp(epochs: int, env: dict, steps: int | None = None) -> list[str]:
-    return [sys.executable, "-m", "dlexp", "train", f"trainer.max_epochs={epochs}", f"data.n_train={N_TRAIN}",
-            f"data.n_features={N_FEATURES}", f"data.n_classes={N_CLASSES}",
-            f"model.hidden=[{HIDDEN},{HIDDEN}]", f"data.batch_size={BATCH}", "trainer.accelerator=cpu"] + \
-        ([f"trainer.steps_per_call={steps}"] if steps else [])
+class Workload:
+    """What both sides train: the MLP on the synthetic source, or dlexp's CNN on an .npz of images."""
+
+    def __init__(self, kind: str, n_train: int | None, size: int, accelerator: str, steps: int | None):
+        self.kind, self.size, self.accelerator, self.steps = kind, size, accelerator, steps
+        self.n = n_train or (N_TRAIN if kind == "mlp" else N_IMAGES)
+        self.npz: Path | None = None
+
+    def prepare(self, folder: Path) -> None:
+        if self.kind == "cnn":
+            self.npz = images(folder / "images.npz", self.n, self.size)
+
+    def describe(self) -> str:
+        if self.kind == "cnn":
+            return (f"CNN {list(CHANNELS)} on {self.n} images 3 x {self.size} x {self.size} (70% train), "
+                    f"{N_CLASSES} classes, batch {BATCH}")
+        return f"{self.n} x {N_FEATURES}, {N_CLASSES} classes, MLP [{HIDDEN},{HIDDEN}], batch {BATCH}"
+
+    def bare(self, epochs: int) -> list[str]:
+        device = {"cpu": "cpu", "gpu": "cuda", "cuda": "cuda"}.get(self.accelerator, "auto")
+        cmd = [sys.executable, str(HERE / "bare_loop.py"), str(epochs), str(self.n), str(N_FEATURES),
+               str(N_CLASSES), str(HIDDEN), str(BATCH), "--device", device]
+        return cmd + (["--npz", str(self.npz), "--channels", *map(str, CHANNELS)] if self.npz else [])
+
+    def dlexp(self, epochs: int, n_train: int | None = None) -> list[str]:
+        cmd = [sys.executable, "-m", "dlexp", "train", f"trainer.max_epochs={epochs}",
+               f"data.batch_size={BATCH}", f"trainer.accelerator={self.accelerator}"]
+        if self.npz:
+            cmd += ["data=npz", f"data.path={self.npz}", "model=cnn", f"model.channels=[{','.join(map(str, CHANNELS))}]",
+                    "baseline.human_error=none"] + ([f"data.n_train={n_train}"] if n_train else [])
+        else:
+            cmd += [f"data.n_train={n_train or self.n}", f"data.n_features={N_FEATURES}",
+                    f"data.n_classes={N_CLASSES}", f"model.hidden=[{HIDDEN},{HIDDEN}]"]
+        return cmd + ([f"trainer.steps_per_call={self.steps}"] if self.steps else [])
+
+
+def figures(walls: dict, gaps: dict, cpus: dict, cpu_gaps: dict, lo: int, hi: int) -> dict:
+    """The benchmark's figures from the alternations done so far (medians over them, and best-of)."""
+    done = min(len(v) for v in walls.values())
+    med = {k: statistics.median(v[:done]) for k, v in walls.items()}
+    best = {k: min(v[:done]) for k, v in walls.items()}
+    ratios = [(walls[("dlexp", hi)][i] - walls[("dlexp", lo)][i]) / (walls[("bare", hi)][i] - walls[("bare", lo)][i])
+              for i in range(done)]
+    fixed = [walls[("dlexp", lo)][i] - walls[("bare", lo)][i] for i in range(done)]
+    per_epoch = {n: (best[(n, hi)] - best[(n, lo)]) / (hi - lo) for n in ("bare", "dlexp")}
+    steady = {n: statistics.median(g) if g else float("nan") for n, g in gaps.items()}
+    cmed = {k: statistics.median(v[:done]) for k, v in cpus.items()}
+    cpu_epoch = {n: (cmed[(n, hi)] - cmed[(n, lo)]) / (hi - lo) for n in ("bare", "dlexp")}
+    csteady = {n: statistics.median(g) if g else float("nan") for n, g in cpu_gaps.items()}
+    return {
+        "alternations": done, "epochs": [lo, hi],
+        "wall_lo": {n: med[(n, lo)] for n in ("bare", "dlexp")}, "wall_hi": {n: med[(n, hi)] for n in ("bare", "dlexp")},
+        "per_epoch_ratio": statistics.median(ratios), "per_epoch_ratios": ratios,
+        "per_epoch_ratio_best_of": per_epoch["dlexp"] / per_epoch["bare"],
+        "per_epoch_s": {n: (med[(n, hi)] - med[(n, lo)]) / (hi - lo) for n in ("bare", "dlexp")},
+        "steady_epoch_s": steady, "steady_ratio": steady["dlexp"] / steady["bare"],
+        "cpu_per_epoch_s": cpu_epoch, "cpu_per_epoch_ratio": cpu_epoch["dlexp"] / cpu_epoch["bare"],
+        "cpu_steady_ratio": csteady["dlexp"] / csteady["bare"],
+        "cpu_lo": {n: cmed[(n, lo)] for n in ("bare", "dlexp")},
+        "fixed_overhead_s": statistics.median(fixed), "fixed_overhead_best_of_s": best[("dlexp", lo)] - best[("bare", lo)],
+    }
 
 
 def main() -> None:
@@ -82,9 +153,20 @@ def main() -> None:
                          "threads than free cores make both spin and the figures meaningless (default 1)")
     ap.add_argument("--steps-per-call", type=int, default=None,
                     help="dlexp's trainer.steps_per_call (default: dlexp's own choice; 1: one step per call)")
+    ap.add_argument("--accelerator", default="cpu",
+                    help="dlexp's trainer.accelerator; the bare loop uses the same device (cpu | gpu | auto; default cpu)")
+    ap.add_argument("--workload", choices=["mlp", "cnn"], default="mlp",
+                    help=f"mlp: the MLP on the synthetic source; cnn: dlexp's CNN {list(CHANNELS)} on an .npz of "
+                         f"images (data=npz model=cnn)")
+    ap.add_argument("--n-train", type=int, default=None,
+                    help=f"rows (mlp, default {N_TRAIN}) or images in the .npz (cnn, default {N_IMAGES})")
+    ap.add_argument("--image-size", type=int, default=SIZE, help=f"cnn: images are 3 x S x S (default {SIZE})")
+    ap.add_argument("--no-warmup", action="store_true", help="skip the first, untimed runs that warm caches")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here (after each alternation)")
     args = ap.parse_args()
     lo, hi = args.epochs
-    runs = {"bare": lambda e, env: bare(e, env), "dlexp": lambda e, env: dlexp(e, env, args.steps_per_call)}
+    work = Workload(args.workload, args.n_train, args.image_size, args.accelerator, args.steps_per_call)
+    runs = {"bare": work.bare, "dlexp": work.dlexp}
     walls: dict[tuple[str, int], list[float]] = {(n, e): [] for n in runs for e in (lo, hi)}
     gaps: dict[str, list[float]] = {"bare": [], "dlexp": []}
     cpus: dict[tuple[str, int], list[float]] = {(n, e): [] for n in runs for e in (lo, hi)}
@@ -93,47 +175,41 @@ def main() -> None:
         env = dict(os.environ, DLEXP_RUNS_DIR=str(Path(tmp) / "runs"), OMP_NUM_THREADS=str(args.threads),
                    MKL_NUM_THREADS=str(args.threads))
         env.pop("DLEXP_TRACKING_URI", None)
-        subprocess.run(dlexp(1, env)[:3] + ["--help"], env=env, capture_output=True)  # warm the file cache
-        wall(dlexp(1, env, args.steps_per_call)[:4] + ["data.n_train=500"], env)        # and the store
+        work.prepare(Path(tmp))
+        if not args.no_warmup:
+            subprocess.run(work.dlexp(1)[:4] + ["--help"], env=env, capture_output=True)  # warm the file cache
+            wall(work.dlexp(1, n_train=500), env)                                        # and the store
         for i in range(args.repeat):
             for epochs in (lo, hi):
                 order = ("bare", "dlexp") if i % 2 == 0 else ("dlexp", "bare")
                 for name in order:
-                    t, between, cpu, cpu_between = wall(runs[name](epochs, env), env)
+                    t, between, cpu, cpu_between = wall(runs[name](epochs), env)
                     gaps[name] += between
                     cpu_gaps[name] += cpu_between
                     walls[(name, epochs)].append(t)
                     cpus[(name, epochs)].append(cpu)
                     print(f"  [{i + 1}] {name:5s} {epochs} epoch(s): {t:6.2f} s  ({cpu:6.2f} CPU s)", flush=True)
-    med = {k: statistics.median(v) for k, v in walls.items()}
-    best = {k: min(v) for k, v in walls.items()}
-    # per alternation: the per-epoch ratio and the fixed overhead from that alternation's four runs
-    ratios = [((walls[("dlexp", hi)][i] - walls[("dlexp", lo)][i]) / (walls[("bare", hi)][i] - walls[("bare", lo)][i]))
-              for i in range(args.repeat)]
-    fixed = [walls[("dlexp", lo)][i] - walls[("bare", lo)][i] for i in range(args.repeat)]
-    per_epoch = {n: (best[(n, hi)] - best[(n, lo)]) / (hi - lo) for n in runs}
-    steady = {n: statistics.median(g) for n, g in gaps.items()}
-    print(f"\nworkload: {N_TRAIN} x {N_FEATURES}, {N_CLASSES} classes, MLP [{HIDDEN},{HIDDEN}], batch {BATCH}; "
+            if args.json:
+                args.json.write_text(json.dumps(dict(figures(walls, gaps, cpus, cpu_gaps, lo, hi),
+                                                     workload=work.describe(), accelerator=args.accelerator)))
+    f = figures(walls, gaps, cpus, cpu_gaps, lo, hi)
+    print(f"\nworkload: {work.describe()}; accelerator {args.accelerator}; "
           f"{args.repeat} alternations, {os.cpu_count()} cores, {args.threads} torch thread(s), load average now {os.getloadavg()[0]:.1f}; "
           f"dlexp steps per call: {args.steps_per_call or 'default'}")
-    print(f"wall, {lo} epoch (median):  bare {med[('bare', lo)]:.2f} s   dlexp {med[('dlexp', lo)]:.2f} s")
-    print(f"wall, {hi} epochs (median): bare {med[('bare', hi)]:.2f} s   dlexp {med[('dlexp', hi)]:.2f} s")
-    print(f"per-epoch ratio dlexp/bare, whole runs: median {statistics.median(ratios):.3f} "
-          f"(alternations: {', '.join(f'{r:.3f}' for r in ratios)}); best-of {per_epoch['dlexp'] / per_epoch['bare']:.3f}"
+    print(f"wall, {lo} epoch (median):  bare {f['wall_lo']['bare']:.2f} s   dlexp {f['wall_lo']['dlexp']:.2f} s")
+    print(f"wall, {hi} epochs (median): bare {f['wall_hi']['bare']:.2f} s   dlexp {f['wall_hi']['dlexp']:.2f} s")
+    print(f"per-epoch ratio dlexp/bare, whole runs: median {f['per_epoch_ratio']:.3f} "
+          f"(alternations: {', '.join(f'{r:.3f}' for r in f['per_epoch_ratios'])}); best-of {f['per_epoch_ratio_best_of']:.3f}"
           f"  (target <= 1.05)")
-    print(f"steady-state epoch (median time between epoch lines): bare {steady['bare']:.3f} s   "
-          f"dlexp {steady['dlexp']:.3f} s   ratio {steady['dlexp'] / steady['bare']:.3f}  (target <= 1.05)")
-    cmed = {k: statistics.median(v) for k, v in cpus.items()}
-    cpu_epoch = {n: (cmed[(n, hi)] - cmed[(n, lo)]) / (hi - lo) for n in runs}
-    csteady = {n: statistics.median(g) for n, g in cpu_gaps.items()}
+    print(f"steady-state epoch (median time between epoch lines): bare {f['steady_epoch_s']['bare']:.3f} s   "
+          f"dlexp {f['steady_epoch_s']['dlexp']:.3f} s   ratio {f['steady_ratio']:.3f}  (target <= 1.05)")
     print(f"CPU seconds of the command's own process (not stretched by the load; dlexp's tracking process, "
-          f"which runs beside it, not counted): per epoch from whole runs bare {cpu_epoch['bare']:.3f}   "
-          f"dlexp {cpu_epoch['dlexp']:.3f}   ratio {cpu_epoch['dlexp'] / cpu_epoch['bare']:.3f}; "
-          f"steady-state epoch bare {csteady['bare']:.3f}   dlexp {csteady['dlexp']:.3f}   "
-          f"ratio {csteady['dlexp'] / csteady['bare']:.3f}; {lo}-epoch run bare {cmed[('bare', lo)]:.2f}   "
-          f"dlexp {cmed[('dlexp', lo)]:.2f}   difference {cmed[('dlexp', lo)] - cmed[('bare', lo)]:.2f}")
-    print(f"fixed overhead of a {lo}-epoch run: median {statistics.median(fixed):.2f} s; best-of "
-          f"{best[('dlexp', lo)] - best[('bare', lo)]:.2f} s  (target <= 4 s)")
+          f"which runs beside it, not counted): per epoch from whole runs bare {f['cpu_per_epoch_s']['bare']:.3f}   "
+          f"dlexp {f['cpu_per_epoch_s']['dlexp']:.3f}   ratio {f['cpu_per_epoch_ratio']:.3f}; "
+          f"steady-state ratio {f['cpu_steady_ratio']:.3f}; {lo}-epoch run bare {f['cpu_lo']['bare']:.2f}   "
+          f"dlexp {f['cpu_lo']['dlexp']:.2f}   difference {f['cpu_lo']['dlexp'] - f['cpu_lo']['bare']:.2f}")
+    print(f"fixed overhead of a {lo}-epoch run: median {f['fixed_overhead_s']:.2f} s; best-of "
+          f"{f['fixed_overhead_best_of_s']:.2f} s  (target <= 4 s)")
 
 
 if __name__ == "__main__":
