@@ -153,22 +153,31 @@ def install(check: Check, _: dict) -> str:
         return "skipped: dry run (nothing installed)"
     pip = [sys.executable, "-m", "pip", "install", "--retries", "1", "--timeout", "20"]
     before = probe_torch(check)
-    code, _ = check.run("install", pip + CUDA_TORCH, cap=200)
-    if code == 0:
+    cpu_build = bool(before and not before[1] and before[0].endswith("+cpu"))
+
+    def fetched(code: int | None, out: str) -> bool:
+        return code == 0 and re.search(r"^Successfully installed .*\btorch-", out, re.M) is not None
+
+    code, out = check.run("install", pip + CUDA_TORCH, cap=200)
+    if cpu_build and not fetched(code, out):  # pip kept the CPU build it found: replace it
+        code, out = check.run("install", pip + ["--force-reinstall"] + CUDA_TORCH, cap=200)
+    if fetched(code, out):
         source = "pip install torch==2.13.0 --index-url .../whl/cu126"
     elif before and before[1]:
-        source = f"already installed ({before[0]}; the CUDA index failed)"
+        source = "already installed, with CUDA"
     else:
-        code, _ = check.run("install", pip + ["torch==2.13.0"], cap=150)
-        source = "pip install torch==2.13.0 (PyPI)" if code == 0 else \
-            f"already installed ({before[0]})" if before else "none: no torch could be installed"
+        code, out = check.run("install", pip + (["--force-reinstall"] if cpu_build else []) + ["torch==2.13.0"],
+                              cap=150)
+        source = "pip install torch==2.13.0 (PyPI)" if fetched(code, out) else \
+            "already installed" if before else "none: no torch could be installed"
     got = probe_torch(check)
     check.figure("install", "torch", got[0] if got else "not importable", source)
     check.figure("install", "torch sees a GPU", bool(got and got[1]))
-    for extra in ([".[test]"], [".", "pytest", "psutil"]):
-        code, out = check.run("install", pip + ["-e", *extra], cap=180)
+    # without an index (a machine cut off from the network): dlexp alone, on the packages already there
+    for how in (["-e", ".[test]"], ["-e", ".", "pytest", "psutil"], ["--no-deps", "--no-build-isolation", "-e", "."]):
+        code, out = check.run("install", pip + how, cap=180)
         if code == 0:
-            check.figure("install", "dlexp", "pip install -e " + " ".join(extra))
+            check.figure("install", "dlexp", "pip install " + " ".join(how))
             return "done"
     check.figure("install", "dlexp", "install failed", (out.strip().splitlines() or [""])[-1][:200])
     return "failed: pip install -e .[test] (see logs/install.log)"
