@@ -270,7 +270,7 @@ def launchers(check: Check, ctx: dict) -> str:
     if check.dry:
         sizes = ["--jobs", "2", "--points", "2", "--epochs", "1", "--n-train", "1000"]
     else:
-        sizes = ["--jobs", str(cores), "--points", str(cores), "--epochs", "2", "--n-train", "40000"]
+        sizes = ["--jobs", str(cores), "--points", str(cores), "--epochs", "2", "--n-train", "16000"]
     figures = check.out / "launchers.json"
     code, _ = check.run("launchers", [sys.executable, str(ROOT / "benchmarks" / "launchers.py"), "--repeat", "1",
                                       *sizes, "--json", str(figures)], cap=300 if check.dry else 150)
@@ -287,7 +287,7 @@ def launchers(check: Check, ctx: dict) -> str:
 
 # (name, the step, the seconds it needs to be worth starting on a GPU machine)
 STEPS = [("install", install, 60), ("versions", versions, 15), ("gpu_tests", gpu_tests, 60),
-         ("speed_mlp", speed("mlp"), 45), ("speed_cnn", speed("cnn"), 60), ("launchers", launchers, 40)]
+         ("speed_mlp", speed("mlp"), 45), ("speed_cnn", speed("cnn"), 70), ("launchers", launchers, 90)]
 
 
 def main() -> None:
@@ -312,7 +312,8 @@ def main() -> None:
         except Exception as exc:  # a step that breaks must not cost the ones after it
             status = f"failed: {type(exc).__name__}: {exc}"
         check.status(name, status, time.monotonic() - start)
-    print(f"device_check: wrote {args.out / 'device_check.json'} and {args.out / 'device_check.md'}", flush=True)
+    print(f"device_check: wrote {args.out / 'device_check.json'} and {args.out / 'device_check.md'}:\n", flush=True)
+    print(markdown(check.data), flush=True)
 
 
 if __name__ == "__main__":
