@@ -27,6 +27,7 @@ import datetime
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -135,7 +136,7 @@ def markdown(data: dict) -> str:
         device += f" ({v['memory_gib']} GiB, compute capability {v.get('capability')}, {v.get('gpus')} GPU(s))"
     lines = [f"# dlexp device check{' (dry run, CPU)' if data['dry_run'] else ''}", "",
              f"- date: {data['date']}", f"- device: {device}; {v.get('cores', '?')} cores",
-             f"- versions: " + ", ".join(f"{k} {v.get(k)}" for k in ("python", "torch", "cuda", "cudnn",
+             "- versions: " + ", ".join(f"{k} {v.get(k)}" for k in ("python", "torch", "cuda", "cudnn",
                                                                      "pytorch-lightning", "dlexp") if k in v),
              f"- wall time: {data['elapsed_s']} s of a {data['budget_s']:.0f} s budget", "",
              "| step | figure | value | note |", "|---|---|---|---|"]
@@ -312,6 +313,7 @@ def main() -> None:
         except Exception as exc:  # a step that breaks must not cost the ones after it
             status = f"failed: {type(exc).__name__}: {exc}"
         check.status(name, status, time.monotonic() - start)
+    shutil.rmtree(check.env["DLEXP_RUNS_DIR"], ignore_errors=True)
     print(f"device_check: wrote {args.out / 'device_check.json'} and {args.out / 'device_check.md'}:\n", flush=True)
     print(markdown(check.data), flush=True)
 
