@@ -22,6 +22,7 @@ from dlexp.diagnosis.splits import (ALL_GAP_TERMS, DEFAULT_TOLERANCE, GAP_TERMS,
                                     SPLITS, VERDICTS, Z95, SplitErrors, check_error, gap_terms)
 from dlexp.diagnosis.verdict import Diagnosis, Gap, diagnose
 
-__all__ = ["ALL_GAP_TERMS", "Action", "DEFAULT_TOLERANCE", "JOINT_GAP", "gap_terms", "Diagnosis", "GAPS", "GAP_TERMS", "GENERATED_SOURCES", "Gap", "Report",
+__all__ = ["ALL_GAP_TERMS", "JOINT_GAP", "gap_terms",
+           "Action", "DEFAULT_TOLERANCE", "Diagnosis", "GAPS", "GAP_TERMS", "GENERATED_SOURCES", "Gap", "Report",
            "SPLITS", "SplitErrors", "VERDICTS", "Z95", "check_error", "diagnose", "intervals", "merge_overrides",
            "mover", "newcombe", "recommend", "t975", "what_if", "wilson"]
