@@ -242,9 +242,17 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
     module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
                         step_size=cfg.data.batch_size)
-    steps = steps_per_call(cfg)
+    in_memory = isinstance(splits, Splits)  # else the user's own Datasets (data=custom), read through loaders
+    steps = steps_per_call(cfg) if in_memory else 1
     trainer_kwargs, limit = _trainer_kwargs(cfg, steps)
-    data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
+    cap = cfg.diagnosis.get("max_eval_examples")
+    if in_memory:
+        data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
+    else:
+        from dlexp.training import loaders
+
+        data = loaders.LoaderData(splits, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                                  seed=cfg.seed, max_eval_examples=cap)
 
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
@@ -298,7 +306,13 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
         raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
                           step=trainer.global_step)
-    evals = measure(module.net, splits, device=module.device) if trainer.is_global_zero else {}
+    evals = {}
+    if trainer.is_global_zero and in_memory:
+        evals = measure(module.net, splits, device=module.device, max_eval_examples=cap, seed=cfg.seed)
+    elif trainer.is_global_zero:
+        evals = loaders.measure(module.net, splits, objective(splits), device=module.device,
+                                batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                                max_eval_examples=cap, seed=cfg.seed)
     errors, predictions, abs_errors = from_evals(evals, splits.task)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
                      predictions=predictions, abs_errors=abs_errors, start=start, evals=evals)
@@ -318,21 +332,26 @@ def objective(splits: Splits) -> Objective:
     return Objective(splits.task, splits.metric, splits.target_mean, splits.target_std)
 
 
-def measure(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict:
+def measure(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192,
+            max_eval_examples: int | None = None, seed: int = 0) -> dict:
     """One eval-mode pass over each in-memory split -> {split: SplitEval} (dlexp/training/evaluate.py).
 
     Each split's rows move to the device once and are sliced there; the errors, the predictions and
     confidences (classification) or per-example absolute errors (regression) come from the same logits, with
     one transfer per split. Fingerprints are those of the whole arrays (`outcomes.fingerprint`).
+    `max_eval_examples`: each split's error on a seeded sample of at most that many rows.
     """
     from dlexp.tracking.outcomes import fingerprint
     from dlexp.training.evaluate import evaluate_arrays
+    from dlexp.training.loaders import sample_arrays
 
     obj = objective(splits)
     out = {}
     for name in SPLIT_NAMES:
         split = getattr(splits, name)
-        out[name] = evaluate_arrays(net, torch.from_numpy(split.x).to(device), split.y, objective=obj,
-                                    device=device, fingerprint=fingerprint(split.x, split.y),
-                                    batch_size=batch_size)
+        x, y, rows = sample_arrays(split.x, split.y, max_eval_examples, seed=seed, split=name)
+        out[name] = evaluate_arrays(net, torch.from_numpy(np.ascontiguousarray(x)).to(device), y, objective=obj,
+                                    device=device, fingerprint=fingerprint(x, y), batch_size=batch_size)
+        if rows is not None:
+            out[name].rows, out[name].total = rows, len(split)
     return out
