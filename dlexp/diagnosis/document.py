@@ -35,6 +35,7 @@ class Report:
     # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
     baseline: Mapping | None = None
     start: Mapping | None = None  # model.init_from: run_id, loaded / total tensors, new ones, frozen, tokenizer
+    sampled: Mapping[str, int] | None = None  # split -> its full size, when its error came from a sample of `sizes`
     # where the errors came from when dlexp did not measure them itself: {"metrics": {split: the run's metric
     # name}, "accuracy": bool} for a run another tool logged, {"tool": "lightning-callback"} for dlexp.lightning
     source: Mapping | None = None
@@ -74,6 +75,8 @@ class Report:
             "metric": self.metric,
             "errors": {k: _clean(v) if self._known(k) else None for k, v in d.errors.as_dict().items()},
             "sizes": {s: self.sizes.get(s) for s in SPLITS},
+            **({"sampled": {s: {"n": self.sizes.get(s), "of": m} for s, m in self.sampled.items()}}
+               if self.sampled else {}),
             "gaps": {g.name: _clean(g.value) if self._known(g.name) else None for g in d.gaps},
             "intervals": {k: ([_clean(x) for x in v] if v is not None else None) for k, v in d.intervals.items()},
             "tolerance": d.tolerance,
