@@ -10,6 +10,7 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from dlexp.diagnosis.splits import JOINT_GAP
 from dlexp.errors import StoreError
 from dlexp.tracking.process import DESCRIPTION, ERROR_KEYS, _first_line, client
 from dlexp.tracking.store import redact, scrub
@@ -119,7 +120,7 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     no_baseline = run.data.tags.get("dlexp.human_source") == "none"  # baseline.human_error=none: no error/human
     optional = {"human"} if no_baseline else set()
-    if run.data.tags.get(FOREIGN_TAG):  # another tool's run that dlexp diagnosed (--save): maybe no train-dev
+    if f"gap/{JOINT_GAP}" in run.data.metrics:  # judged without a train-dev error (a callback's, another tool's)
         optional.add("train_dev")
     if not any(k.startswith("error/") or k.startswith("dlexp.") for k in (*run.data.metrics, *run.data.tags)):
         names = ", ".join(sorted(run.data.metrics)[:20]) or "none"
