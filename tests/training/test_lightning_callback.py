@@ -199,3 +199,58 @@ def test_a_bad_human_error_is_refused_at_once():
 
     with pytest.raises(ConfigError, match="human error must be a number in \\[0, 1\\]"):
         Diagnose(human_error=5)
+
+
+SCRIPT = '''
+import sys
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlexp.lightning import Diagnose
+
+
+class Net(L.LightningModule):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.body(x)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self(x), y)
+
+    def validation_step(self, batch, _):
+        pass
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def loader(n, seed, shuffle=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    return DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=16, shuffle=shuffle)
+
+
+trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                    callbacks=[Diagnose(human_error=0.01, train_dev=loader(40, 1), test=loader(40, 2))])
+trainer.fit(Net(), loader(120, 0, shuffle=True), loader(40, 3))
+print("MLFLOW_LOADED", "mlflow" in sys.modules)
+'''
+
+
+def test_the_callback_in_a_users_script_leaves_mlflow_to_the_tracking_process(runs_dir, dlexp_proc):
+    import subprocess
+    import sys
+
+    script = runs_dir.parent / "train.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dlexp diagnosis · Net on dataloaders" in proc.stdout and "verdict:" in proc.stdout
+    assert "MLFLOW_LOADED False" in proc.stdout
+    listing = dlexp_proc("runs")
+    assert listing.returncode == 0 and "FINISHED" in listing.stdout and "Net" in listing.stdout
