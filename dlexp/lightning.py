@@ -104,7 +104,7 @@ class Diagnose(pl.Callback):
         from dlexp.render import terminal
 
         terminal.diagnosis(self.report, title=f"{self._names[0]} on {self._names[1]}")
-        artifacts = {}
+        artifacts = {str(self._workdir / "analysis"): "analysis"}
         kept = Outcomes("classification", "error_rate", {s: e.predicted != e.labels for s, e in evals.items()},
                         {s: e.fingerprint for s, e in evals.items()})
         outcomes.write(kept, self._workdir / outcomes.FOLDER)
@@ -165,7 +165,19 @@ class Diagnose(pl.Callback):
                      human_range=self.human_range, human_known=self.human is not None)
         return Report(d, recommend(d, None, train_size=sizes.get("train")), run_id=self._recorder.run_id,
                       sizes=sizes, baseline={"source": "given" if self.human is not None else "none"},
+                      analysis=self._analysis(evals),
                       source={"tool": "lightning", "run_name": f"{self._names[0]} on {self._names[1]}"})
+
+    def _analysis(self, evals: dict) -> dict:
+        """Per-class errors, the classes rising most from train-dev to dev, the worst dev mistakes (a CSV)."""
+        from dlexp.diagnosis import analysis
+
+        n_classes = 1 + max(int(max(e.labels.max(initial=0), e.predicted.max(initial=0))) for e in evals.values())
+        summary, rows = analysis.analyse({s: e.labels for s, e in evals.items()},
+                                         {s: (e.predicted, e.confidence) for s, e in evals.items()}, n_classes)
+        analysis.write_worst(rows, self._workdir / "analysis" / analysis.WORST_CSV)
+        summary["worst_dev_csv"] = f"analysis/{analysis.WORST_CSV}"
+        return summary
 
 
 def _human(value) -> tuple[float | None, tuple[float, float] | None]:

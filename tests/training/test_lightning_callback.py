@@ -112,6 +112,8 @@ def test_callback_records_into_dlexp_store_and_dlexp_commands_read_the_runs(pack
     assert doc["run_id"] == ids[0] and doc["sizes"]["train_dev"] == 80
     assert doc["errors"]["dev"] == pytest.approx(client.get_run(ids[0]).data.metrics["error/dev"])
     assert all(a["command"] is None for a in doc["actions"])  # the user's script is not a dlexp config
+    assert len(doc["analysis"]["per_class"]["dev"]) == 3  # error analysis: per class, as for a dlexp run
+    assert {"analysis", "outcomes", "plots", "diagnosis.json"} <= {f.path for f in client.list_artifacts(ids[0])}
     compared = json.loads(cli("compare", ids[0], ids[1], "--json"))
     assert {s["method"] for s in compared["splits"].values()} == {"paired"}  # same examples, same order
     listing = cli("runs")
