@@ -75,10 +75,10 @@ def request(run_id: str | None, *, human: str | None = None, figures: Mapping[st
     if (metrics or size or accuracy) and typed_in:
         raise ConfigError("--metric/--size/--accuracy read a run's metrics; what-if mode takes --train ... instead")
     if typed_in:
-        missing = [f"--{k.replace('_', '-')}" for k, v in {"human": human_value, **figures}.items() if v is None]
+        missing = [f"--{k}" for k, v in {"human": human_value, **figures}.items() if v is None and k != "train_dev"]
         if run_id is not None or missing:
-            raise ConfigError("what-if mode takes no run id and needs all of --human --train --train-dev --dev "
-                              f"--test (missing: {', '.join(missing) or 'none'})")
+            raise ConfigError("what-if mode takes no run id and needs all of --human --train --dev --test, and "
+                              f"--train-dev to split the train-to-dev gap (missing: {', '.join(missing) or 'none'})")
         errors = SplitErrors(human=human_value, **figures)
         return what_if(errors, sizes=sizes, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
                        human_range=human_range), "what-if"

@@ -90,3 +90,16 @@ def test_without_train_dev_an_uncertain_joint_gap_says_which_split_to_grow():
     d = diagnose(SplitErrors(0.01, 0.02, None, 0.05, 0.05), sizes={"train": 800, "dev": 200, "test": 200})
     assert d.verdict == "inconclusive" and d.resolve["gap"] == JOINT_GAP
     assert set(d.resolve["more"]) <= {"train", "dev"} and d.resolve["more"]
+
+
+def test_what_if_without_train_dev_at_the_command_line_judges_one_gap():
+    from typer.testing import CliRunner
+
+    from dlexp.cli import app
+
+    result = CliRunner().invoke(app, ["diagnose", "--human", "0.01", "--train", "0.02", "--dev", "0.08", "--test",
+                                      "0.08", "--n-train", "8000", "--n-dev", "2000", "--n-test", "2000", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["verdict"] == JOINT_GAP and doc["errors"]["train_dev"] is None
+    assert doc["intervals"][JOINT_GAP] == pytest.approx(newcombe(0.08, 2000, 0.02, 8000))
