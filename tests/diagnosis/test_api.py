@@ -103,3 +103,15 @@ def test_what_if_without_train_dev_at_the_command_line_judges_one_gap():
     doc = json.loads(result.output)
     assert doc["verdict"] == JOINT_GAP and doc["errors"]["train_dev"] is None
     assert doc["intervals"][JOINT_GAP] == pytest.approx(newcombe(0.08, 2000, 0.02, 8000))
+
+
+def test_two_runs_without_train_dev_are_compared_on_their_one_gap():
+    from dlexp.diagnosis.compare import compare
+
+    sizes = {"train": 8000, "dev": 2000, "test": 2000}
+    a = dlexp.diagnose(train=0.02, dev=0.08, test=0.08, human=0.01, sizes=sizes).document()
+    b = dlexp.diagnose(train=0.03, dev=0.06, test=0.07, human=0.01, sizes=sizes).document()
+    joint = compare(a, b).gaps[JOINT_GAP]
+    assert joint.diff == pytest.approx(-0.03) and joint.change == "lowered"
+    with_td = dlexp.diagnose(train=0.02, train_dev=0.03, dev=0.08, test=0.08, human=0.01).document()
+    assert JOINT_GAP not in compare(with_td, with_td).gaps  # runs with train-dev: the four gaps only
