@@ -154,43 +154,13 @@ def next_step(
         raise typer.Exit(EXIT_DIVERGED)
 
 
-def _parse_human(text: str | None, *, bounded: bool = True) -> tuple[float | None, tuple[float, float] | None]:
-    """--human 0.01 -> (0.01, None); --human 0.008,0.012 (a range: several annotators) -> (0.01, (lo, hi))."""
-    from dlexp.diagnosis import check_error
-
-    if text is None:
-        return None, None
-    parts = [p for p in text.strip().strip("[]").replace(" ", ",").split(",") if p]
-    try:
-        values = [float(p) for p in parts]
-        if len(values) not in (1, 2):
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"--human takes a number (0.01) or a range lo,hi (0.008,0.012), got {text!r}") from None
-    for v in values:
-        if not bounded:  # a regression run's errors are in the target's unit: checked once the run is read
-            if not 0 <= v < float("inf"):
-                raise ConfigError(f"--human must be a number >= 0, got {v}")
-            continue
-        try:
-            check_error("human", v)
-        except ValueError as exc:
-            raise ConfigError(f"--human: {exc}") from None
-    if len(values) == 1:
-        return values[0], None
-    lo, hi = sorted(values)
-    return (lo + hi) / 2, (lo, hi)
-
-
 @app.command()
 @friendly
 def diagnose(
-    run_id: Annotated[Optional[str], typer.Argument(
-        help="Run to diagnose (a seed group's parent run diagnoses the pooled group); default: the latest run.",
-        show_default=False)] = None,
-    human: Annotated[Optional[str], typer.Option(
-        help="Human-level error, or a range lo,hi from several annotators (re-judges a run, or what-if).",
-        show_default=False)] = None,
+    run_id: Annotated[Optional[str], typer.Argument(help="Run to diagnose (a seed group's parent: the pooled "
+                                                         "group); default: the latest run.", show_default=False)] = None,
+    human: Annotated[Optional[str], typer.Option(help="Human-level error, or a range lo,hi from several annotators "
+                                                      "(re-judges a run, or what-if).", show_default=False)] = None,
     train: Annotated[Optional[float], typer.Option(help="What-if: training error.")] = None,
     train_dev: Annotated[Optional[float], typer.Option("--train-dev", help="What-if: train-dev error.")] = None,
     dev: Annotated[Optional[float], typer.Option(help="What-if: dev error.")] = None,
@@ -199,56 +169,32 @@ def diagnose(
     n_train_dev: Annotated[Optional[int], typer.Option("--n-train-dev", help="What-if: train-dev size.")] = None,
     n_dev: Annotated[Optional[int], typer.Option("--n-dev", help="What-if: dev size.")] = None,
     n_test: Annotated[Optional[int], typer.Option("--n-test", help="What-if: test size.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(metavar="SPLIT=NAME", help="A run another tool logged: its "
+                      "metric for a split (train=train_acc; train, dev, test; train_dev if it has one).")] = None,
+    accuracy: Annotated[bool, typer.Option("--accuracy", help="--metric names accuracies: errors are 1 - them.")] = False,
+    size: Annotated[Optional[list[str]], typer.Option(metavar="SPLIT=N", help="With --metric: the examples a "
+                                                                              "split was measured on (dev=2000).")] = None,
+    save: Annotated[bool, typer.Option("--save", help="With --metric: write the diagnosis onto that run.")] = False,
     tolerance: Annotated[Optional[float], typer.Option(
         help="Smallest gap that counts as a problem (default: the run's diagnosis.tolerance, or 0.01).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON document.")] = False,
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
-    """Diagnose a finished run again (no torch import), or figures typed in (what-if mode).
+    """Diagnose a finished run again (no torch import), a run another tool logged (--metric), or figures typed in.
 
-    What-if: dlexp diagnose --human 0.01 --train 0.08 --train-dev 0.09 --dev 0.10 --test 0.11
-    --n-train 8000 --n-train-dev 2000 --n-dev 2000 --n-test 2000. With the sizes, every error and gap gets a
-    95% interval and a gap counts only when its interval clears the tolerance; a split without a size has
-    no interval, and its gaps are judged on the estimate alone (as if the split were very large).
+    What-if: dlexp diagnose --human 0.01 --train 0.08 --train-dev 0.09 --dev 0.10 --test 0.11 [--n-train 8000 ...]:
+    with the sizes every error and gap gets a 95% interval, and a gap counts only when its interval clears the
+    tolerance; without them gaps are judged on their estimates.
     """
-    from dlexp.diagnosis import DEFAULT_TOLERANCE, SplitErrors, check_error, what_if
+    from dlexp.tracking.rediagnose import request
 
-    figures = {"train": train, "train-dev": train_dev, "dev": dev, "test": test}
-    typed_in = any(v is not None for v in figures.values())
-    human_value, human_range = _parse_human(human, bounded=typed_in)
-    for name, value in figures.items():
-        if value is not None:
-            try:
-                check_error(name, value)
-            except ValueError as exc:
-                raise ConfigError(f"--{name}: {exc}") from None
-    sizes = {"train": n_train, "train_dev": n_train_dev, "dev": n_dev, "test": n_test}
-    for name, n in sizes.items():
-        if n is not None and n <= 0:
-            raise ConfigError(f"--n-{name.replace('_', '-')} must be a positive number of examples, got {n}")
-    if tolerance is not None and tolerance < 0:
-        raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
-
-    if typed_in:
-        missing = [f"--{k}" for k, v in {"human": human_value, **figures}.items() if v is None]
-        if run_id is not None or missing:
-            raise ConfigError("what-if mode takes no run id and needs all of --human --train --train-dev --dev "
-                              f"--test (missing: {', '.join(missing) or 'none'})")
-        errors = SplitErrors(human=human_value, train=train, train_dev=train_dev, dev=dev, test=test)
-        report = what_if(errors, sizes=sizes, tolerance=DEFAULT_TOLERANCE if tolerance is None else tolerance,
-                         human_range=human_range)
-        title = "what-if"
-    else:
-        if any(v is not None for v in sizes.values()):
-            raise ConfigError("--n-train/--n-train-dev/--n-dev/--n-test are for what-if mode; a run knows its sizes")
-        require_store(uri)
-        from dlexp.tracking.rediagnose import rediagnose
-
-        report, title = rediagnose(uri, run_id, human=human_value, human_range=human_range, tolerance=tolerance)
+    report, title = request(run_id, human=human, figures={"train": train, "train_dev": train_dev, "dev": dev,
+                            "test": test}, sizes={"train": n_train, "train_dev": n_train_dev, "dev": n_dev,
+                            "test": n_test}, tolerance=tolerance, uri=uri, metrics=metric or (), accuracy=accuracy,
+                            size=size or (), save=save)
     if as_json:
-        typer.echo(json.dumps(report.document(), indent=2))
-        return
+        return typer.echo(json.dumps(report.document(), indent=2))
     from dlexp.render import terminal as render
 
     render.diagnosis(report, title=title)

@@ -78,6 +78,7 @@ NETWORK_ONLY = {
                   "{metric} (95% upper end)",
 }
 TOKENS = "gradient boosting reads no token sequences"
+OWN = "your own Datasets are read batch by batch, so no reference model is fitted on them"
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,9 @@ def refine(document: dict, splits, result) -> tuple[float, tuple[float, float], 
     if task == "classification":
         pred, confidence = (result.predictions or {}).get("train_dev", (None, None))
         if pred is not None and len(pred) >= MIN_TRAIN_DEV and np.all(np.isfinite(confidence)):
-            network = network_bracket(task, confidence=confidence, wrong=pred != np.asarray(splits.train_dev.y))
+            evals = getattr(result, "evals", None) or {}
+            labels = evals["train_dev"].labels if "train_dev" in evals else splits.train_dev.y
+            network = network_bracket(task, confidence=confidence, wrong=pred != np.asarray(labels))
     else:
         abs_td = (result.abs_errors or {}).get("train_dev")
         if abs_td is not None and len(abs_td) >= MIN_TRAIN_DEV and np.all(np.isfinite(abs_td)):
@@ -297,6 +300,16 @@ def baseline(value, splits, *, seed: int = 0) -> tuple[float | None, tuple[float
     unbounded = splits.task == "regression"
     source = configs.human_source(value)
     if source == "auto" and splits.bayes_error is None and splits.needs_human:
+        if getattr(splits, "datasets", None) is not None:  # the user's own Datasets, never held as arrays
+            sizes = splits.sizes()
+            if sizes["train_dev"] < MIN_TRAIN_DEV:
+                raise DataError(f"baseline.human_error=auto estimates the Bayes error from the network's train-dev "
+                                f"figures, and train-dev has {sizes['train_dev']} items (it needs {MIN_TRAIN_DEV}); "
+                                f"give your own estimate, e.g. {_suggest(splits)}, or baseline.human_error=none")
+            print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "
+                  f"train-dev figures once it is trained ({OWN}; baseline.human_error=auto)", flush=True)
+            return None, None, {"source": "estimated", "lower": None, "upper": None, "method": "",
+                                "metric": splits.metric, "reference": {}, "why": OWN}
         if splits.vocab is not None:  # token ids are no features: the network's own bracket, after training
             check(splits)
             print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "

@@ -18,10 +18,11 @@ rich, so `dlexp diagnose` stays fast and every rule here is testable by table. O
 from dlexp.diagnosis.actions import Action, merge_overrides, recommend
 from dlexp.diagnosis.document import Report, what_if
 from dlexp.diagnosis.intervals import intervals, mover, newcombe, t975, wilson
-from dlexp.diagnosis.splits import (DEFAULT_TOLERANCE, GAP_TERMS, GAPS, GENERATED_SOURCES, SPLITS, VERDICTS, Z95,
-                                    SplitErrors, check_error)
+from dlexp.diagnosis.splits import (ALL_GAP_TERMS, DEFAULT_TOLERANCE, GAP_TERMS, GAPS, GENERATED_SOURCES, JOINT_GAP,
+                                    SPLITS, VERDICTS, Z95, SplitErrors, check_error, gap_terms)
 from dlexp.diagnosis.verdict import Diagnosis, Gap, diagnose
 
-__all__ = ["Action", "DEFAULT_TOLERANCE", "Diagnosis", "GAPS", "GAP_TERMS", "GENERATED_SOURCES", "Gap", "Report",
+__all__ = ["ALL_GAP_TERMS", "JOINT_GAP", "gap_terms",
+           "Action", "DEFAULT_TOLERANCE", "Diagnosis", "GAPS", "GAP_TERMS", "GENERATED_SOURCES", "Gap", "Report",
            "SPLITS", "SplitErrors", "VERDICTS", "Z95", "check_error", "diagnose", "intervals", "merge_overrides",
            "mover", "newcombe", "recommend", "t975", "what_if", "wilson"]

@@ -330,9 +330,18 @@ def _diverged_actions(cfg: Mapping):
         yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
 
 
+def _joint_actions(cfg: Mapping):
+    """No train-dev error: tell variance from mismatch first, then what helps with either."""
+    yield ("Measure a train-dev split: hold out part of the training data and measure its error",
+           "without it the train-to-dev gap cannot be split into variance and data mismatch", None, False)
+    yield from _variance_actions(cfg)
+    yield from _mismatch_actions(cfg)
+
+
 _ACTIONS = {
     "avoidable_bias": _bias_actions,
     "variance": _variance_actions,
+    "variance_or_mismatch": _joint_actions,
     "data_mismatch": _mismatch_actions,
     "dev_overfitting": _dev_overfit_actions,
     "diverged": _diverged_actions,

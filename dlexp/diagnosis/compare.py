@@ -33,7 +33,7 @@ from statistics import NormalDist
 from typing import Any
 
 from dlexp.diagnosis.intervals import mover, wilson
-from dlexp.diagnosis.splits import GAP_TERMS, SPLITS, Z95
+from dlexp.diagnosis.splits import ALL_GAP_TERMS, GAP_TERMS, JOINT_GAP, SPLITS, Z95
 
 PAIRED, INDEPENDENT = "paired", "independent"
 LEVEL = 0.95
@@ -339,7 +339,7 @@ def _split(name: str, a: Mapping, b: Mapping, oa: Outcomes | None, ob: Outcomes 
 def _gap_value(doc: Mapping, gap: str) -> float | None:
     if (doc.get("gaps") or {}).get(gap) is not None:
         return doc["gaps"][gap]
-    hi, lo = GAP_TERMS[gap]
+    hi, lo = ALL_GAP_TERMS[gap]
     e = doc.get("errors") or {}
     return None if e.get(hi) is None or e.get(lo) is None else e[hi] - e[lo]
 
@@ -380,7 +380,10 @@ def compare(a: Mapping, b: Mapping, *, outcomes_a: Outcomes | None = None, outco
                                           rng=default_rng(stream))
     ha, hb = (a.get("errors") or {}).get("human"), (b.get("errors") or {}).get("human")
     gaps = {}
-    for gap, (hi, lo) in GAP_TERMS.items():
+    terms = dict(GAP_TERMS)
+    if any(JOINT_GAP in (doc.get("gaps") or {}) for doc in (a, b)):  # a run without train-dev: its one gap too
+        terms[JOINT_GAP] = ALL_GAP_TERMS[JOINT_GAP]
+    for gap, (hi, lo) in terms.items():
         ga, gb = _gap_value(a, gap), _gap_value(b, gap)
         d_hi = splits[hi]
         diff = ci = None

@@ -7,14 +7,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dlexp.diagnosis.actions import Action, recommend
-from dlexp.diagnosis.splits import DEFAULT_TOLERANCE, GAP_TERMS, SPLITS, SplitErrors
+from dlexp.diagnosis.splits import ALL_GAP_TERMS, DEFAULT_TOLERANCE, SPLITS, SplitErrors
 from dlexp.diagnosis.verdict import Diagnosis, diagnose
 
 
 
-def _clean(x: float) -> float:
+def _clean(x: float | None) -> float | None:
     """0.0578 rather than 0.057800000000000004: the difference of two rates, rounded to 12 decimals."""
-    return round(x, 12) if math.isfinite(x) else x
+    return round(x, 12) if x is not None and math.isfinite(x) else x
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,33 @@ class Report:
     # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
     baseline: Mapping | None = None
     start: Mapping | None = None  # model.init_from: run_id, loaded / total tensors, new ones, frozen, tokenizer
+    sampled: Mapping[str, int] | None = None  # split -> its full size, when its error came from a sample of `sizes`
+    # where the errors came from when dlexp did not measure them itself: {"metrics": {split: the run's metric
+    # name}, "accuracy": bool} for a run another tool logged, {"tool": "lightning-callback"} for dlexp.lightning
+    source: Mapping | None = None
+
+    # the diagnosis at hand, for notebooks: report.verdict, report.problems, report.gap("variance").interval
+    @property
+    def verdict(self) -> str:
+        return self.diagnosis.verdict
+
+    @property
+    def problems(self) -> tuple[str, ...]:
+        return self.diagnosis.problems
+
+    @property
+    def gaps(self) -> dict:
+        """Gap name -> `Gap` (value, problem, 95% interval or None)."""
+        return {g.name: g for g in self.diagnosis.gaps}
+
+    def gap(self, name: str):
+        return self.diagnosis.gap(name)
+
+    def _repr_markdown_(self) -> str:
+        """How Jupyter shows a report: the verdict, the table with intervals, the notes and the next steps."""
+        from dlexp.render.markdown import diagnosis as markdown  # standard library only
+
+        return markdown(self.document())
 
     def _known(self, name: str) -> bool:
         """False for the human level and avoidable bias of a run without a baseline."""
@@ -48,6 +75,8 @@ class Report:
             "metric": self.metric,
             "errors": {k: _clean(v) if self._known(k) else None for k, v in d.errors.as_dict().items()},
             "sizes": {s: self.sizes.get(s) for s in SPLITS},
+            **({"sampled": {s: {"n": self.sizes.get(s), "of": m} for s, m in self.sampled.items()}}
+               if self.sampled else {}),
             "gaps": {g.name: _clean(g.value) if self._known(g.name) else None for g in d.gaps},
             "intervals": {k: ([_clean(x) for x in v] if v is not None else None) for k, v in d.intervals.items()},
             "tolerance": d.tolerance,
@@ -62,6 +91,7 @@ class Report:
             **({"curve": dict(self.curve)} if self.curve else {}),
             **({"baseline": dict(self.baseline)} if self.baseline else {}),
             **({"init_from": dict(self.start)} if self.start else {}),
+            **({"source": dict(self.source)} if self.source else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }
@@ -82,11 +112,12 @@ class Report:
 
     def metrics(self) -> dict[str, float]:
         """The MLflow metric names: error/<split>, gap/<name>."""
-        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items() if self._known(k)}
+        out = {f"error/{k}": _clean(v) for k, v in self.diagnosis.errors.as_dict().items()
+               if self._known(k) and v is not None}
         out.update({f"gap/{g.name}": _clean(g.value) for g in self.diagnosis.gaps if self._known(g.name)})
         for name, ci in self.diagnosis.intervals.items():
             if ci is not None and ci[0] != ci[1]:  # a point "interval" (an exact human level) says nothing
-                prefix = "gap" if name in GAP_TERMS else "error"
+                prefix = "gap" if name in ALL_GAP_TERMS else "error"
                 out[f"{prefix}/{name}/lo"], out[f"{prefix}/{name}/hi"] = ci
         for split, value in ((self.baseline or {}).get("reference") or {}).items():
             out[f"reference/{split}"] = _clean(value)  # the reference model's errors (an estimated baseline)
@@ -105,12 +136,14 @@ class Report:
 
 
 def what_if(errors: SplitErrors, *, sizes: Mapping[str, int | None] | None = None,
-            tolerance: float = DEFAULT_TOLERANCE, human_range: Sequence[float] | None = None) -> Report:
-    """The report of figures typed in (`dlexp diagnose --human .. --train ..`): no run, so no commands.
+            tolerance: float = DEFAULT_TOLERANCE, human_range: Sequence[float] | None = None,
+            human_known: bool = True) -> Report:
+    """The report of figures typed in (`dlexp diagnose --human .. --train ..`, `dlexp.diagnose`): no run, so
+    no commands.
 
     >>> what_if(SplitErrors(0.01, 0.08, 0.09, 0.10, 0.11)).diagnosis.verdict
     'avoidable_bias'
     """
     sizes = sizes or {}
-    d = diagnose(errors, tolerance=tolerance, sizes=sizes, human_range=human_range)
+    d = diagnose(errors, tolerance=tolerance, sizes=sizes, human_range=human_range, human_known=human_known)
     return Report(d, recommend(d, None), sizes={k: v for k, v in sizes.items() if v})

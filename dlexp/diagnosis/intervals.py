@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from dlexp.diagnosis.splits import GAP_TERMS, SPLITS, Z95, SplitErrors
+from dlexp.diagnosis.splits import SPLITS, Z95, SplitErrors, gap_terms
 
 # --------------------------------------------------------------------------------------------------
 # Intervals: closed-form, so stdlib math suffices. Wilson's score interval for an error rate measured on
@@ -86,7 +86,9 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
       explain enters as t(n_seeds - 1) * sd_excess / sqrt(n_seeds), added in quadrature;
     - human: `human_range` (several annotators) or the point itself; it widens avoidable_bias;
     - a gap: MOVER on its two terms' intervals (Newcombe's hybrid score method for two Wilson intervals),
-      or the one in `given` (a bootstrap of the difference, for regression).
+      or the one in `given` (a bootstrap of the difference, for regression);
+    - no train-dev error: no train-dev interval, and the joint train-to-dev gap instead of variance and
+      data mismatch (`gap_terms`).
 
     >>> iv = intervals(SplitErrors(0.01, 0.08, 0.09, 0.10, 0.11), {"train": 8000, "train_dev": 2000,
     ...                "dev": 2000, "test": 2000})
@@ -100,6 +102,9 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
     out["human"] = (float(min(human_range)), float(max(human_range))) if human_range else (h, h)
     for split in SPLITS:
         p = values[split]
+        if p is None:  # not measured
+            out[split] = None
+            continue
         ci = tuple(given[split]) if given.get(split) is not None else wilson(p, sizes.get(split))
         if ci is not None and n_seeds > 1 and spread.get(split):
             # the seed-to-seed variance beyond what sampling alone gives each run (which Wilson's interval on
@@ -109,7 +114,7 @@ def intervals(errors: SplitErrors, sizes: Mapping[str, int | None] | None = None
             excess = math.sqrt(max(0.0, spread[split] ** 2 - sampling))
             ci = _widen(p, ci, t975(n_seeds - 1) * excess / math.sqrt(n_seeds))
         out[split] = ci
-    for name, (a, b) in GAP_TERMS.items():
+    for name, (a, b) in gap_terms(errors).items():
         ci_a, ci_b = out[a], out[b]
         if given.get(name) is not None and not (n_seeds > 1 and spread):  # a bootstrap's own gap interval
             out[name] = tuple(given[name])

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 SPLITS = ("train", "train_dev", "dev", "test")
 GAPS = ("avoidable_bias", "variance", "data_mismatch", "dev_overfitting")
-VERDICTS = GAPS + ("within_tolerance", "inconclusive", "diverged")
+# without a train-dev error the train-to-dev gap cannot be split into variance and data mismatch: one gap
+JOINT_GAP = "variance_or_mismatch"
+VERDICTS = GAPS + (JOINT_GAP, "within_tolerance", "inconclusive", "diverged")
 
 # gap name -> (the larger error, the smaller error): gap = errors[a] - errors[b]
 GAP_TERMS = {
@@ -17,6 +19,8 @@ GAP_TERMS = {
     "dev_overfitting": ("test", "dev"),
 }
 
+ALL_GAP_TERMS = {**GAP_TERMS, JOINT_GAP: ("dev", "train")}
+
 DEFAULT_TOLERANCE = 0.01
 Z95 = 1.959963984540054  # two-sided 95%: NormalDist().inv_cdf(0.975)
 GENERATED_SOURCES = ("synthetic", "sequence")  # data sources that can draw more examples on request
@@ -24,17 +28,32 @@ GENERATED_SOURCES = ("synthetic", "sequence")  # data sources that can draw more
 
 @dataclass(frozen=True)
 class SplitErrors:
-    """Errors on the four splits and the human-level error, all in the same unit (an error rate here)."""
+    """Errors on the four splits and the human-level error, all in the same unit (an error rate here).
+
+    `train_dev` is None when it was not measured (a run another tool logged): the gaps are then `gap_terms`'s.
+    """
 
     human: float
     train: float
-    train_dev: float
+    train_dev: float | None
     dev: float
     test: float
 
     def as_dict(self) -> dict[str, float]:
         return {"human": self.human, "train": self.train, "train_dev": self.train_dev,
                 "dev": self.dev, "test": self.test}
+
+
+def gap_terms(errors: SplitErrors) -> dict[str, tuple[str, str]]:
+    """The gaps these errors measure: the four, or without train-dev avoidable bias, the joint train-to-dev gap
+    and dev overfitting.
+
+    >>> list(gap_terms(SplitErrors(0.01, 0.08, None, 0.10, 0.11)))
+    ['avoidable_bias', 'variance_or_mismatch', 'dev_overfitting']
+    """
+    if errors.train_dev is not None:
+        return dict(GAP_TERMS)
+    return {name: ALL_GAP_TERMS[name] for name in ("avoidable_bias", JOINT_GAP, "dev_overfitting")}
 
 
 def check_error(name: str, value: float) -> None:

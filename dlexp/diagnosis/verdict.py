@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from dlexp.diagnosis.intervals import intervals
-from dlexp.diagnosis.splits import DEFAULT_TOLERANCE, GAP_TERMS, SPLITS, SplitErrors
+from dlexp.diagnosis.splits import ALL_GAP_TERMS, DEFAULT_TOLERANCE, JOINT_GAP, SPLITS, SplitErrors, gap_terms
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     A run whose loss became non-finite gets the verdict ``diverged`` whatever its gaps say.
     Without a baseline (`human_known=False`) avoidable bias is unknown, at most the training error: it is
     never a problem, and the verdict rests on the other three gaps.
+    Without a train-dev error (`errors.train_dev` None) the train-to-dev gap cannot be split into variance and
+    data mismatch: it is judged as one gap, ``variance_or_mismatch``, and a note says so.
 
     >>> diagnose(SplitErrors(0.01, 0.015, 0.10, 0.11, 0.11)).verdict
     'variance'
@@ -72,6 +74,9 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     >>> d = diagnose(SplitErrors(0.0, 0.30, 0.305, 0.31, 0.31), human_known=False)
     >>> d.verdict, d.gap("avoidable_bias").problem
     ('within_tolerance', False)
+    >>> d = diagnose(SplitErrors(0.01, 0.02, None, 0.08, 0.08))
+    >>> d.verdict, [g.name for g in d.gaps]
+    ('variance_or_mismatch', ['avoidable_bias', 'variance_or_mismatch', 'dev_overfitting'])
     """
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be a non-negative number, got {tolerance!r}")
@@ -81,7 +86,7 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     iv = intervals(errors, sizes, human_range=human_range, spread=spread, n_seeds=n_seeds,
                    given=given_intervals)
     gaps = []
-    for name, (hi, lo) in GAP_TERMS.items():
+    for name, (hi, lo) in gap_terms(errors).items():
         value = values[hi] - values[lo]
         ci = iv[name]
         # rounding guards against 0.16 - 0.15 = 0.009999... being called below a 0.01 tolerance
@@ -111,6 +116,11 @@ def diagnose(errors: SplitErrors, *, tolerance: float = DEFAULT_TOLERANCE,
     for g in uncertain:
         notes.append(f"{g.name} ({g.value:.4g}) reaches the tolerance, but its 95% interval "
                      f"[{g.interval[0]:.4g}, {g.interval[1]:.4g}] does not clear it: not a confirmed problem.")
+    if errors.train_dev is None:
+        joint = next(g for g in gaps if g.name == JOINT_GAP)
+        notes.append(f"No train-dev error: the gap from train to dev ({joint.value:.4g}) cannot be split into "
+                     f"variance and data mismatch, so it is judged as one gap, {JOINT_GAP}; measure a train-dev "
+                     "split (held out from the training data) to tell them apart.")
     if not human_known:
         notes.append(f"No baseline (baseline.human_error=none): avoidable bias is unknown, at most the training "
                      f"error ({errors.train:.4g}); the verdict rests on the other gaps.")
@@ -136,7 +146,7 @@ def _resolve(gap: Gap, errors: SplitErrors, sizes: Mapping[str, int | None], tol
     when that cannot do it, both splits grown by the same factor. `more` maps split -> extra examples; it is
     empty when neither works (a human-level range or the seed spread too wide), and `reason` says why.
     """
-    a, b = GAP_TERMS[gap.name]
+    a, b = ALL_GAP_TERMS[gap.name]
     candidates = [s for s in (a, b) if s in SPLITS and sizes.get(s)]
     out = {"gap": gap.name, "value": gap.value, "interval": list(gap.interval) if gap.interval else None,
            "more": {}, "sizes": {s: int(sizes[s]) for s in candidates}, "reason": None}

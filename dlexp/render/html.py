@@ -11,7 +11,7 @@ import tempfile
 from html import escape
 from pathlib import Path
 
-from dlexp.diagnosis import GAP_TERMS, SPLITS
+from dlexp.diagnosis import ALL_GAP_TERMS, SPLITS
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:980px;color:#222;padding:0 1em}
@@ -86,7 +86,9 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
     rows += [[f"error/{s}", _pct(doc["errors"][s]), _ci(iv.get(s)), f"{sizes[s]:,}" if sizes.get(s) else "", ""]
              for s in SPLITS]
     problems = set(doc.get("problems") or [])
-    for name, (hi, lo) in GAP_TERMS.items():
+    for name, (hi, lo) in ALL_GAP_TERMS.items():
+        if name not in doc["gaps"]:  # not measured (no train-dev error: one joint gap instead of two)
+            continue
         value = doc["gaps"][name]
         state = "problem" if name in problems else ("uncertain" if round(value, 12) >= tol else "ok")
         rows.append([f"gap/{name}", _pct(value), _ci(iv.get(name)), "",

@@ -199,7 +199,15 @@ class Session:
         params = {k: str(v)[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
         self.names = (params.get("model.name"), params.get("data.name"))  # for the Description's title
         self.resumed = bool(msg.get("resume_run_id"))
-        if self.resumed:
+        # a run another writer holds open (the MLFlowLogger of the user's own Trainer, see dlexp.lightning): dlexp
+        # adds its records and leaves the run's status to that writer
+        self.attached = bool(msg.get("attach_run_id"))
+        if self.attached:
+            self.run = self.client.get_run(msg["attach_run_id"])
+            self.run_id = self.run.info.run_id
+            params = {k: v for k, v in params.items() if k not in self.run.data.params}
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+        elif self.resumed:
             # attach to the run being resumed: same id, RUNNING again; params are immutable in MLflow, so
             # the ones an override changed are kept as they were and the change is recorded as a tag
             self.run = self.client.get_run(msg["resume_run_id"])
@@ -275,7 +283,8 @@ class Session:
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
                 c.log_artifacts(run_id, local, target)
-        c.set_terminated(run_id, msg.get("status", "FINISHED"))
+        if not self.attached or msg.get("status", "FINISHED") != "FINISHED":
+            c.set_terminated(run_id, msg.get("status", "FINISHED"))
         for local in msg.get("cleanup", []):
             shutil.rmtree(local, ignore_errors=True)
 
@@ -330,7 +339,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
             if session is None:
                 return
     # the training process went away without `finish`: never leave the run RUNNING
-    if session is not None:
+    if session is not None and not session.attached:  # an attached run's own writer ends it
         try:
             session.client.set_tag(session.run_id, "dlexp.error", "training process ended before finishing")
             session.client.set_terminated(session.run_id, "FAILED")

@@ -10,9 +10,12 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from dlexp.diagnosis.splits import JOINT_GAP
 from dlexp.errors import StoreError
 from dlexp.tracking.process import DESCRIPTION, ERROR_KEYS, _first_line, client
 from dlexp.tracking.store import redact, scrub
+
+FOREIGN_TAG = "dlexp.metrics_from"  # on another tool's run that dlexp diagnosed: JSON {split: the run's metric}
 
 
 # ------------------------------------------------------------------------------------- reading runs
@@ -35,6 +38,12 @@ def _resolve_run(c: MlflowClient, run_id: str | None):
     except MlflowException:
         raise StoreError(f"no run with id '{run_id}' in {redact(c.tracking_uri)}; "
                          "`dlexp runs` lists the run ids") from None
+
+
+def find_run(uri: str | None, run_id: str | None):
+    """The client on the store and the run `run_id` (the latest run when None), a stale one settled FAILED."""
+    c = client(uri)
+    return c, settle(c, _resolve_run(c, run_id))
 
 
 def latest_runs(c: MlflowClient, *, limit: int = 20, experiment: str | None = None):
@@ -110,7 +119,14 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     no_baseline = run.data.tags.get("dlexp.human_source") == "none"  # baseline.human_error=none: no error/human
-    if any(v is None for k, v in errors.items() if not (k == "human" and no_baseline)):
+    optional = {"human"} if no_baseline else set()
+    if f"gap/{JOINT_GAP}" in run.data.metrics:  # judged without a train-dev error (a callback's, another tool's)
+        optional.add("train_dev")
+    if not any(k.startswith("error/") or k.startswith("dlexp.") for k in (*run.data.metrics, *run.data.tags)):
+        names = ", ".join(sorted(run.data.metrics)[:20]) or "none"
+        raise StoreError(f"run {rid} was not logged by dlexp: name its metrics, e.g. `dlexp diagnose {rid} "
+                         f"--metric train=NAME --metric dev=NAME --metric test=NAME` (its metrics: {names})")
+    if any(v is None for k, v in errors.items() if k not in optional):
         status = run.info.status
         if status == "RUNNING":
             raise StoreError(f"run {rid} is still training; diagnose it when it has finished "

@@ -353,9 +353,10 @@ def test_report_metrics_and_tags_use_the_document_names():
 # the examples in the docstrings are part of the documentation: they must hold
 
 
-@pytest.mark.parametrize("module", ["dlexp.diagnosis", "dlexp.diagnosis.intervals", "dlexp.diagnosis.verdict",
-                                    "dlexp.diagnosis.actions", "dlexp.diagnosis.document", "dlexp.diagnosis.analysis",
-                                    "dlexp.tracking.store", "dlexp.training.launch"])
+@pytest.mark.parametrize("module", ["dlexp", "dlexp.diagnosis", "dlexp.diagnosis.splits", "dlexp.diagnosis.intervals",
+                                    "dlexp.diagnosis.verdict", "dlexp.diagnosis.actions", "dlexp.diagnosis.document", "dlexp.diagnosis.analysis",
+                                    "dlexp.tracking.store", "dlexp.training.launch",
+                                    "dlexp.tracking.foreign", "dlexp.tracking.rediagnose"])
 def test_docstring_examples(module):
     import doctest
     import importlib
