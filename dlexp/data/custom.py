@@ -93,6 +93,8 @@ def complete(data_cfg) -> None:
 
 
 def build(data_cfg, *, seed: int) -> DataSplits:
+    data_cfg = data_cfg.copy()
+    complete(data_cfg)
     target = str(data_cfg._target_)
     if target in ("???", "") or target.startswith("???"):
         raise ConfigError("data=custom needs data._target_=pkg.module.make_data: a callable (importable from the "
@@ -233,7 +235,7 @@ def _check(ds, name: str, target: str) -> None:
 def _kind(item) -> str:
     if isinstance(item, (tuple, list)):
         return f"a {type(item).__name__} of {len(item)}"
-    return f"a {type(item).__name__}"
+    return f"of type {type(item).__name__}"
 
 
 def _describe(datasets: dict, collate: dict, data_cfg, target: str, *, seed: int) -> DataSplits:
