@@ -32,7 +32,8 @@ class Rows:
     """A map-style view of `rows` of `dataset` (indices as plain ints, as the user's `__getitem__` expects)."""
 
     def __init__(self, dataset, rows: np.ndarray):
-        self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows)
+        self.dataset, self.rows = dataset, rows.astype(np.int32 if len(dataset) < 2**31 else np.int64, copy=False)
 
     def __len__(self) -> int:
         return len(self.rows)
