@@ -175,3 +175,19 @@ def test_ddp_on_two_gloo_ranks_rebuilds_the_users_datasets_in_each_rank(runs_dir
     run = _last(client)
     assert run.info.status == "FINISHED"
     assert _doc(client, run)["sizes"] == {"train": 270, "train_dev": 30, "dev": 120, "test": 120}
+
+
+def test_a_data_config_in_the_users_own_folder_and_resume_at_an_epoch_boundary(own, module_runs_dir):
+    conf = module_runs_dir.parent / "conf" / "data"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "blobs.yaml").write_text("defaults:\n  - /schema/data/custom@_here_\n  - _self_\n\n"
+                                     "_target_: own_data.make_data\ntrain_dev: true\n")
+    first = invoke("train", f"--config-dir={conf.parent}", "data=blobs", "trainer.max_epochs=1", "model.hidden=[16]")
+    assert first.exit_code == 0, first.output
+    run = _last(own)
+    assert _doc(own, run)["sizes"]["train_dev"] == 90  # the user's own train_dev split, from their config
+    more = invoke("train", "--resume", run.info.run_id, "trainer.max_epochs=2")
+    assert more.exit_code == 0, more.output
+    assert "epoch 2/2" in more.output and "epoch 1/2" not in more.output
+    again = own.get_run(run.info.run_id)
+    assert again.info.status == "FINISHED" and len(own.get_metric_history(run.info.run_id, "epoch/train_loss")) == 2
