@@ -191,3 +191,10 @@ def test_a_data_config_in_the_users_own_folder_and_resume_at_an_epoch_boundary(o
     assert "epoch 2/2" in more.output and "epoch 1/2" not in more.output
     again = own.get_run(run.info.run_id)
     assert again.info.status == "FINISHED" and len(own.get_metric_history(run.info.run_id, "epoch/train_loss")) == 2
+
+
+def test_a_learning_curve_over_data_trains_on_seeded_subsets_of_the_users_training_split(own):
+    result = invoke("curve", "--fractions", "0.5,1", "--json", *TINY, "data._target_=own_data.make_data")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert [p["n_train"] for p in doc["points"]] == [135, 270]
