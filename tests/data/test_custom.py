@@ -69,6 +69,22 @@ OWN = textwrap.dedent('''
             return DataLoader(Blobs(70, 4), batch_size=self.batch_size)
 
 
+    class Line(Dataset):
+        def __init__(self, n, seed):
+            self.n, self.seed = n, seed
+
+        def __len__(self):
+            return self.n
+
+        def __getitem__(self, i):
+            x = torch.randn(4, generator=torch.Generator().manual_seed(self.seed * 1_000_003 + i))
+            return x, float(3 * x[0] + 10)
+
+
+    def make_regression():
+        return {"train": Line(200, 1), "dev": Line(80, 2), "test": Line(80, 3)}
+
+
     def not_pairs():
         return {"train": [1, 2, 3], "dev": [1], "test": [1]}
 
@@ -198,3 +214,11 @@ def test_a_learning_curve_over_data_trains_on_seeded_subsets_of_the_users_traini
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output[result.output.index("{"):])
     assert [p["n_train"] for p in doc["points"]] == [135, 270]
+
+
+def test_float_targets_are_regression_in_the_targets_unit(own):
+    result = invoke("train", *TINY, "data._target_=own_data.make_regression", "data.metric=mae")
+    assert result.exit_code == 0, result.output
+    assert "regression, mae in the target's unit" in result.output
+    doc = _doc(own, _last(own))
+    assert doc["task"] == "regression" and doc["metric"] == "mae" and doc["intervals"]["dev"] is not None
