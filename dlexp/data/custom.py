@@ -72,8 +72,9 @@ class DataSplits:
         return int(np.prod(self.input_shape)) if self.input_shape else 1
 
     def __getattr__(self, name):
-        if name in SPLITS:  # splits.train, splits.dev, ...: the Dataset
-            return self.__dict__["datasets"][name]
+        datasets = self.__dict__.get("datasets")
+        if name in SPLITS and datasets is not None:  # splits.train, splits.dev, ...: the Dataset
+            return datasets[name]
         raise AttributeError(name)
 
 
