@@ -32,7 +32,8 @@ class Rows:
     """A map-style view of `rows` of `dataset` (indices as plain ints, as the user's `__getitem__` expects)."""
 
     def __init__(self, dataset, rows: np.ndarray):
-        self.dataset, self.rows = dataset, np.asarray(rows, dtype=np.int64)
+        rows = np.asarray(rows)
+        self.dataset, self.rows = dataset, rows.astype(np.int32 if len(dataset) < 2**31 else np.int64, copy=False)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -71,8 +72,9 @@ class DataSplits:
         return int(np.prod(self.input_shape)) if self.input_shape else 1
 
     def __getattr__(self, name):
-        if name in SPLITS:  # splits.train, splits.dev, ...: the Dataset
-            return self.__dict__["datasets"][name]
+        datasets = self.__dict__.get("datasets")
+        if name in SPLITS and datasets is not None:  # splits.train, splits.dev, ...: the Dataset
+            return datasets[name]
         raise AttributeError(name)
 
 
@@ -93,6 +95,8 @@ def complete(data_cfg) -> None:
 
 
 def build(data_cfg, *, seed: int) -> DataSplits:
+    data_cfg = data_cfg.copy()
+    complete(data_cfg)
     target = str(data_cfg._target_)
     if target in ("???", "") or target.startswith("???"):
         raise ConfigError("data=custom needs data._target_=pkg.module.make_data: a callable (importable from the "
@@ -233,7 +237,7 @@ def _check(ds, name: str, target: str) -> None:
 def _kind(item) -> str:
     if isinstance(item, (tuple, list)):
         return f"a {type(item).__name__} of {len(item)}"
-    return f"a {type(item).__name__}"
+    return f"of type {type(item).__name__}"
 
 
 def _describe(datasets: dict, collate: dict, data_cfg, target: str, *, seed: int) -> DataSplits:

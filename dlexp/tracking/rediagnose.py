@@ -151,7 +151,8 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
                                  train_size=(doc.get("sizes") or {}).get("train")), run_id=run["run_id"],
                     sizes=doc.get("sizes") or {}, task=task, metric=doc.get("metric", "error_rate"),
                     checks=tuple(doc.get("checks") or ()), seeds=seeds or None, analysis=doc.get("analysis"),
-                    curve=doc.get("curve"), baseline=baseline, start=doc.get("init_from"), source=doc.get("source"))
+                    curve=doc.get("curve"), baseline=baseline, start=doc.get("init_from"), source=doc.get("source"),
+                    sampled={k: v["of"] for k, v in (doc.get("sampled") or {}).items()} or None)
     data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
     title = f"{model} on {data}" if data and model else (doc.get("source") or {}).get("run_name")
     if seeds:

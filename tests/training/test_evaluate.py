@@ -46,3 +46,27 @@ def test_regression_keeps_each_absolute_error_in_the_targets_unit_and_max_batche
                            max_batches=3)
     assert part.n == 30 and part.predicted is None
     assert part.fingerprint == fingerprint(x[:30].numpy(), t[:30].numpy())
+
+
+@pytest.mark.slow
+def test_built_in_data_scored_on_a_seeded_sample_says_so(runs_dir):
+    import json
+    from pathlib import Path
+
+    from mlflow.tracking import MlflowClient
+    from typer.testing import CliRunner
+
+    from dlexp.cli import app
+
+    result = CliRunner().invoke(app, ["train", "data.n_train=300", "data.n_train_dev=80", "data.n_dev=80",
+                                      "data.n_test=80", "trainer.max_epochs=1", "diagnosis.max_eval_examples=60"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "sampled 60 of 300" in result.output and "sampled 60 of 80" in result.output
+    client = MlflowClient(tracking_uri=f"sqlite:///{runs_dir / 'mlflow.db'}")
+    run = client.search_runs([e.experiment_id for e in client.search_experiments()])[0]
+    doc = json.loads(Path(client.download_artifacts(run.info.run_id, "diagnosis.json")).read_text())
+    assert doc["sizes"] == {"train": 60, "train_dev": 60, "dev": 60, "test": 60}
+    assert doc["sampled"]["train"] == {"n": 60, "of": 300}
+    shown = CliRunner().invoke(app, ["diagnose", run.info.run_id], catch_exceptions=False)
+    assert shown.exit_code == 0 and "sampled 60 of 300" in shown.output  # read back from the run
