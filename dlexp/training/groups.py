@@ -86,7 +86,9 @@ class Parent:
     def fail(self, exc: BaseException) -> None:
         if self.recorder.finished:
             return
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        from dlexp.training.signals import interruption
+
+        status = "KILLED" if interruption(exc) is not None else "FAILED"
         try:
             self.recorder.finish(status, tags={"dlexp.error": f"{type(exc).__name__}: {exc}"[:5000]})
         except DlexpError:
@@ -125,11 +127,13 @@ def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, wha
         raise DlexpError(f"{len(points) - len(results)} of {len(points)} {what}s returned no result "
                          "(their job never ran or its process died); see the lines above")
     if failed:
-        from dlexp.training.signals import Interrupted
+        from dlexp.training.signals import Interrupted, interruption
 
         interrupted = next((r.exc for _, r in failed if isinstance(r.exc, Interrupted)), None)
         if interrupted is not None:
             raise interrupted
+        if interruption(None) is not None:  # a signal this process handled, whatever the job made of it
+            raise Interrupted(interruption(None))
         err = DlexpError(f"{len(failed)} of {len(points)} {what}s failed: "
                          + "; ".join(f"{' '.join(p)}: {r.error}" for p, r in failed))
         err.exit_code = max(getattr(r.exc, "exit_code", 1) for _, r in failed)

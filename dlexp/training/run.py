@@ -22,7 +22,7 @@ from dlexp.data import save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
-from dlexp.training.signals import Interrupted, Stopper, process_start
+from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
 from dlexp.tracking import outcomes
 from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
@@ -117,19 +117,13 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
                         history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
         return report
-    except (KeyboardInterrupt, Interrupted) as exc:
-        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
-        checkpoints = workdir / "checkpoints"
-        try:  # the checkpoint stays in the run folder for --resume, and goes to the store as well
-            recorder.finish("KILLED", tags={"dlexp.error": reason},
-                            artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
-        except DlexpError:
-            pass
-        if isinstance(exc, Interrupted):
-            run_id = recorder.run_id if recorder.ok else None
-            raise Interrupted(exc.signum, checkpoint=exc.checkpoint, step=exc.step, run_id=run_id) from None
-        raise
     except BaseException as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else stopper.signum or interruption(exc)
+        if signum is not None:  # whatever exception the signal became on its way up: an interruption
+            _end_killed(recorder, workdir, exc, signum)
+            run_id = recorder.run_id if recorder.ok else None
+            raise Interrupted(signum, checkpoint=getattr(exc, "checkpoint", None), step=getattr(exc, "step", None),
+                              run_id=run_id) from None
         reason = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
         if not recorder.finished:
             try:
@@ -139,6 +133,17 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         raise
     finally:
         stopper.restore()
+
+
+def _end_killed(recorder: Recorder, workdir: Path, exc: BaseException, signum: int) -> None:
+    """End the run KILLED; its checkpoint stays in the run folder for --resume, and goes to the store as well."""
+    reason = str(exc) if isinstance(exc, Interrupted) else str(Interrupted(signum))
+    checkpoints = workdir / "checkpoints"
+    try:
+        recorder.finish("KILLED", tags={"dlexp.error": reason},
+                        artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
+    except (DlexpError, KeyboardInterrupt):  # the store's problem, or a second Ctrl-C: the run ends FAILED
+        pass
 
 
 def run_name(cfg: DictConfig, tags: dict) -> str:
@@ -318,6 +323,8 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         interrupted = next((r.exc for r in failed if isinstance(r.exc, Interrupted)), None)
         if interrupted is not None:
             raise interrupted
+        if interruption(None) is not None:
+            raise Interrupted(interruption(None))
         raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
                          + "; ".join(" ".join(r.overrides) or "(no overrides)" for r in failed))
     return done
