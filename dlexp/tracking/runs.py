@@ -96,8 +96,23 @@ def run_summary(run) -> dict:
     }
 
 
+def opened(uri: str | None):
+    """The store's client, once the runs of commands killed before their run reached it are recorded there
+    (journal.py); a store such a run was meant to create is created."""
+    from dlexp.tracking import journal
+    from dlexp.tracking.store import runs_dir, store_uri
+
+    work = runs_dir() / "work"
+    c = client(uri, create=bool(journal.pending(work, store_uri(uri))))
+    try:
+        journal.recover(c, work)
+    except Exception:  # never worth failing the command that reads the store
+        pass
+    return c
+
+
 def list_runs(uri: str | None = None, *, limit: int = 20) -> list[dict]:
-    c = client(uri)
+    c = opened(uri)
     return [run_summary(settle(c, r)) for r in latest_runs(c, limit=limit)]
 
 
@@ -105,7 +120,7 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     """What `dlexp diagnose` needs from a run: its errors, sizes, config and overrides."""
     import yaml
 
-    c = client(uri)
+    c = opened(uri)
     run = settle(c, _resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
@@ -196,7 +211,7 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
 
 def resume_info(uri: str | None, run_id: str) -> dict:
     """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
-    c = client(uri)
+    c = opened(uri)
     run = settle(c, _resolve_run(c, run_id))
     t = run.data.tags
     if run.info.status == "RUNNING":
