@@ -210,7 +210,8 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
 
 
 def resume_info(uri: str | None, run_id: str) -> dict:
-    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
+    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is
+    (None when it stopped before its first epoch ended: it starts again from the beginning)."""
     c = opened(uri)
     run = settle(c, _resolve_run(c, run_id))
     t = run.data.tags
@@ -227,11 +228,13 @@ def resume_info(uri: str | None, run_id: str) -> dict:
             names = [f.path for f in c.list_artifacts(run.info.run_id, "checkpoints")]
         except Exception:
             names = []
-        if "checkpoints/last.ckpt" not in names:
+        if "checkpoints/last.ckpt" in names:
+            workdir.mkdir(parents=True, exist_ok=True)
+            checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+        elif "dlexp.overrides" not in t:
             raise StoreError(f"run {run_id} has no checkpoint to resume from (it stopped before its first "
                              "epoch ended); start it again with `dlexp train`")
-        workdir.mkdir(parents=True, exist_ok=True)
-        checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+        # else: a dlexp run stopped before its first epoch ended: it trains again from the start, in the same run
     return {"run_id": run.info.run_id, "status": run.info.status, "workdir": str(workdir),
             "checkpoint": checkpoint, "overrides": json.loads(t.get("dlexp.overrides", "[]")),
             "experiment": c.get_experiment(run.info.experiment_id).name}

@@ -42,7 +42,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     # a run's own folder; uuid4 keeps two runs started in the same second apart
     workdir = Path(resume["workdir"]) if resume else \
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    if resume:
+    if resume and resume.get("config"):
         _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), set(resume.get("new_keys", ())))
     stopper = Stopper().install()
     recorder = Recorder(
@@ -61,7 +61,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     )
     try:
         init, data_cfg = None, cfg.data
-        if cfg.model.get("init_from") and not resume:  # a resumed run's weights come from its own checkpoint
+        if cfg.model.get("init_from") and not (resume and resume["checkpoint"]):  # else from its own checkpoint
             from dlexp.tracking.transfer import source
 
             init = source(uri, str(cfg.model.init_from), workdir / "init_from")
@@ -80,7 +80,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         from dlexp.training import fit as training  # torch + Lightning: only now
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
-                              resume_from=Path(resume["checkpoint"]) if resume else None, init=init)
+                              resume_from=Path(resume["checkpoint"]) if resume and resume["checkpoint"] else None,
+                              init=init)
         if baseline.get("source") == "estimated":  # the network, fitted on train alone, joins the estimate
             human, human_range, baseline = bayes.refine(baseline, splits, result)
         tolerance = cfg.diagnosis.tolerance
@@ -290,7 +291,7 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         from dlexp.training.fit import load_checkpoint
 
         # a damaged or tampered checkpoint is refused before the run is touched
-        checkpoint = load_checkpoint(info["checkpoint"])
+        checkpoint = load_checkpoint(info["checkpoint"]) if info["checkpoint"] else {}
         info["config"] = checkpoint.get("hyper_parameters", {}).get("config", {})
         keys = {_override_key(a) for a in argv if "=" in a}
         info["new_keys"] = sorted(keys)
@@ -301,7 +302,8 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
             raise ConfigError(f"run {info['run_id']} has already trained {done} epochs, more than "
                               f"trainer.max_epochs={epochs[-1]}; resume with trainer.max_epochs above {done} to "
                               "train it longer")
-        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
+        start = info["checkpoint"] or "its start (it stopped before its first epoch ended)"
+        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {start}", flush=True)
     results = launch.run_jobs(argv, resume=info)
     if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)
         import ray

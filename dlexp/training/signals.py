@@ -168,6 +168,12 @@ def process_alive(pid: int, start: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # exists, another user's
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False  # a zombie: it has ended, its parent has not collected it yet
+    except (OSError, IndexError):
+        pass
     if start:
         now = process_start(pid)
         if now is not None and now != start:

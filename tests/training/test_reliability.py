@@ -301,6 +301,52 @@ def test_last_ckpt_is_the_last_epoch_and_best_ckpt_the_best(runs_dir, tmp_path):
     assert load_checkpoint(folder / "best.ckpt")["epoch"] == 0
 
 
+def tracker_pid(runs_dir) -> int | None:
+    """The tracking process's pid, from the journal the training process writes before anything else."""
+    for path in runs_dir.glob("work/*/journal.jsonl"):
+        for line in path.read_text().splitlines():
+            if '"tracker"' in line:
+                return json.loads(line)["tracker"]
+    return None
+
+
+CRASH = ["data.n_train=600", "data.n_train_dev=100", "data.n_dev=100", "data.batch_size=8", "trainer.max_epochs=3",
+         "model.hidden=[16]"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["before the run is in the store", "mid-training", "during the final evaluation"])
+def test_kill9_of_the_whole_command_leaves_a_failed_run_that_resumes(runs_dir, moment):
+    """kill -9 of the training process and of its tracking process together (what an out-of-memory kill or a
+    scheduler's does): the next dlexp command finds the run FAILED, even when the tracking process had not
+    created it yet (it is recorded from the journal), and --resume finishes it in the same run."""
+    # a test split of 300,000 rows: its evaluation, after the last epoch line, lasts long past the kill
+    proc = start(CRASH + ["data.n_test=300000" if moment.startswith("during") else "data.n_test=100",
+                          "tracking.run_name=crash"])
+    lines = Lines(proc)
+    try:
+        if moment == "before the run is in the store":  # the tracking process is still importing MLflow
+            wait_until(lambda: tracker_pid(runs_dir) is not None, "the journal names the tracking process")
+            assert not stored_names(["crash"])
+        else:
+            lines.wait_for("epoch 1/" if moment == "mid-training" else "epoch 3/3")
+        tracker = tracker_pid(runs_dir)
+        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(tracker, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    runs = {r["run_name"]: r for r in runs_json().values()}
+    assert runs["crash"]["status"] == "FAILED", runs
+    run_id = runs["crash"]["run_id"]
+    assert "no diagnosis" in one_line_error(cli("diagnose", run_id), 3)
+    result = cli("train", "--resume", run_id)
+    assert result.exit_code == 0, result.output
+    assert f"resuming run {run_id} (FAILED)" in result.output
+    assert runs_json()[run_id]["status"] == "FINISHED" and len(runs_json()) == 1
+
+
 def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     """kill -9 of the training process alone: the tracking process sees its stdin close and ends the run FAILED."""
     from dlexp.tracking import process as tracking_process
