@@ -1,11 +1,12 @@
-"""Ctrl-C stays Ctrl-C: a SIGINT that lands while Hydra sets up the job, while the config is validated, while
-the data loads (inside OmegaConf, which re-raises what it catches), while the model trains, while it is
-evaluated, or while the run is recorded ends `train`, a sweep, a seed group, a learning curve and the recipe
-with exit 130 and one line, and leaves no run RUNNING.
+"""Ctrl-C stays Ctrl-C: a SIGINT that lands while Hydra composes the config or sets up the job, while the
+config is validated, while the data loads (inside OmegaConf, which re-raises what it catches), while the model
+trains, while it is evaluated, or while the run is recorded ends `train`, a sweep, a seed group, a learning
+curve and the recipe with exit 130 and one line, and leaves no run RUNNING.
 
 Each signal is real (os.kill of this process) and sent from a known point of the pipeline: an OmegaConf
 resolver named in an override (armed by a wrapped function where it must fire later than its first use), or
-a wrapped dlexp function. Python runs the handler before the next line, so where it lands is never luck.
+a wrapped function (dlexp's, or Hydra's config loader). Python runs the handler before the next line, so
+where it lands is never luck.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def sigint_before(monkeypatch, owner, name, state, *, when=lambda *a, **k: True)
 
 def moment(name, monkeypatch, state) -> list[str]:
     """Arrange for the SIGINT at `name`; the overrides that carry it."""
+    if name == "composition":  # Hydra composing the config from its files and the overrides
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+        sigint_before(monkeypatch, ConfigLoaderImpl, "load_configuration", state)
+        return []
     if name == "hydra job":  # Hydra resolves hydra.job.env_set as it sets up the job, before dlexp's code runs
         return [f"++hydra.job.env_set.DLEXP_TEST_PROBE=${{{RESOLVER}:1}}"]
     if name == "validation":  # the first read of data.n_train is the config check's
@@ -114,21 +120,21 @@ def assert_interrupted(result, state, *, runs_expected: bool):
     return runs
 
 
-MOMENTS = ["hydra job", "validation", "data loading", "training", "evaluation", "recording"]
+MOMENTS = ["composition", "hydra job", "validation", "data loading", "training", "evaluation", "recording"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", MOMENTS)
 def test_train_interrupted(name, runs_dir, monkeypatch, armed):
     result = CliRunner().invoke(app, ["train", *TINY, *moment(name, monkeypatch, armed)])
-    runs = assert_interrupted(result, armed, runs_expected=name not in ("hydra job", "validation"))
+    runs = assert_interrupted(result, armed, runs_expected=name not in ("composition", "hydra job", "validation"))
     if name == "training":  # Lightning stopped at a step boundary and wrote a checkpoint to resume from
         assert "--resume" in result.output
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("command", ["sweep", "seeds", "curve", "recipe"])
-@pytest.mark.parametrize("name", ["validation", "data loading", "evaluation"])
+@pytest.mark.parametrize("name", ["composition", "validation", "data loading", "evaluation"])
 def test_every_command_stays_interrupted(command, name, runs_dir, monkeypatch, armed):
     args = {"sweep": ["train", "-m", "seed=0,1"], "seeds": ["train", "seeds=2"],
             "curve": ["curve", "--fractions", "0.5,1"], "recipe": ["recipe", "--budget", "2"]}[command]
