@@ -4,10 +4,11 @@ The training process does not wait for MLflow's start-up (its tracking process c
 a kill -9 of the whole command in its first seconds (both processes: an out-of-memory kill, a scheduler's
 kill of the job, a closed container) would leave no run at all. Before anything else the training process
 writes `journal.jsonl` in the run's work folder: the run it is about to create (name, params, tags, the
-config), then its tracking process's pid, then one line per finished epoch. The journal goes once the run
-ends in the store. The next `dlexp runs`, `dlexp diagnose` or `dlexp train --resume` finds a journal whose
-two processes are gone and whose run the store does not hold, and records that run, FAILED, with the epochs
-it had finished; its work folder (and checkpoint) stays, so `--resume` continues it.
+config), then its tracking process's pid, then one line per finished epoch. The journal goes when the
+command is done with its tracking process (the run ended in the store, or the store refused it, which the
+command says at once). The next `dlexp runs`, `dlexp diagnose` or `dlexp train --resume` finds a journal
+whose two processes are gone and whose run the store does not hold, and records that run, FAILED, with the
+epochs it had finished; its work folder (and checkpoint) stays, so `--resume` continues it.
 
 Writing costs one small file at the start and one line per epoch; no MLflow here (the training process
 imports this module), the store is reached through the client the caller hands over.
