@@ -48,30 +48,37 @@ def friendly(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except DlexpError as exc:
-            if _debug():
-                raise
-            _fail(str(exc), exc.exit_code)
-        except KeyboardInterrupt:
-            if _debug():
-                raise
-            typer.echo("dlexp: interrupted", err=True)
-            raise typer.Exit(130) from None
-        except Exception as exc:
-            if _debug():
-                raise
-            from dlexp.config import explain
+        from dlexp.training import signals
 
-            if type(exc).__module__.split(".")[0] in ("hydra", "omegaconf"):
-                _fail(explain(exc), ConfigError.exit_code)
-            _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
-                  "(set DLEXP_DEBUG=1 for the traceback)", 1)
+        with signals.watch():
+            try:
+                return fn(*args, **kwargs)
+            except typer.Exit:
+                raise
+            except BaseException as exc:
+                if _debug():
+                    raise
+                _explain(exc, signals.interruption(exc))
 
     return wrapper
+
+
+def _explain(exc: BaseException, signum: int | None) -> None:
+    """One line and an exit code for `exc`; a Ctrl-C / SIGTERM stays one (128 + signal) whatever it became."""
+    if isinstance(exc, DlexpError):
+        _fail(str(exc), 128 + signum if signum is not None else exc.exit_code)
+    if signum is not None:
+        import signal
+
+        _fail(f"interrupted by {signal.Signals(signum).name}", 128 + signum)
+    if not isinstance(exc, Exception):
+        raise exc
+    from dlexp.config import explain
+
+    if type(exc).__module__.split(".")[0] in ("hydra", "omegaconf"):
+        _fail(explain(exc), ConfigError.exit_code)
+    _fail(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''} "
+          "(set DLEXP_DEBUG=1 for the traceback)", 1)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

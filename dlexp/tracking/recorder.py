@@ -15,12 +15,18 @@ import sys
 from pathlib import Path
 
 from dlexp.errors import StoreError
+from dlexp.tracking.journal import Journal
+from dlexp.tracking.store import redact, store_uri
 
 
 class Recorder:
     def __init__(self, start: dict, *, log_path: Path):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self.log_path = log_path
+        # the run exists from the first moment: in its journal until the store has it (see journal.py)
+        start = dict(start, tags={"dlexp.workdir": str(log_path.parent), **start.get("tags", {})})
+        self.journal = Journal(log_path.parent, dict(start, uri=redact(start.get("uri") or store_uri()),
+                                                      pid=os.getpid()))
         self._log = open(log_path, "w")
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         # replies come on a pipe of their own: MLflow and other libraries print to the process's stdout
@@ -37,6 +43,7 @@ class Recorder:
             raise
         finally:
             os.close(reply_w)
+        self.journal.tracker(self.proc.pid)
         self._replies = os.fdopen(reply_r, "r")
         self._reply: dict | None = None
         self.finished = False
@@ -79,6 +86,7 @@ class Recorder:
         # last; training never waits for MLflow's start-up (the epochs queue on the pipe until the run exists)
         if self._reply is None and select.select([self._replies], [], [], 0)[0]:
             self._reply = self._read()  # its answer to `start`, read without waiting (raises its StoreError)
+        self.journal.epoch(row)
         self._send({"op": "epoch", "epoch": row["epoch"], "row": row})
 
     def compatible_runs(self, config: dict) -> list[dict]:
@@ -101,6 +109,9 @@ class Recorder:
             self.close(wait=False)
 
     def close(self, *, wait: bool = True) -> None:
+        # ended in the store, or told the tracking process (which ends the run FAILED without `finish`), or the
+        # store refused it (said at once): in every case nothing is left for a later command to record
+        self.journal.close()
         if self.proc.stdin and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()  # without `finish`, the tracking process ends the run FAILED

@@ -105,8 +105,23 @@ def run_summary(run) -> dict:
     }
 
 
+def opened(uri: str | None):
+    """The store's client, once the runs of commands killed before their run reached it are recorded there
+    (journal.py); a store such a run was meant to create is created."""
+    from dlexp.tracking import journal
+    from dlexp.tracking.store import runs_dir, store_uri
+
+    work = runs_dir() / "work"
+    c = client(uri, create=bool(journal.pending(work, store_uri(uri))))
+    try:
+        journal.recover(c, work)
+    except Exception:  # never worth failing the command that reads the store
+        pass
+    return c
+
+
 def list_runs(uri: str | None = None, *, limit: int = 20) -> list[dict]:
-    c = client(uri)
+    c = opened(uri)
     return [run_summary(settle(c, r)) for r in latest_runs(c, limit=limit)]
 
 
@@ -114,7 +129,7 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     """What `dlexp diagnose` needs from a run: its errors, sizes, config and overrides."""
     import yaml
 
-    c = client(uri)
+    c = opened(uri)
     run = settle(c, _resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
@@ -211,8 +226,9 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
 
 
 def resume_info(uri: str | None, run_id: str) -> dict:
-    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
-    c = client(uri)
+    """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is
+    (None when it stopped before its first epoch ended: it starts again from the beginning)."""
+    c = opened(uri)
     run = settle(c, _resolve_run(c, run_id))
     t = run.data.tags
     if run.info.status == "RUNNING":
@@ -228,11 +244,13 @@ def resume_info(uri: str | None, run_id: str) -> dict:
             names = [f.path for f in c.list_artifacts(run.info.run_id, "checkpoints")]
         except Exception:
             names = []
-        if "checkpoints/last.ckpt" not in names:
+        if "checkpoints/last.ckpt" in names:
+            workdir.mkdir(parents=True, exist_ok=True)
+            checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+        elif "dlexp.overrides" not in t:
             raise StoreError(f"run {run_id} has no checkpoint to resume from (it stopped before its first "
                              "epoch ended); start it again with `dlexp train`")
-        workdir.mkdir(parents=True, exist_ok=True)
-        checkpoint = c.download_artifacts(run.info.run_id, "checkpoints/last.ckpt", str(workdir))
+        # else: a dlexp run stopped before its first epoch ended: it trains again from the start, in the same run
     return {"run_id": run.info.run_id, "status": run.info.status, "workdir": str(workdir),
             "checkpoint": checkpoint, "overrides": json.loads(t.get("dlexp.overrides", "[]")),
             "experiment": c.get_experiment(run.info.experiment_id).name}

@@ -55,7 +55,9 @@ def require_store(uri: str | None = None) -> str:
 
     target = store_uri(uri)
     path = sqlite_path(target)
-    if path is not None and not path.exists():
+    # a command killed before its run reached a store it was to create leaves a journal (journal.py): the
+    # command that records it creates the store
+    if path is not None and not path.exists() and not any((runs_dir() / "work").glob("*/journal.jsonl")):
         raise StoreError(f"no dlexp runs at {path.parent} yet; run `dlexp train` first "
                          "(or set DLEXP_RUNS_DIR to the folder that holds mlflow.db)")
     return target

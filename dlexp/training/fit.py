@@ -10,6 +10,7 @@ import logging
 import math
 import os
 import pickle
+import shutil
 import signal
 import sys
 import tempfile
@@ -104,6 +105,56 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         return load_checkpoint(path, map_location=map_location)
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """`last.ckpt` at the end of every epoch (one atomic write), so that `--resume` after a crash or a kill -9
+    loses at most the epoch in flight; `best.ckpt` (the lowest dev error) is a second name, a hard link, for
+    the last.ckpt of its epoch rather than a second write."""
+
+    def __init__(self, dirpath: Path):
+        super().__init__(dirpath=dirpath, filename="best", monitor=DEV_METRIC, mode="min", save_last=True,
+                         save_top_k=1, enable_version_counter=False)
+        self._written: int | None = None  # the global step whose last.ckpt is on disk
+
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's own: checkpoints written before this class still resume
+        return super().state_key.replace(type(self).__qualname__, ModelCheckpoint.__qualname__, 1)
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        super().on_train_epoch_end(trainer, pl_module)  # writes only when the dev error improved
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_every_epoch(trainer)
+
+    def on_validation_end(self, trainer, pl_module):
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_every_epoch(trainer)
+
+    def _save_every_epoch(self, trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_checkpoint(self, trainer, filepath) -> None:
+        last = Path(self.dirpath) / f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}"
+        if self._written != trainer.global_step:
+            super()._save_checkpoint(trainer, str(last))
+            self._written = trainer.global_step
+        if Path(filepath) != last:  # the best so far: this epoch's last.ckpt under a second name
+            if trainer.is_global_zero:
+                _second_name(last, Path(filepath))
+            trainer.strategy.barrier()
+
+
+def _second_name(path: Path, name: Path) -> None:
+    """`name` becomes a hard link to `path`, atomically (a copy where the file system has no hard links)."""
+    tmp = name.with_name(f".{name.name}.{os.getpid()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, name)
 
 
 def load_checkpoint(path, map_location=None) -> dict:
@@ -263,8 +314,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     checkpoint_dir = workdir / "checkpoints"
     callbacks: list[Callback] = [
         recorder,
-        ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
-                        save_last="link", save_top_k=1, enable_version_counter=False),
+        EpochCheckpoint(checkpoint_dir),
     ]
     stop = StopOnSignal(stopper or Stopper(), checkpoint_dir / "last.ckpt")
     callbacks.append(stop)

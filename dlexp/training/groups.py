@@ -86,7 +86,9 @@ class Parent:
     def fail(self, exc: BaseException) -> None:
         if self.recorder.finished:
             return
-        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        from dlexp.training.signals import interruption
+
+        status = "KILLED" if interruption(exc) is not None else "FAILED"
         try:
             self.recorder.finish(status, tags={"dlexp.error": f"{type(exc).__name__}: {exc}"[:5000]})
         except DlexpError:
@@ -120,16 +122,19 @@ def run_points(overrides: list[str], points: list[list[str]], *, tags: dict, wha
         results = [None] * len(points)
         for i, r in zip(order, launched):
             results[i] = r
-    failed = [(p, r) for p, r in zip(points, results) if not r.ok]
+    failed = [(p, r) for p, r in zip(points, results) if r is not None and not r.ok]
+    from dlexp.training.signals import Interrupted, interruption
+
+    # a sweep stops at the first Ctrl-C / SIGTERM (the jobs after it return nothing): raised as it was
+    interrupted = next((r.exc for _, r in failed if isinstance(r.exc, Interrupted)), None)
+    if interrupted is not None:
+        raise interrupted
+    if interruption(None) is not None:  # a signal this process handled, whatever the job made of it
+        raise Interrupted(interruption(None))
     if len(results) != len(points):
         raise DlexpError(f"{len(points) - len(results)} of {len(points)} {what}s returned no result "
                          "(their job never ran or its process died); see the lines above")
     if failed:
-        from dlexp.training.signals import Interrupted
-
-        interrupted = next((r.exc for _, r in failed if isinstance(r.exc, Interrupted)), None)
-        if interrupted is not None:
-            raise interrupted
         err = DlexpError(f"{len(failed)} of {len(points)} {what}s failed: "
                          + "; ".join(f"{' '.join(p)}: {r.error}" for p, r in failed))
         err.exit_code = max(getattr(r.exc, "exit_code", 1) for _, r in failed)

@@ -287,10 +287,9 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
             chosen = chosen[:state["budget"] - state["used"]]
             inc = _round(uri, state, inc, problem, chosen, echo=echo)
     except BaseException as exc:
-        from dlexp.training.signals import Interrupted
+        from dlexp.training.signals import interruption
 
-        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT if isinstance(exc, KeyboardInterrupt) \
-            else None
+        signum = interruption(exc)  # a Ctrl-C stays one, whatever exception it became on its way up
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trail is written whatever a second Ctrl-C says
         doc = None
         try:
@@ -331,7 +330,7 @@ def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str
            labels: list[dict] | None = None):
     """One job list through Hydra's launcher, each job a child of the parent run, named from its start."""
     from dlexp.training.launch import run_jobs
-    from dlexp.training.signals import Interrupted
+    from dlexp.training.signals import Interrupted, interruption
 
     tags = {PARENT: state["parent"]}
     if follows:
@@ -342,6 +341,8 @@ def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str
     stop = next((r.exc for r in results if isinstance(r.exc, Interrupted)), None)
     if stop is not None:
         raise stop
+    if interruption(None) is not None:  # a signal this process handled, whatever the job made of it
+        raise Interrupted(interruption(None))
     return results
 
 

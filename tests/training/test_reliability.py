@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -26,16 +27,6 @@ SMALL = ["data.n_train=300", "data.n_train_dev=60", "data.n_dev=60", "data.n_tes
 # long enough that a signal sent after the first epoch line lands mid-training
 LONGER = ["data.n_train=2400", "data.n_train_dev=100", "data.n_dev=100", "data.n_test=100", "data.batch_size=8",
           "trainer.max_epochs=12", "model.hidden=[32]"]
-
-
-@pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    d = tmp_path / "runs"
-    monkeypatch.setenv("DLEXP_RUNS_DIR", str(d))
-    monkeypatch.delenv("DLEXP_TRACKING_URI", raising=False)
-    monkeypatch.delenv("DLEXP_DEBUG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    return d
 
 
 def cli(*args, env=None):
@@ -59,109 +50,184 @@ def runs_json():
     return {r["run_id"]: r for r in json.loads(result.output)}
 
 
-def start(args, env):
+def start(args, env=None):
     return subprocess.Popen(DLEXP + ["train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+                            env=env or dict(os.environ, PYTHONWARNINGS="ignore"), start_new_session=True)
 
 
-def wait_for_epoch(proc, timeout=120):
-    """Read stdout until the first epoch line (a last.ckpt exists from then on)."""
-    deadline = time.time() + timeout
-    lines = []
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        if line.startswith("epoch 1/"):
-            return lines
-    raise AssertionError("no epoch line: " + "".join(lines) + proc.stderr.read())
+class Lines:
+    """A process's stdout, read by a thread, so that a wait ends at its deadline even when no line comes."""
+
+    def __init__(self, proc):
+        self.proc, self.seen, self._queue = proc, [], queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, prefix: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line starting {prefix!r} within {timeout:.0f} s; stdout so far:\n"
+                                     + "".join(self.seen)) from None
+            if line is None:
+                self.proc.wait()
+                raise AssertionError(f"the process ended (exit {self.proc.returncode}) before a line starting "
+                                     f"{prefix!r}:\n" + "".join(self.seen) + self.proc.stderr.read())
+            self.seen.append(line)
+            if line.startswith(prefix):
+                return line
+
+    def rest(self, timeout: float = 180) -> tuple[str, str]:
+        """Wait for the process to end: (stdout, stderr)."""
+        try:
+            _, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            raise AssertionError(f"the process did not end within {timeout:.0f} s:\n" + "".join(self.seen)) from None
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.seen.append(line)
+        return "".join(self.seen), err
+
+
+def wait_until(check, what: str, timeout: float = 60):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def stored_names(names) -> bool:
+    listed = cli("runs", "--json", "-n", "50")  # exit 3 while no store exists yet
+    return listed.exit_code == 0 and set(names) <= {r["run_name"] for r in json.loads(listed.output)}
+
+
+def one_stop_line(err: str) -> str:
+    assert "Traceback" not in err and "Error executing job" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("dlexp: error:")]
+    assert len(lines) == 1 and "ended KILLED" in lines[0] and "--resume" in lines[0], err
+    return lines[0]
 
 
 # ------------------------------------------------------------------------- interruptions and resume
 
 
-@pytest.mark.slow
-def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
-    """SIGTERM and a terminal-style Ctrl-C (SIGINT to the process group) stop at a step boundary: KILLED,
-    130/143, one line, a checkpoint. kill -9 of the training process's group: its tracking process, in its own
-    session, sees it go and ends the run FAILED; `dlexp runs` / `diagnose` show it so. The SIGTERM run resumed ends with the same errors
-    as an uninterrupted run with the same seed, and that again as a second one (reproducibility)."""
-    env = dict(os.environ, PYTHONWARNINGS="ignore")
-    term, intr = (start(LONGER + [f"tracking.run_name={n}"], env) for n in ("term", "int"))
-    # training does not wait for MLflow's start-up: the run of one killed at once may not exist yet, so this one
-    # trains longer, and dies once its run is in the store
-    kill = start(LONGER + ["trainer.max_epochs=200", "tracking.run_name=kill9"], env)
+@pytest.fixture(scope="module")
+def stopped(module_runs_dir):
+    """Three runs started together: one gets SIGTERM and one a terminal-style Ctrl-C (SIGINT to its process
+    group) once it prints its first epoch; the third's process group gets kill -9 once its run is in the
+    store (its tracking process, in its own session, survives it). {name: (exit code, stdout, stderr, run)}."""
+    procs = {"term": start(LONGER + ["tracking.run_name=term"]), "int": start(LONGER + ["tracking.run_name=int"]),
+             "kill9": start(LONGER + ["trainer.max_epochs=200", "tracking.run_name=kill9"])}
+    lines = {name: Lines(p) for name, p in procs.items()}
     try:
-        wait_for_epoch(term)                    # each signal as soon as its run prints its first epoch
-        term.send_signal(signal.SIGTERM)
-        wait_for_epoch(intr)
-        os.killpg(intr.pid, signal.SIGINT)      # what a terminal's Ctrl-C does
-        wait_for_epoch(kill)
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            listed = cli("runs", "--json", "-n", "50")  # exit 3 while no store exists yet
-            if listed.exit_code == 0 and "kill9" in {r["run_name"] for r in json.loads(listed.output)}:
-                break
-            time.sleep(0.2)
-        os.killpg(kill.pid, signal.SIGKILL)     # the training process's group (its tracking process has its own)
-        outs = {name: p.communicate(timeout=120) for name, p in (("term", term), ("int", intr), ("kill", kill))}
+        lines["term"].wait_for("epoch 1/")
+        procs["term"].send_signal(signal.SIGTERM)
+        lines["int"].wait_for("epoch 1/")
+        os.killpg(procs["int"].pid, signal.SIGINT)      # what a terminal's Ctrl-C does
+        lines["kill9"].wait_for("epoch 1/")
+        wait_until(lambda: stored_names(["kill9"]), "the kill9 run in the store")
+        os.killpg(procs["kill9"].pid, signal.SIGKILL)   # the training process's group
+        outs = {name: lines[name].rest() for name in procs}
     finally:
-        for p in (term, intr, kill):
+        for p in procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGKILL)
-    assert term.returncode == 143, outs["term"]
-    assert intr.returncode == 130, outs["int"]
-    assert kill.returncode == -signal.SIGKILL
-    for name in ("term", "int"):
-        err = outs[name][1]
-        assert "Traceback" not in err and "Error executing job" not in err, err
-        lines = [ln for ln in err.splitlines() if ln.startswith("dlexp: error:")]
-        assert len(lines) == 1 and "ended KILLED" in lines[0] and "--resume" in lines[0], err
-
     runs = {r["run_name"]: r for r in runs_json().values()}
-    assert runs["term"]["status"] == "KILLED" and runs["int"]["status"] == "KILLED"
-    assert runs["kill9"]["status"] == "FAILED"           # by its tracking process, or by the listing if first
+    return {name: (procs[name].returncode, *outs[name], runs.get(name)) for name in procs}
 
+
+@pytest.fixture(scope="module")
+def reference(module_runs_dir):
+    """An uninterrupted run of the same configuration (deterministic): what a resumed run must end with."""
+    result = cli("train", *LONGER, "tracking.run_name=ref1", "trainer.deterministic=true")
+    assert result.exit_code == 0, result.output
+    return {r["run_name"]: r for r in runs_json().values()}["ref1"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_at_a_step_boundary_killed_with_a_checkpoint(stopped):
+    code, out, err, run = stopped["term"]
+    assert code == 143, (out, err)
+    one_stop_line(err)
+    assert run["status"] == "KILLED"
+    from dlexp.tracking import process as tracking_process
+
+    workdir = Path(tracking_process.client().get_run(run["run_id"]).data.tags["dlexp.workdir"])
+    assert (workdir / "checkpoints/last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_the_process_group_ends_killed_with_130(stopped):
+    code, out, err, run = stopped["int"]
+    assert code == 130, (out, err)
+    one_stop_line(err)
+    assert run["status"] == "KILLED"
+
+
+@pytest.mark.slow
+def test_kill9_of_the_training_group_leaves_a_failed_run(stopped):
+    """Its tracking process, in its own session, sees it go and ends the run FAILED; `dlexp runs` and
+    `dlexp diagnose` show it so."""
+    code, out, err, run = stopped["kill9"]
+    assert code == -signal.SIGKILL, (out, err)
+    assert run["status"] == "FAILED"
+    from dlexp.tracking import process as tracking_process
+
+    assert tracking_process.client().get_run(run["run_id"]).info.status == "FAILED"  # settled in the store too
+    line = one_line_error(cli("diagnose", run["run_id"]), 3)
+    assert "no diagnosis" in line and ("ended before finishing" in line or "ended without finishing" in line)
+
+
+@pytest.mark.slow
+def test_runs_started_together_share_no_files(stopped):
     from dlexp.tracking import process as tracking_process
 
     c = tracking_process.client()
-    stored = {rid: c.get_run(rid) for rid in (r["run_id"] for r in runs.values())}
-    assert all(r.info.status != "RUNNING" for r in stored.values())  # settled in the store too
-    workdirs = {r.data.tags["dlexp.workdir"] for r in stored.values()}
-    assert len(workdirs) == 3                                         # started together, no shared files
-    assert (Path(stored[runs["term"]["run_id"]].data.tags["dlexp.workdir"]) / "checkpoints/last.ckpt").is_file()
+    workdirs = {c.get_run(run["run_id"]).data.tags["dlexp.workdir"] for *_, run in stopped.values()}
+    assert len(workdirs) == 3
 
-    line = one_line_error(cli("diagnose", runs["kill9"]["run_id"]), 3)
-    assert "no diagnosis" in line and ("ended before finishing" in line or "ended without finishing" in line)
 
-    # resume the SIGTERM run: same MLflow run, same epochs logged once each, FINISHED
-    term_id = runs["term"]["run_id"]
+@pytest.mark.slow
+def test_resume_continues_the_same_run_to_the_uninterrupted_result(stopped, reference):
+    """The SIGTERM run resumed: the same MLflow run, each epoch logged once, FINISHED, with the same errors
+    and verdict as an uninterrupted run with the same seed."""
+    from dlexp.tracking import process as tracking_process
+
+    c = tracking_process.client()
+    term_id = stopped["term"][3]["run_id"]
     result = cli("train", "--resume", term_id)
     assert result.exit_code == 0, result.output
     assert f"resuming run {term_id}" in result.output
     resumed = c.get_run(term_id)
     assert resumed.info.status == "FINISHED" and resumed.data.tags["dlexp.resumed"] == "1"
-    history = c.get_metric_history(term_id, "epoch/dev_error")
-    assert sorted(m.step for m in history) == list(range(1, 13))
-    # fewer epochs than the checkpoint already has: one line before the run is touched, and it stays FINISHED
-    line = one_line_error(cli("train", "--resume", term_id, "trainer.max_epochs=1"), 2)
-    assert "has already trained" in line and "trainer.max_epochs above" in line
-    assert c.get_run(term_id).info.status == "FINISHED"
+    assert sorted(m.step for m in c.get_metric_history(term_id, "epoch/dev_error")) == list(range(1, 13))
+    term = runs_json()[term_id]
+    assert term["errors"] == reference["errors"], (term, reference)
+    assert term["verdict"] == reference["verdict"]
 
-    # an uninterrupted run with the same config, twice: identical errors and verdict
-    for name in ("ref1", "ref2"):
-        result = cli("train", *LONGER, f"tracking.run_name={name}", "trainer.deterministic=true")
-        assert result.exit_code == 0, result.output
-    runs = {r["run_name"]: r for r in runs_json().values()}
-    assert runs["ref1"]["errors"] == runs["ref2"]["errors"]
-    assert runs["ref1"]["verdict"] == runs["ref2"]["verdict"]
-    assert runs["term"]["errors"] == runs["ref1"]["errors"], (runs["term"], runs["ref1"])
-    assert runs["term"]["verdict"] == runs["ref1"]["verdict"]
 
-    # a tampered checkpoint is refused before the run is touched; the KILLED run stays as it was
-    int_id = runs["int"]["run_id"]
-    ckpt = Path(stored[int_id].data.tags["dlexp.workdir"]) / "checkpoints/last.ckpt"
+@pytest.mark.slow
+def test_same_seed_same_errors(reference):
+    result = cli("train", *LONGER, "tracking.run_name=ref2", "trainer.deterministic=true")
+    assert result.exit_code == 0, result.output
+    again = {r["run_name"]: r for r in runs_json().values()}["ref2"]
+    assert again["errors"] == reference["errors"] and again["verdict"] == reference["verdict"]
+
+
+@pytest.mark.slow
+def test_tampered_checkpoint_refused_before_the_run_is_touched(stopped):
+    from dlexp.tracking import process as tracking_process
+
+    c = tracking_process.client()
+    int_id = stopped["int"][3]["run_id"]
+    ckpt = Path(c.get_run(int_id).data.tags["dlexp.workdir"]) / "checkpoints/last.ckpt"
 
     class Evil:
         def __reduce__(self):
@@ -174,6 +240,111 @@ def test_signals_kill9_resume_and_reproducibility(runs_dir, monkeypatch):
     assert "refusing checkpoint" in line
     assert not Path("pwned").exists()
     assert c.get_run(int_id).info.status == "KILLED"
+
+
+@pytest.mark.slow
+def test_resume_with_fewer_epochs_than_done_is_refused(runs_dir):
+    """One line before the run is touched, and it stays FINISHED."""
+    result = cli("train", *SMALL, "trainer.max_epochs=3")
+    assert result.exit_code == 0, result.output
+    run_id = next(iter(runs_json()))
+    line = one_line_error(cli("train", "--resume", run_id, "trainer.max_epochs=1"), 2)
+    assert "has already trained" in line and "trainer.max_epochs above" in line
+    from dlexp.tracking import process as tracking_process
+
+    assert tracking_process.client().get_run(run_id).info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_resume_after_kill9_starts_after_the_last_finished_epoch(runs_dir):
+    """The dev error never improves after the first epoch (a learning rate of 1e-12), yet last.ckpt is the last
+    epoch that finished: a kill -9 loses only the epoch in flight, and --resume goes on from there (before
+    last.ckpt was written every epoch, it went back to epoch 2)."""
+    proc = start(LONGER + ["optimizer=sgd", "optimizer.lr=1e-12", "trainer.max_epochs=8", "tracking.run_name=flat"])
+    lines = Lines(proc)
+    try:
+        lines.wait_for("epoch 1/")
+        wait_until(lambda: stored_names(["flat"]), "the run in the store")
+        lines.wait_for("epoch 4/")  # epoch 3's checkpoint is written before this line (epoch 4's maybe too)
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = lines.rest()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    done = max(int(ln.split()[1].split("/")[0]) for ln in out.splitlines() if ln.startswith("epoch "))
+    run_id = next(iter(runs_json()))
+    wait_until(lambda: runs_json()[run_id]["status"] == "FAILED", "the run ended FAILED by its tracking process")
+    result = cli("train", "--resume", run_id)
+    assert result.exit_code == 0, result.output
+    resumed = [int(ln.split()[1].split("/")[0]) for ln in result.output.splitlines() if ln.startswith("epoch ")]
+    # an epoch's line comes just before its checkpoint is written: the kill lands before or after that write
+    assert resumed[0] in (done, done + 1), (done, result.output)
+    assert resumed == list(range(resumed[0], 9))
+    from dlexp.tracking import process as tracking_process
+
+    history = tracking_process.client().get_metric_history(run_id, "epoch/dev_error")
+    assert sorted(m.step for m in history) == list(range(1, 9))  # each epoch logged once
+
+
+def test_last_ckpt_is_the_last_epoch_and_best_ckpt_the_best(runs_dir, tmp_path):
+    """Three epochs whose dev error never improves after the first: last.ckpt is epoch 3, best.ckpt epoch 1."""
+    result = cli("train", *SMALL, "trainer.max_epochs=3", "optimizer=sgd", "optimizer.lr=1e-12")
+    assert result.exit_code == 0, result.output
+    from dlexp.tracking import process as tracking_process
+    from dlexp.training.fit import load_checkpoint
+
+    c = tracking_process.client()
+    run_id = next(iter(runs_json()))
+    folder = Path(c.download_artifacts(run_id, "checkpoints", str(tmp_path)))
+    assert sorted(p.name for p in folder.iterdir()) == ["best.ckpt", "last.ckpt"]
+    assert load_checkpoint(folder / "last.ckpt")["epoch"] == 2   # Lightning counts epochs from 0
+    assert load_checkpoint(folder / "best.ckpt")["epoch"] == 0
+
+
+def tracker_pid(runs_dir) -> int | None:
+    """The tracking process's pid, from the journal the training process writes before anything else."""
+    for path in runs_dir.glob("work/*/journal.jsonl"):
+        for line in path.read_text().splitlines():
+            if '"tracker"' in line:
+                return json.loads(line)["tracker"]
+    return None
+
+
+CRASH = ["data.n_train=600", "data.n_train_dev=100", "data.n_dev=100", "data.batch_size=8", "trainer.max_epochs=3",
+         "model.hidden=[16]"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["before the run is in the store", "mid-training", "during the final evaluation"])
+def test_kill9_of_the_whole_command_leaves_a_failed_run_that_resumes(runs_dir, moment):
+    """kill -9 of the training process and of its tracking process together (what an out-of-memory kill or a
+    scheduler's does): the next dlexp command finds the run FAILED, even when the tracking process had not
+    created it yet (it is recorded from the journal), and --resume finishes it in the same run."""
+    # a test split of 300,000 rows: its evaluation, after the last epoch line, lasts long past the kill
+    proc = start(CRASH + ["data.n_test=300000" if moment.startswith("during") else "data.n_test=100",
+                          "tracking.run_name=crash"])
+    lines = Lines(proc)
+    try:
+        if moment == "before the run is in the store":  # the tracking process is still importing MLflow
+            wait_until(lambda: tracker_pid(runs_dir) is not None, "the journal names the tracking process")
+            assert not stored_names(["crash"])
+        else:
+            lines.wait_for("epoch 1/" if moment == "mid-training" else "epoch 3/3")
+        tracker = tracker_pid(runs_dir)
+        os.killpg(proc.pid, signal.SIGKILL)
+        os.kill(tracker, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    runs = {r["run_name"]: r for r in runs_json().values()}
+    assert runs["crash"]["status"] == "FAILED", runs
+    run_id = runs["crash"]["run_id"]
+    assert "no diagnosis" in one_line_error(cli("diagnose", run_id), 3)
+    result = cli("train", "--resume", run_id)
+    assert result.exit_code == 0, result.output
+    assert f"resuming run {run_id} (FAILED)" in result.output
+    assert runs_json()[run_id]["status"] == "FINISHED" and len(runs_json()) == 1
 
 
 def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
