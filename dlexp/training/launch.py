@@ -2,7 +2,7 @@
 
 `run_jobs` hands a command line to the `@hydra.main` entry (`dlexp.training.run.main`), so every job goes
 through Hydra's own machinery: overrides, `-m` sweeps, `--config-dir`, and whichever launcher is configured
-(basic, joblib, ray). A list of jobs — each its own override list, as seed groups, curves and recipe rounds
+(basic, joblib, ray, submitit). A list of jobs — each its own override list, as seed groups, curves and recipe rounds
 need — goes through dlexp's list sweeper (`hydra/sweeper=dlexp_jobs`) in one batch.
 
 Results cross back through files, not module state: the command makes a folder, names it in each job's
@@ -37,6 +37,7 @@ class JobResult:
     error: str | None = None              # one line, when the job failed
     exc: BaseException | None = field(default=None, repr=False)  # the job's exception, to re-raise as it was
     num: int = 0                          # the job's index in its sweep
+    log: str | None = None                # where the job's own output went, when not to the command's terminal
 
     @property
     def ok(self) -> bool:
@@ -140,6 +141,16 @@ def in_ray_worker() -> bool:
     return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
 
 
+def submitit_log() -> str | None:
+    """The file this job's output goes to when it runs through submitit (`hydra/launcher=submitit_local` or
+    `submitit_slurm`): its lines never reach the command's terminal."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or "submitit" not in sys.modules:
+        return None
+    import submitit
+
+    return str(submitit.JobEnvironment().paths.stdout)
+
+
 def ray_driver() -> bool:
     """Whether this command started (or joined) a Ray cluster to run its jobs."""
     ray = sys.modules.get("ray")
@@ -161,6 +172,7 @@ def save(result: JobResult) -> None:
 
     if isinstance(result.exc, Interrupted):
         (folder / "interrupted").touch()
+    result.log = submitit_log()
     try:
         data = pickle.dumps(result)
     except Exception:  # an exception that does not pickle: keep its line and exit code

@@ -298,16 +298,20 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
                               "train it longer")
         print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {info['checkpoint']}", flush=True)
     results = launch.run_jobs(argv, resume=info)
-    if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)
-        import ray
-
+    elsewhere = [r.log for r in results if r.log]  # submitit: each job's output went to its own file
+    if launch.ray_driver() or elsewhere:  # one line per job and a summary, from the results (each run holds the rest)
         from dlexp.render import terminal as render
 
-        ray.shutdown()  # Ray's own last lines come before dlexp's
+        if launch.ray_driver():
+            import ray
+
+            ray.shutdown()  # Ray's own last lines come before dlexp's
         for r in results:
             if r.report is not None:
                 print(render.job_line(r.num, r.overrides, r.report), flush=True)
         render.jobs(results)
+        if elsewhere:
+            print(f"each job's own output: {Path(elsewhere[0]).parent.parent}/*/*_log.out (and _log.err)", flush=True)
     failed = [r for r in results if not r.ok]
     done = [r.report for r in results if r.ok and r.report is not None]
     if failed:
@@ -319,7 +323,7 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         if interrupted is not None:
             raise interrupted
         raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
-                         + "; ".join(" ".join(r.overrides) or "(no overrides)" for r in failed))
+                         + "; ".join(f"{' '.join(r.overrides) or '(no overrides)'} ({r.error})" for r in failed))
     return done
 
 
