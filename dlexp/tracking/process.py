@@ -249,7 +249,7 @@ class Session:
         else:
             exp = experiment_id(self.client._c, msg["experiment"])
             if msg.get("run_name"):
-                tags["mlflow.runName"] = msg["run_name"]
+                tags["mlflow.runName"] = scrub(msg["run_name"])
             self.run = self.client.create_run(exp, tags=tags)
             self.run_id = self.run.info.run_id
         params = [Param(k, v) for k, v in params.items()]
