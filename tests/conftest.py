@@ -131,6 +131,21 @@ def postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to a server's process group (its workers too), SIGKILL to what is left after 10 s."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL: whatever outlived the server's own stop
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(postgres, tmp_path_factory):
     """One `mlflow server` on that PostgreSQL with a shared artifact folder, as the README starts it: its URL."""
@@ -159,13 +174,7 @@ def mlflow_server(postgres, tmp_path_factory):
             pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.5)
     yield url
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers (its own process group)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    _stop_group(proc)
     log.close()
 
 
@@ -210,11 +219,5 @@ def auth_server(tmp_path_factory):
             pytest.fail("mlflow server --app-name basic-auth did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.5)
     yield {"url": url, "root": root, "admin": AUTH_ADMIN}
-    import signal
-
-    os.killpg(proc.pid, signal.SIGTERM)  # the server and its workers (its own process group)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    _stop_group(proc)
     log.close()
