@@ -83,7 +83,7 @@ def _check_server(uri: str) -> None:
         except requests.RequestException:
             return  # MLflow's own call says what is wrong
     if answer.status_code in (401, 403):
-        raise StoreError(_refused(where, answer))
+        raise StoreError(_refused(where, answer, given=bool(_credentials()) or "@" in uri.split("/")[2]))
 
 
 def _credentials() -> dict:
@@ -97,17 +97,18 @@ def _credentials() -> dict:
     return {}
 
 
-def _refused(where: str, answer) -> str:
+def _refused(where: str, answer, *, given: bool) -> str:
+    """The one line for a 401 or 403: no credentials given, credentials refused, or a user without permission."""
     status = f"HTTP {answer.status_code} {answer.reason}"
+    if not given:
+        return (f"{where} refused dlexp ({status}): it asks for credentials; set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment")
     if answer.status_code == 403:
-        return (f"{where} does not let user {os.environ.get('MLFLOW_TRACKING_USERNAME', '(none)')} do that "
-                f"({status}); ask its admin for permission, or use another user's MLFLOW_TRACKING_USERNAME and "
+        return (f"{where} does not let user {os.environ.get('MLFLOW_TRACKING_USERNAME', '(token)')} in ({status}); "
+                "ask its admin for permission, or set another user's MLFLOW_TRACKING_USERNAME and "
                 "MLFLOW_TRACKING_PASSWORD")
-    if _credentials():
-        return (f"{where} refused the credentials from the environment ({status}); check "
-                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
-    return (f"{where} asks for credentials ({status}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
-            "(or MLFLOW_TRACKING_TOKEN) in the environment")
+    return (f"{where} refused the credentials given ({status}); check "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
 
 
 def _check_sqlite_file(path: Path) -> None:
