@@ -21,7 +21,8 @@ def _law(n, floor, a, b):
     return floor + a * np.power(n, -b)
 
 
-def fit(sizes: Sequence[float], errors: Sequence[float], *, floor_min: float = 0.0) -> dict | None:
+def fit(sizes: Sequence[float], errors: Sequence[float], *, floor_min: float = 0.0,
+        b_starts: Sequence[float] = (0.3, 0.7, 1.2)) -> dict | None:
     """Least-squares fit of the power law; None with fewer than 3 distinct sizes.
 
     `floor_min` keeps the fitted floor at or above a known limit (the human level stands in for Bayes error).
@@ -42,7 +43,7 @@ def fit(sizes: Sequence[float], errors: Sequence[float], *, floor_min: float = 0
     span = max(float(y.max() - y.min()), 1e-6)
     best = None
     floor_min = min(max(0.0, floor_min), float(y.min()))
-    for b0 in (0.3, 0.7, 1.2):  # a few starts: the fit has a shallow valley along (a, b)
+    for b0 in b_starts:  # a few starts: the fit has a shallow valley along (a, b)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # OptimizeWarning: no covariance with as many points as parameters
@@ -90,16 +91,18 @@ def holdout(sizes: Sequence[float], dev: Sequence[float], interval: Sequence[flo
 
 
 def band(sizes: Sequence[float], dev: Sequence[float], intervals: Sequence[Sequence[float]], at: Sequence[float],
-         *, floor_min: float = 0.0, draws: int = 100, seed: int = 0) -> tuple[list[float], list[float]]:
+         *, floor_min: float = 0.0, draws: int = 100, seed: int = 0, b0: float = 0.7
+         ) -> tuple[list[float], list[float]]:
     """The fit's 95% band at the sizes `at`: the power law refitted to dev errors drawn within each point's
-    95% interval (a parametric bootstrap, normal with the interval's width), 2.5th and 97.5th percentiles."""
+    95% interval (a parametric bootstrap, normal with the interval's width), 2.5th and 97.5th percentiles.
+    Each refit starts from `b0` (the exponent of the fit to the measured errors)."""
     rng = np.random.default_rng(seed)
     y = np.asarray(dev, dtype=float)
     sd = np.array([(float(c[1]) - float(c[0])) / (2 * 1.96) for c in intervals])
     at = np.asarray(at, dtype=float)
     curves = []
     for _ in range(draws):
-        params = fit(sizes, np.clip(y + rng.normal(0.0, sd), 0.0, None), floor_min=floor_min)
+        params = fit(sizes, np.clip(y + rng.normal(0.0, sd), 0.0, None), floor_min=floor_min, b_starts=(b0,))
         if params is not None:
             curves.append(_law(at, params["floor"], params["a"], params["b"]))
     if not curves:
@@ -135,7 +138,8 @@ def judge(sizes: Sequence[float], dev: Sequence[float], *, tolerance: float, wha
                        f"{check['predicted']:.2%} at {largest:,.0f} {unit}, outside the {now:.2%} [{lo:.2%}, "
                        f"{hi:.2%}] measured there (more points, or more epochs, may show one)"}
     grid = list(np.geomspace(sizes[0], 10 * largest, 40))
-    band_lo, band_hi = band(sizes, dev, intervals, [*grid, 2 * largest, 10 * largest], floor_min=human)
+    band_lo, band_hi = band(sizes, dev, intervals, [*grid, 2 * largest, 10 * largest], floor_min=human,
+                            b0=max(params["b"], 0.05))
     at2, at10 = predict(params, 2 * largest), predict(params, 10 * largest)
     gain = now - at10
     helps = gain >= tolerance
