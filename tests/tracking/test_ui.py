@@ -89,3 +89,42 @@ def test_a_signal_stops_the_server_and_its_workers(store, signum):
         for p in [*started, psutil.Process(proc.pid)] if proc.poll() is None else started:
             if p.is_running():
                 p.kill()
+
+
+_WORKERS = """
+import subprocess, sys, time
+workers = [subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]) for _ in range(2)]
+print("up", flush=True)
+time.sleep(600)
+"""
+_UI = """
+import os, sys
+from dlexp.tracking.serve import serve
+sys.exit(serve([sys.executable, "-c", sys.argv[1]], dict(os.environ)))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT], ids=lambda s: s.name)
+def test_sighup_and_ctrl_c_stop_a_server_and_its_workers_too(signum):
+    """The same stop as `dlexp ui`'s, with a stand-in server that starts two workers (no MLflow start-up)."""
+    proc = subprocess.Popen([sys.executable, "-c", _UI, _WORKERS], stdout=subprocess.PIPE, text=True)
+    started: list[psutil.Process] = []
+    try:
+        assert proc.stdout.readline().strip() == "up"
+        deadline = time.monotonic() + 30
+        while len(started) < 3:  # the server and its two workers
+            started = psutil.Process(proc.pid).children(recursive=True)
+            if time.monotonic() > deadline:
+                pytest.fail(f"the stand-in server started {len(started)} of 3 processes within 30 s")
+            time.sleep(0.1)
+        proc.send_signal(signum)
+        try:
+            assert proc.wait(timeout=30) == 0
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve still running 30 s after {signum.name}")
+        _, alive = psutil.wait_procs(started, timeout=10)
+        assert not alive, f"left running after {signum.name}: {[p.pid for p in alive]}"
+    finally:
+        for p in [*started, psutil.Process(proc.pid)] if proc.poll() is None else started:
+            if p.is_running():
+                p.kill()
