@@ -332,9 +332,8 @@ def ui(
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
 ) -> None:
-    """MLflow's UI on dlexp's store; prints the URL, Ctrl-C stops it."""
-    import subprocess
-
+    """MLflow's UI on dlexp's store; prints the URL. Ctrl-C, SIGTERM or SIGHUP stops it and its workers."""
+    from dlexp.tracking.serve import serve
     from dlexp.tracking.store import redact
 
     if not 0 < port < 65536:
@@ -354,10 +353,7 @@ def ui(
     # --disable-security-middleware, and drops the environment variables that would turn them off or open them
     env = {k: v for k, v in os.environ.items()
            if k not in ("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS")}
-    try:
-        raise typer.Exit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise typer.Exit(0) from None
+    raise typer.Exit(serve(cmd, env))
 
 
 @contextlib.contextmanager

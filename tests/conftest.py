@@ -131,6 +131,21 @@ def postgres():
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _stop_group(proc: subprocess.Popen) -> None:
+    """SIGTERM to a server's process group (its workers too), SIGKILL to what is left after 10 s."""
+    import signal
+
+    for signum in (signal.SIGTERM, signal.SIGKILL):  # SIGKILL: whatever outlived the server's own stop
+        try:
+            os.killpg(proc.pid, signum)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
 @pytest.fixture(scope="session")
 def mlflow_server(postgres, tmp_path_factory):
     """One `mlflow server` on that PostgreSQL with a shared artifact folder, as the README starts it: its URL."""
@@ -159,9 +174,50 @@ def mlflow_server(postgres, tmp_path_factory):
             pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.5)
     yield url
-    proc.terminate()
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    _stop_group(proc)
+    log.close()
+
+
+AUTH_ADMIN = ("admin", "team-pass-1234")  # the authenticated server's admin, as its auth config sets it
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory):
+    """One `mlflow server --app-name basic-auth` (MLflow's own authentication, from `mlflow[auth]`), as the
+    README's team-server recipe starts it, on a SQLite store (the session's PostgreSQL stays the other server's):
+    its URL. Its admin is AUTH_ADMIN; a request without credentials gets 401."""
+    import time
+    import urllib.request
+
+    pytest.importorskip("flask_wtf", reason="mlflow[auth] (dlexp[server]) is not installed")
+    root = tmp_path_factory.mktemp("mlflow-auth")
+    (root / "auth.ini").write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{root / 'basic_auth.db'}\n"
+        f"admin_username = {AUTH_ADMIN[0]}\nadmin_password = {AUTH_ADMIN[1]}\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in _ISOLATE and not k.startswith("MLFLOW_TRACKING_")}
+    env.update(MLFLOW_AUTH_CONFIG_PATH=str(root / "auth.ini"), MLFLOW_FLASK_SERVER_SECRET_KEY="dlexp-tests")
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
+                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                             "--artifacts-destination", str(root / "artifacts"),
+                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            os.killpg(proc.pid, 9)
+            pytest.fail("mlflow server --app-name basic-auth did not start:\n" + (root / "server.log").read_text()[-3000:])
+        time.sleep(0.5)
+    yield {"url": url, "root": root, "admin": AUTH_ADMIN}
+    _stop_group(proc)
     log.close()

@@ -123,7 +123,8 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
         parts.append(_table(["point", "train", "train-dev", "dev", "dev 95% interval", "verdict"], rows))
         answer = {True: "yes", False: "no", None: "cannot tell"}[curve.get(key)]
         ex = curve.get("extrapolation")
-        extra = f" Extrapolated dev error: {_pct(ex['2x'])} at 2x, {_pct(ex['10x'])} at 10x." if ex else ""
+        extra = (f" Extrapolated dev error: {_pct(ex['2x'])} {_ci(ex.get('2x_interval'))} at 2x, "
+                 f"{_pct(ex['10x'])} {_ci(ex.get('10x_interval'))} at 10x." if ex else "")
         parts.append(f"<p><b>{key}: {answer}</b> — {escape(curve['why'])}.{extra}</p>")
 
     analysis = doc.get("analysis")

@@ -300,11 +300,16 @@ def curve(result: dict, *, out: Console | None = None) -> None:
     ex = result.get("extrapolation")
     if ex:
         unit = "examples" if axis == "data" else "hidden units"
-        lines.append(f"\ndev error extrapolated: {ex['2x']:.2%} at 2x ({ex['at_2x_size']:,.0f} {unit}), "
-                     f"{ex['10x']:.2%} at 10x ({ex['at_10x_size']:,.0f})")
+        lines.append(f"\ndev error extrapolated: {ex['2x']:.2%}{_band(ex.get('2x_interval'))} at 2x "
+                     f"({ex['at_2x_size']:,.0f} {unit}), {ex['10x']:.2%}{_band(ex.get('10x_interval'))} at 10x "
+                     f"({ex['at_10x_size']:,.0f})")
     lines.append(f"\nwhy: {result['why']}", style="dim")
     lines.append(f"\nhuman level: {result['human']:.2%}", style="dim")
     out.print(Panel(lines, title=f"dlexp curve · {axis}", expand=False))
+
+
+def _band(ci) -> str:
+    return f" [{ci[0]:.2%}, {ci[1]:.2%}]" if ci else ""
 
 
 def recipe(doc: dict, *, out: Console | None = None) -> None:

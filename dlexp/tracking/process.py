@@ -25,7 +25,7 @@ from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError
-from dlexp.tracking.store import flatten, redact, require_store, scrub, sqlite_path, store_uri
+from dlexp.tracking.store import flatten, redact, require_store, scrub, scrub_tree, sqlite_path, store_uri
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
 for _name in ("mlflow", "alembic"):
@@ -76,9 +76,39 @@ def _check_server(uri: str) -> None:
         why = "connection refused" if "refused" in str(exc).lower() else _first_line(exc)
         raise StoreError(f"cannot reach {where}: {why}; start it (`mlflow server ...`, see the README) "
                          "or check tracking.uri / --uri") from None
+    if answer.status_code not in (401, 403):  # /health is open on a server with authentication: ask the API
+        try:
+            answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
+                                  params={"max_results": 1}, timeout=10, **_credentials())
+        except requests.RequestException:
+            return  # MLflow's own call says what is wrong
     if answer.status_code in (401, 403):
-        raise StoreError(f"{where} refused dlexp (HTTP {answer.status_code} {answer.reason}); set its credentials "
-                         "(MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD, or MLFLOW_TRACKING_TOKEN)")
+        raise StoreError(_refused(where, answer, given=bool(_credentials()) or "@" in uri.split("/")[2]))
+
+
+def _credentials() -> dict:
+    """The credentials MLflow's client sends, from the environment, as `requests` keyword arguments (none: a
+    password in the URL itself, which requests then sends)."""
+    env = os.environ
+    if env.get("MLFLOW_TRACKING_TOKEN"):
+        return {"headers": {"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"}}
+    if env.get("MLFLOW_TRACKING_USERNAME") or env.get("MLFLOW_TRACKING_PASSWORD"):
+        return {"auth": (env.get("MLFLOW_TRACKING_USERNAME", ""), env.get("MLFLOW_TRACKING_PASSWORD", ""))}
+    return {}
+
+
+def _refused(where: str, answer, *, given: bool) -> str:
+    """The one line for a 401 or 403: no credentials given, credentials refused, or a user without permission."""
+    status = f"HTTP {answer.status_code} {answer.reason}"
+    if not given:
+        return (f"{where} refused dlexp ({status}): it asks for credentials; set MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment")
+    if answer.status_code == 403:
+        return (f"{where} does not let user {os.environ.get('MLFLOW_TRACKING_USERNAME', '(token)')} in ({status}); "
+                "ask its admin for permission, or set another user's MLFLOW_TRACKING_USERNAME and "
+                "MLFLOW_TRACKING_PASSWORD")
+    return (f"{where} refused the credentials given ({status}); check "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
 
 
 def _check_sqlite_file(path: Path) -> None:
@@ -194,9 +224,10 @@ class Session:
     def __init__(self, msg: dict):
         self.uri = msg.get("uri")
         self.client = _Retrying(client(self.uri, create=True))
-        tags = dict(msg.get("tags", {}))
+        # no credential is stored: every tag, param and file passes through scrub
+        tags = {k: scrub(str(v)) for k, v in msg.get("tags", {}).items()}
         tags.update({"dlexp.host": socket.gethostname(), "dlexp.pid": str(msg.get("pid", ""))})
-        params = {k: str(v)[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
+        params = {k: scrub(str(v))[:MAX_PARAM] for k, v in flatten(msg.get("params", {})).items()}
         self.names = (params.get("model.name"), params.get("data.name"))  # for the Description's title
         self.resumed = bool(msg.get("resume_run_id"))
         # a run another writer holds open (the MLFlowLogger of the user's own Trainer, see dlexp.lightning): dlexp
@@ -227,14 +258,14 @@ class Session:
         else:
             exp = experiment_id(self.client._c, msg["experiment"])
             if msg.get("run_name"):
-                tags["mlflow.runName"] = msg["run_name"]
+                tags["mlflow.runName"] = scrub(msg["run_name"])
             self.run = self.client.create_run(exp, tags=tags)
             self.run_id = self.run.info.run_id
         params = [Param(k, v) for k, v in params.items()]
         for i in range(0, len(params), 100):
             self.client.log_batch(self.run_id, params=params[i:i + 100])
         for name, text in msg.get("files", {}).items():
-            self.client.log_text(self.run_id, text, name)
+            self.client.log_text(self.run_id, scrub(text), name)
 
     def _whole_history(self, recent: list[dict]) -> list[dict]:
         """A resumed run's curves from the store, so its plot starts at epoch 1, not at the resume."""
@@ -268,7 +299,7 @@ class Session:
         tags = [RunTag(k, scrub(str(v))) for k, v in msg.get("tags", {}).items()]
         if metrics or tags:
             c.log_batch(run_id, metrics=metrics, tags=tags)
-        document = msg.get("document")
+        document = scrub_tree(msg.get("document"))  # its next-step commands repeat the overrides
         if document is not None:
             c.set_tag(run_id, DESCRIPTION, scrub(self.description(document, msg.get("tags", {}))))
             c.log_dict(run_id, document, "diagnosis.json")

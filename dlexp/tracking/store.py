@@ -44,6 +44,35 @@ def scrub(text: str) -> str:
     return _CREDENTIALS.sub(r"\1***@", text)
 
 
+def scrub_tree(value):
+    """A config, document or list with the password of every URL in every string masked: what a run stores.
+
+    >>> scrub_tree({"data": {"url": "postgresql://ana:s3cret@db/wh"}, "cmd": ["dlexp", "x=http://a:b@h"], "n": 3})
+    {'data': {'url': 'postgresql://ana:***@db/wh'}, 'cmd': ['dlexp', 'x=http://a:***@h'], 'n': 3}
+    """
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {k: scrub_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(scrub_tree(v) for v in value)
+    return value
+
+
+CREDENTIALS_HINT = ("a password in a URL is masked (***) in everything the run stores; credentials belong in the "
+                    "environment: MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD for a tracking server, "
+                    "and a database URL read from a variable (\"data.url='${oc.env:WAREHOUSE_URL}'\")")
+
+
+def has_credentials(texts) -> bool:
+    """Whether any of these strings holds a URL with a password.
+
+    >>> has_credentials(["seed=1", "data.url=postgresql://ana:s3cret@db/wh"]), has_credentials(["seed=1"])
+    (True, False)
+    """
+    return any(scrub(t) != t for t in texts)
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The file behind a local SQLite store (`sqlite:///...`); None for any other store."""
     return Path(uri[len("sqlite:///"):]) if uri.startswith("sqlite:///") else None

@@ -33,7 +33,7 @@ from dlexp.data import SPLIT_NAMES, Splits
 from dlexp.errors import TrainingError
 from dlexp.training.signals import Interrupted, Stopper
 from dlexp.models.lit import Classifier, InMemoryData, Objective
-from dlexp.tracking.store import redact
+from dlexp.tracking.store import scrub_tree
 
 DEV_METRIC = "epoch/dev_error"
 
@@ -288,9 +288,8 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
                        input_shape=splits.input_shape, vocab=splits.vocab, data_name=cfg.data.name,
                        task=splits.task)
     start = start_from(net, cfg, splits, init) if init is not None and resume_from is None else None
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # plain dicts: weights_only loads it
-    if (config.get("tracking") or {}).get("uri"):
-        config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
+    # plain dicts (weights_only loads them), without the password of any URL: checkpoints end up in the store
+    config = scrub_tree(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
     module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
                         step_size=cfg.data.batch_size)
     in_memory = isinstance(splits, Splits)  # else the user's own Datasets (data=custom), read through loaders

@@ -290,8 +290,10 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         tolerance = cfg.diagnosis.tolerance
         dev = [r.diagnosis.errors.dev for *_, r in results]
         train_err = [r.diagnosis.errors.train for *_, r in results]
+        dev_ci = [r.diagnosis.intervals.get("dev") for *_, r in results]
         verdict = powerlaw.judge([s for s, *_ in results], dev, tolerance=tolerance, what=axis, train=train_err,
-                                 human=results[0][3].diagnosis.errors.human)
+                                 human=results[0][3].diagnosis.errors.human,
+                                 dev_intervals=dev_ci if all(dev_ci) else None)
         points_doc = []
         for size, extra, key, r in results:
             doc = r.document()
@@ -304,6 +306,7 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         helps_key = "more_data_helps" if axis == "data" else "bigger_model_helps"
         result = {"run_id": parent.run_id, "axis": axis, "points": points_doc, helps_key: verdict["helps"],
                   "extrapolation": verdict["extrapolation"], "why": verdict["why"], "fit": verdict["fit"],
+                  "check": verdict["check"], "band": verdict["band"],
                   "human": results[0][3].diagnosis.errors.human, "tolerance": tolerance}
         # the parent's own diagnosis: the full-size run (data axis) or the current width (model axis)
         ref = results[-1][3] if axis == "data" else next(

@@ -2,7 +2,7 @@
 
 `run_jobs` hands a command line to the `@hydra.main` entry (`dlexp.training.run.main`), so every job goes
 through Hydra's own machinery: overrides, `-m` sweeps, `--config-dir`, and whichever launcher is configured
-(basic, joblib, ray). A list of jobs — each its own override list, as seed groups, curves and recipe rounds
+(basic, joblib, ray, submitit). A list of jobs — each its own override list, as seed groups, curves and recipe rounds
 need — goes through dlexp's list sweeper (`hydra/sweeper=dlexp_jobs`) in one batch.
 
 Results cross back through files, not module state: the command makes a folder, names it in each job's
@@ -37,6 +37,8 @@ class JobResult:
     error: str | None = None              # one line, when the job failed
     exc: BaseException | None = field(default=None, repr=False)  # the job's exception, to re-raise as it was
     num: int = 0                          # the job's index in its sweep
+    log: str | None = None                # where the job's own output went, when not to the command's terminal
+    sweep_dir: str | None = None          # a sweep's folder (Hydra's multirun.yaml), as the job saw it
 
     @property
     def ok(self) -> bool:
@@ -52,6 +54,7 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
     recipe prints its own trail). Returns the jobs' results in job order."""
     from dlexp.training import run
 
+    _hint_credentials([*argv, *(o for job in jobs or [] for o in job)])
     if jobs is not None:
         _register_sweeper()
     folder = Path(tempfile.mkdtemp(prefix="dlexp-jobs-"))
@@ -72,9 +75,31 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
         finally:
             sys.argv = saved
         results = [pickle.loads(p.read_bytes()) for p in folder.glob("job-*.pkl")]
+        if _HINTED:  # Hydra's record of the sweep (multirun.yaml) holds the overrides too
+            _scrub_files({Path(r.sweep_dir) / "multirun.yaml" for r in results if r.sweep_dir})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return sorted(results, key=lambda r: r.num)
+
+
+_HINTED: list[bool] = []
+
+
+def _hint_credentials(args: list[str]) -> None:
+    """One line, once per command, when an override holds a URL with a password: it is masked in the store."""
+    from dlexp.tracking.store import CREDENTIALS_HINT, has_credentials
+
+    if not _HINTED and has_credentials(args):
+        _HINTED.append(True)
+        print(f"dlexp: note: {CREDENTIALS_HINT}", file=sys.stderr, flush=True)
+
+
+def _scrub_files(paths) -> None:
+    from dlexp.tracking.store import scrub
+
+    for path in paths:
+        if path.is_file():
+            path.write_text(scrub(path.read_text()))
 
 
 # Hydra's flags that take a value: what follows one of them is not an override
@@ -140,6 +165,16 @@ def in_ray_worker() -> bool:
     return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
 
 
+def submitit_log() -> str | None:
+    """The file this job's output goes to when it runs through submitit (`hydra/launcher=submitit_local` or
+    `submitit_slurm`): its lines never reach the command's terminal."""
+    if not os.environ.get("SUBMITIT_EXECUTOR") or "submitit" not in sys.modules:
+        return None
+    import submitit
+
+    return str(submitit.JobEnvironment().paths.stdout)
+
+
 def ray_driver() -> bool:
     """Whether this command started (or joined) a Ray cluster to run its jobs."""
     ray = sys.modules.get("ray")
@@ -161,6 +196,7 @@ def save(result: JobResult) -> None:
 
     if isinstance(result.exc, Interrupted):
         (folder / "interrupted").touch()
+    result.log = submitit_log()
     try:
         data = pickle.dumps(result)
     except Exception:  # an exception that does not pickle: keep its line and exit code

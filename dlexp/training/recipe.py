@@ -169,7 +169,9 @@ class ParentRun:
 
             conf = self.workdir / "config"
             conf.mkdir(parents=True, exist_ok=True)
-            (conf / "config.yaml").write_text(yaml.safe_dump(incumbent.config, sort_keys=False))
+            from dlexp.tracking.store import scrub_tree
+
+            (conf / "config.yaml").write_text(yaml.safe_dump(scrub_tree(incumbent.config), sort_keys=False))
             payload["artifacts"][str(conf)] = ""
         elif status == "KILLED":
             tags["dlexp.error"] = "stopped by a signal; continue it with: dlexp recipe --from " + self.run_id
@@ -178,6 +180,9 @@ class ParentRun:
 
 
 def write_trail(document: dict, folder: Path) -> None:
+    from dlexp.tracking.store import scrub_tree
+
+    document = scrub_tree(document)  # its commands repeat the overrides: no URL's password is kept
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "trail.json").write_text(json.dumps(document, indent=2))
     with open(folder / "trail.csv", "w", newline="") as f:

@@ -25,7 +25,7 @@ from dlexp.training.launch import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
 from dlexp.tracking import outcomes
 from dlexp.tracking.recorder import Recorder
-from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
+from dlexp.tracking.store import flatten, redact, runs_dir, scrub_tree, store_uri
 
 configs.register()
 
@@ -243,10 +243,8 @@ def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
 
 
 def _without_secrets(plain: dict) -> dict:
-    tracking = dict(plain.get("tracking", {}))
-    if tracking.get("uri"):
-        tracking["uri"] = redact(tracking["uri"])
-    return dict(plain, tracking=tracking)
+    """The config as a run stores it: every URL's password masked (tracking.uri, data.url, ...)."""
+    return scrub_tree(plain)
 
 
 @hydra.main(config_path="pkg://dlexp.configs", config_name="config", version_base="1.3")
@@ -263,6 +261,7 @@ def main(cfg: DictConfig) -> str:
     own = [f"--config-dir={src.path}" for src in hc.runtime.config_sources if src.provider == "command-line"]
     overrides = own + list(hc.overrides.task)
     num = hc.job.num if hc.mode == RunMode.MULTIRUN else 0
+    sweep_dir = hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None
     if launch.interrupted():
         return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
     ctx = launch.context(num)
@@ -276,14 +275,14 @@ def main(cfg: DictConfig) -> str:
         text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
         line = scrub(text).strip().splitlines()[0] if text.strip() else type(exc).__name__
         run_id = getattr(exc, "run_id", None)
-        launch.save(launch.JobResult(overrides, error=line, exc=exc, num=num, run_id=run_id))
+        launch.save(launch.JobResult(overrides, error=line, exc=exc, num=num, run_id=run_id, sweep_dir=sweep_dir))
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
     # a Ray worker's lines reach the terminal prefixed, de-duplicated and late: the command prints its line
     if not ctx.get("quiet") and not launch.in_ray_worker():
         render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
-    launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num))
+    launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num, sweep_dir=sweep_dir))
     return report.diagnosis.verdict
 
 
@@ -322,16 +321,20 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         start = info["checkpoint"] or "its start (it stopped before its first epoch ended)"
         print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {start}", flush=True)
     results = launch.run_jobs(argv, resume=info)
-    if launch.ray_driver():  # one line per job and a summary, from the results (each run holds the rest)
-        import ray
-
+    elsewhere = [r.log for r in results if r.log]  # submitit: each job's output went to its own file
+    if launch.ray_driver() or elsewhere:  # one line per job and a summary, from the results (each run holds the rest)
         from dlexp.render import terminal as render
 
-        ray.shutdown()  # Ray's own last lines come before dlexp's
+        if launch.ray_driver():
+            import ray
+
+            ray.shutdown()  # Ray's own last lines come before dlexp's
         for r in results:
             if r.report is not None:
                 print(render.job_line(r.num, r.overrides, r.report), flush=True)
         render.jobs(results)
+        if elsewhere:
+            print(f"each job's own output: {Path(elsewhere[0]).parent.parent}/*/*_log.out (and _log.err)", flush=True)
     failed = [r for r in results if not r.ok]
     done = [r.report for r in results if r.ok and r.report is not None]
     if failed:
@@ -345,7 +348,7 @@ def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
         if interruption(None) is not None:
             raise Interrupted(interruption(None))
         raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
-                         + "; ".join(" ".join(r.overrides) or "(no overrides)" for r in failed))
+                         + "; ".join(f"{' '.join(r.overrides) or '(no overrides)'} ({r.error})" for r in failed))
     return done
 
 

@@ -75,15 +75,9 @@ def test_curve_three_points_json_and_report(runs_dir, tmp_path):
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output[result.output.index("{\n"):])  # CliRunner mixes stderr in
     assert [p["n_train"] for p in doc["points"]] == [100, 200, 400]
-    assert set(doc["extrapolation"]) >= {"2x", "10x"}
-    # the verdict is the fitted curve's: more data helps when, at 10x the examples, the dev error it extrapolates
-    # is at least the tolerance below the dev error measured at the largest size
-    dev = [p["errors"]["dev"] for p in doc["points"]]
-    from dlexp.diagnosis import powerlaw
-
-    fitted = powerlaw.fit([p["size"] for p in doc["points"]], dev, floor_min=doc["human"])
-    assert doc["extrapolation"]["10x"] == pytest.approx(powerlaw.predict(fitted, 4000))
-    assert doc["more_data_helps"] is (dev[-1] - doc["extrapolation"]["10x"] >= doc["tolerance"])
+    # three points: none left to check a fit on, so nothing is extrapolated
+    assert doc["more_data_helps"] is None and doc["extrapolation"] is None
+    assert "no trend to extrapolate yet" in doc["why"]
     assert all(p["intervals"]["dev"] for p in doc["points"])
     parent = doc["run_id"]
     plots = runs_dir / "artifacts" / parent / "artifacts" / "plots"

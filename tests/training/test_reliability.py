@@ -583,12 +583,12 @@ def test_debug_shows_the_traceback(runs_dir):
 
 
 def test_ui_loopback_by_default_and_security_kept(runs_dir, monkeypatch):
-    import subprocess as sp
+    from dlexp.tracking import serve
 
     runs_dir.mkdir()
     (runs_dir / "mlflow.db").touch()
-    calls = []
-    monkeypatch.setattr(sp, "call", lambda cmd, env=None: calls.append((cmd, env)) or 0)
+    calls = []  # the server command and its environment, as `dlexp ui` would start it
+    monkeypatch.setattr(serve, "serve", lambda cmd, env: calls.append((cmd, env)) or 0)
     monkeypatch.setenv("MLFLOW_SERVER_DISABLE_SECURITY_MIDDLEWARE", "true")
     result = cli("ui")
     assert result.exit_code == 0 and "warning" not in result.output
