@@ -47,7 +47,7 @@ def compose(overrides: list[str]) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_module("dlexp.configs", version_base="1.3"):
         cfg = hydra_compose("config", overrides=[o for o in overrides if not _is_hydra_arg(o)])
-    configs.check(cfg)
+    configs.prepare(cfg)
     return cfg
 
 

@@ -36,7 +36,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId); `resume`
     (`tracking.runs.resume_info` plus the checkpoint's config) continues that run from its checkpoint.
     """
-    configs.check(cfg)
+    configs.prepare(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
     # a run's own folder; uuid4 keeps two runs started in the same second apart
