@@ -187,6 +187,9 @@ class Knobs:
     multiple_of: dict[str, str] = field(default_factory=dict)  # width key -> key it stays a multiple of (heads)
     width_words: Optional[str] = None  # how next steps name the width ("the width of every hidden layer")
     depth_words: Optional[str] = None  # how they name one more layer ("one more hidden layer")
+    lr: Optional[str] = None         # a model that brings its own optimizer (a LightningModule): its learning
+    weight_decay: Optional[str] = None  # rate and weight decay keys (optimizer.lr); else dlexp's optimizer.*
+    own_optimizer: bool = False      # set by dlexp for a LightningModule: dlexp's optimizer.* does not apply
     instead: Optional[str] = None    # another model option to try for more capacity (logistic: mlp)
     instead_words: Optional[str] = None
     instead_why: Optional[str] = None

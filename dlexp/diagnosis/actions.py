@@ -175,6 +175,18 @@ def _knob(cfg: Mapping, role: str):
     return (f"model.{key}", _get(cfg, f"model.{key}")) if key else (None, None)
 
 
+def _optimizer(cfg: Mapping, role: str):
+    """(key, value) of the learning rate or weight decay: dlexp's `optimizer.*`, or the model's own key that
+    its knobs name (`lr: optimizer.lr` for a LightningModule with its own optimizer); (None, None) for a model
+    that brings its own optimizer (`own_optimizer`) and names no such key."""
+    knobs = _knobs(cfg)
+    if knobs.get(role):
+        return f"model.{knobs[role]}", _get(cfg, f"model.{knobs[role]}")
+    if knobs.get("own_optimizer"):
+        return None, None
+    return f"optimizer.{role}", _get(cfg, f"optimizer.{role}")
+
+
 def _widths(cfg: Mapping) -> list[tuple[str, object]]:
     """(key, value) of each width knob that has a value (a number or a non-empty list of numbers)."""
     keys = _knobs(cfg).get("width") or []
@@ -225,9 +237,9 @@ def _bias_actions(cfg: Mapping):
     knobs = _knobs(cfg)
     epochs = _get(cfg, "trainer.max_epochs")
     dropout_key, dropout = _knob(cfg, "dropout")
-    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
-    opt = _get(cfg, "optimizer.name")
-    lr = _get(cfg, "optimizer.lr")
+    wd_key, wd = _optimizer(cfg, "weight_decay")
+    lr_key, lr = _optimizer(cfg, "lr")
+    opt = _get(cfg, "optimizer.name") if lr_key == "optimizer.lr" else None
     bigger, instead = _resized(cfg, 2), knobs.get("instead")
     why_bigger = "more capacity lowers the training error toward the human level"
     if bigger:
@@ -242,16 +254,16 @@ def _bias_actions(cfg: Mapping):
     if dropout_key and (dropout or 0) > 0:
         yield ("Less regularization: lower dropout", "dropout trades training error for variance",
                [f"{dropout_key}={_fmt_float(dropout / 2)}"], False)
-    if wd > 0:
+    if wd_key and (wd or 0) > 0:
         yield ("Less regularization: no weight decay", "weight decay holds the weights back from fitting",
-               ["optimizer.weight_decay=0"], False)
+               [f"{wd_key}=0"], False)
     if opt == "sgd":
         yield ("Better optimizer: Adam", "adaptive steps usually fit faster than plain SGD",
                ["optimizer=adam"], False)
     elif lr:
         lrs = ",".join(_fmt_float(lr * f) for f in (0.3, 1, 3))
         yield ("Tune the learning rate: sweep around the current value",
-               "a learning rate off by 3x can leave the training error high", [f"optimizer.lr={lrs}"], True)
+               "a learning rate off by 3x can leave the training error high", [f"{lr_key}={lrs}"], True)
     else:
         yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
                None, False)
@@ -266,7 +278,8 @@ def _bias_actions(cfg: Mapping):
 def _variance_actions(cfg: Mapping):
     n_train = _get(cfg, "data.n_train")
     dropout_key, dropout = _knob(cfg, "dropout")
-    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
+    wd_key, wd = _optimizer(cfg, "weight_decay")
+    wd = wd or 0.0
     patience = _get(cfg, "early_stopping.patience", 0) or 0
     why_data = "more examples from the training distribution narrow the train/train-dev gap"
     if _get(cfg, "data.name") == "images" and not _get(cfg, "data.augment"):
@@ -280,8 +293,9 @@ def _variance_actions(cfg: Mapping):
     if dropout_key and dropout is not None:
         yield ("Regularization: raise dropout", "dropout keeps the network from memorising the training set",
                [f"{dropout_key}={_fmt_float(min(0.8, dropout + 0.2))}"], False)
-    yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
-           [f"optimizer.weight_decay={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
+    if wd_key:
+        yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
+               [f"{wd_key}={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
     if patience <= 0:
         yield ("Early stopping on the dev error", "stops before the model starts fitting noise",
                ["early_stopping.patience=3"], False)
@@ -364,11 +378,11 @@ def _dev_overfit_actions(cfg: Mapping):
 
 
 def _diverged_actions(cfg: Mapping):
-    lr = _get(cfg, "optimizer.lr")
+    lr_key, lr = _optimizer(cfg, "lr")
     clip = _get(cfg, "optimizer.grad_clip")
     yield ("Lower the learning rate tenfold", "a step too large sends the loss to infinity",
-           [f"optimizer.lr={_fmt_float(lr / 10)}"] if lr else None, False)
-    if not clip:
+           [f"{lr_key}={_fmt_float(lr / 10)}"] if lr_key and lr else None, False)
+    if not clip and not _knobs(cfg).get("own_optimizer"):
         yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
 
 

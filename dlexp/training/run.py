@@ -98,6 +98,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                              human_range=human_range, given_intervals=given,
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
+        if result.own_steps:  # a LightningModule's own optimizer: dlexp's optimizer.* steps do not apply
+            plain["model"]["knobs"] = dict(plain["model"].get("knobs") or {}, own_optimizer=True)
         actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
                             pretrained=_pretrained_runs(recorder, plain, diagnosis))
         report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task,
