@@ -193,27 +193,43 @@ def _widths(cfg: Mapping) -> list[tuple[str, object]]:
     return [(k, _get(cfg, f"model.{k}")) for k in keys if _get(cfg, f"model.{k}")]
 
 
-def _resized(cfg: Mapping, factor: float):
-    """(what, overrides) that scale the model's width knobs by `factor`; None without any."""
-    knobs, widths = _knobs(cfg), _widths(cfg)
-    if not widths:
-        return None
+def scaled_widths(cfg: Mapping, factor: float) -> list[tuple[str, object]]:
+    """Each width knob as (`model.KEY`, its value scaled by `factor`: a number, or a list of numbers), from the
+    run's config; [] for a model that names no width. Used by next steps and `dlexp curve --axis model`.
+
+    >>> scaled_widths({"model": {"hidden": [64, 32], "knobs": {"width": ["hidden"]}}}, 2)
+    [('model.hidden', [128, 64])]
+    """
+    knobs = _knobs(cfg)
 
     def scale(v):
         return max(1, int(round(v * factor)))
 
-    new = []
-    for key, value in widths:
+    out = []
+    for key, value in _widths(cfg):
         if isinstance(value, Sequence) and not isinstance(value, str):
-            new.append(f"model.{key}={_fmt_list(scale(v) for v in value)}")
+            out.append((f"model.{key}", [scale(v) for v in value]))
             continue
         scaled, base = scale(value), (knobs.get("multiple_of") or {}).get(key)
         step = _get(cfg, f"model.{base}", 1) if base else 1
         if step and step > 1:  # d_model stays a multiple of the attention heads
             scaled = max(step, scaled // step * step)
-        new.append(f"model.{key}={scaled}")
-    what = knobs.get("width_words") or " and ".join(f"model.{k}" for k, _ in widths)
-    return what, new
+        out.append((f"model.{key}", scaled))
+    return out
+
+
+def width_overrides(widths: Sequence[tuple[str, object]]) -> list[str]:
+    """`scaled_widths` as overrides: `model.hidden=[128,64]`."""
+    return [f"{k}={_fmt_list(v) if isinstance(v, list) else v}" for k, v in widths]
+
+
+def _resized(cfg: Mapping, factor: float):
+    """(what, overrides) that scale the model's width knobs by `factor`; None without any."""
+    widths = scaled_widths(cfg, factor)
+    if not widths:
+        return None
+    what = _knobs(cfg).get("width_words") or " and ".join(k for k, _ in widths)
+    return what, width_overrides(widths)
 
 
 def _deeper(cfg: Mapping):

@@ -129,7 +129,8 @@ def learning_curve(curve: dict, path: Path) -> Path:
                 label=f"dev fit: {fit['floor']:.3f} + a·n^-{fit['b']:.2f}")
     ax.set_xscale("log")
     axis = curve.get("axis", "data")
-    ax.set_xlabel("training examples" if axis == "data" else "hidden units (sum of model.hidden)")
+    widths = ", ".join(curve.get("width_keys") or ["model.hidden"])
+    ax.set_xlabel("training examples" if axis == "data" else f"width (sum of {widths})")
     ax.set_ylabel("error")
     helps = curve.get("more_data_helps", curve.get("bigger_model_helps"))
     question = "more data" if axis == "data" else "bigger model"

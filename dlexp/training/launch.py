@@ -78,7 +78,7 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
 
 
 # Hydra's flags that take a value: what follows one of them is not an override
-_VALUED = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c", "--package", "-p",
+VALUED = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c", "--package", "-p",
            "--experimental-rerun"}
 
 
@@ -93,7 +93,7 @@ def with_overrides(argv: list[str], extra: list[str]) -> list[str]:
     """
     last = -1
     for i, arg in enumerate(argv):
-        if not arg.startswith("-") and not (i > 0 and argv[i - 1] in _VALUED):
+        if not arg.startswith("-") and not (i > 0 and argv[i - 1] in VALUED):
             last = i
     return argv[:last + 1] + list(extra) + argv[last + 1:]
 
