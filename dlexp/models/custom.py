@@ -2,9 +2,9 @@
 
 Hydra's `instantiate` builds it, so nested `_target_`s and `_partial_` work as in any Hydra project (a
 lightning-hydra-template model config runs as it is). The working directory is importable. dlexp offers
-`n_classes`, `n_features`, `input_shape` and `vocab` to the top callable where its signature takes them; every
-other argument comes from the config, and the signature of each callable is checked first, so a typo is one
-line instead of a traceback from inside the user's code.
+`n_classes`, `n_features`, `input_shape` and `vocab` to each callable whose signature names them (the top one
+also through **kwargs) where the config does not set them; every other argument comes from the config, and the
+signature of each callable is checked first, so a typo is one line instead of a traceback from the user's code.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ def build(model_cfg, *, n_features: int, n_classes: int, input_shape: tuple[int,
     config = {k: v for k, v in OmegaConf.to_container(model_cfg, resolve=True).items() if k not in RESERVED}
     offered = {"n_classes": n_classes, "n_features": n_features, "input_shape": tuple(input_shape), "vocab": vocab}
     target = str(config["_target_"])
-    fn = check(config, "model", offered=offered)
-    taken = {k: v for k, v in offered.items() if k not in config and takes(fn, k)}
+    check(config, "model", offered=offered)
     config.setdefault("_convert_", "all")  # plain lists and dicts for the user's code
     try:
-        out = hydra.utils.instantiate(config, **taken)
+        out = hydra.utils.instantiate(config)
     except Exception as exc:  # the user's own code failed: its own message, on one line
         cause = exc.__cause__ or exc
         text = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
@@ -53,14 +52,19 @@ def importable() -> None:
         sys.path.insert(0, cwd)
 
 
-def check(config: Mapping, path: str, *, offered: Mapping = ()):
-    """Import every `_target_` in `config` and match its keys against the callable's signature; the callable."""
+def check(config: dict, path: str, *, offered: Mapping, top: bool = True):
+    """Import every `_target_` in `config`, give each callable what dlexp offers that its signature names (the top
+    one: also through **kwargs) and the config does not set, and match the keys against its signature."""
     target = str(config["_target_"])
     fn = locate(target, path)
     for key, value in config.items():
-        if isinstance(value, Mapping) and "_target_" in value:
-            check(value, f"{path}.{key}")
+        if isinstance(value, dict) and "_target_" in value:
+            check(value, f"{path}.{key}", offered=offered, top=False)
     params = parameters(fn)
+    for name, value in offered.items():
+        named = params is not None and name in params
+        if name not in config and (named or (top and takes(fn, name))):
+            config[name] = value
     if params is None:  # no signature to read (a builtin): the call itself will tell
         return fn
     open_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
@@ -74,7 +78,7 @@ def check(config: Mapping, path: str, *, offered: Mapping = ()):
         return fn
     for name, p in params.items():
         required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        if required and name not in given and name not in offered:
+        if required and name not in given:
             raise ConfigError(f"{target}() needs the argument '{name}': set {path}.{name}=VALUE")
     return fn
 

@@ -98,7 +98,7 @@ LIT_CONFIG = {
     # never "better" by 10 nats: the learning rate halves after every epoch but the first
     "scheduler": {"_target_": "torch.optim.lr_scheduler.ReduceLROnPlateau", "_partial_": True, "mode": "min",
                   "factor": 0.5, "patience": 0, "threshold": 10.0, "threshold_mode": "abs"},
-    "net": {"_target_": "MODULE.Body", "n_features": 10, "n_classes": 4, "width": 8},
+    "net": {"_target_": "MODULE.Body", "width": 8},  # n_features and n_classes: given by dlexp
     "knobs": {"width": ["net.width"], "lr": "optimizer.lr"},
 }
 
