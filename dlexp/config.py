@@ -402,14 +402,18 @@ def is_open(node) -> bool:
 
 def reject_unknown(cfg, path: str = "") -> None:
     """Keys a built-in section's schema does not know, added by a `+` override (`+data.foo=3`, which Hydra
-    lets through its struct mode): one line naming the key. Open sections (`is_open`) are left to their callable."""
+    lets through its struct mode): one line naming the key. Open sections (`is_open`: a plain `_target_` node, or
+    a schema that declares `_target_`) are left to their callable, whose signature decides."""
     import dataclasses
 
     from omegaconf import DictConfig, OmegaConf
 
     kind = OmegaConf.get_type(cfg)
-    if dataclasses.is_dataclass(kind):
-        known = {f.name for f in dataclasses.fields(kind)} | ({"hydra"} if not path else set())
+    known = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
+    if "_target_" in known:  # a schema of a `_target_` section (its own fields plus the callable's arguments)
+        return
+    if known:
+        known |= {"hydra"} if not path else set()
         for key in cfg.keys():
             if key not in known:
                 raise ConfigError(_unknown_line(f"{path}{key}", cfg, sorted(known - {"hydra"})))
