@@ -23,7 +23,7 @@ import pytorch_lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
+from pytorch_lightning.callbacks import Callback  # noqa: E402
 from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
