@@ -223,3 +223,22 @@ def test_a_bad_model_is_one_line_and_no_run_is_left_running(runs_dir, override, 
     if (runs_dir / "mlflow.db").exists():
         _, run = only_run(runs_dir)
         assert run.info.status == "FAILED"
+
+
+def test_curve_over_the_model_scales_its_width_knob(runs_dir):
+    (runs_dir.parent / "curvenet.py").write_text(NET)
+    result = invoke("curve", "--axis", "model", "--points", "2", "--json", "model=custom",
+                    "model._target_=curvenet.Net", "model.width=4", "model.knobs.width=[width]", *TINY[:-1],
+                    "trainer.max_epochs=1")
+    assert result.exit_code == 0, result.output
+    import json
+
+    doc = json.loads(result.stdout)
+    assert [p["override"] for p in doc["points"]] == ["model.width=4", "model.width=8"]
+    assert doc["width_keys"] == ["model.width"]
+
+
+def test_curve_over_a_model_without_width_knobs_says_so(runs_dir):
+    (runs_dir.parent / "flatnet.py").write_text(NET)
+    result = CliRunner().invoke(app, ["curve", "--axis", "model", "model=custom", "model._target_=flatnet.Net"])
+    assert result.exit_code == 2 and "names none" in result.stderr and "model.knobs.width" in result.stderr
