@@ -244,11 +244,11 @@ def curve(
     overrides: Annotated[Optional[list[str]], typer.Argument(
         help="Hydra overrides for every point, as for dlexp train.", show_default=False)] = None,
     points: Annotated[int, typer.Option(help="How many sizes: halving down from data.n_train (data axis), "
-                                             "or width factors 1/4..4 around model.hidden (model axis).")] = 5,
+                                             "or width factors 1/4..4 around the model's width knobs (model axis).")] = 5,
     fractions: Annotated[Optional[str], typer.Option(
         help="Explicit sizes instead: fractions of data.n_train (0.1,0.3,1) or width factors (0.5,1,2).",
         show_default=False)] = None,
-    axis: Annotated[str, typer.Option(help="data: grow the training set; model: grow model.hidden.")] = "data",
+    axis: Annotated[str, typer.Option(help="data: grow the training set; model: grow the model's width knobs (model.hidden).")] = "data",
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON result.")] = False,
 ) -> None:
     """Learning curve: would more data (or a bigger model) help? Trains at increasing sizes.

@@ -190,6 +190,26 @@ CUSTOM_DATA_KEYS = {"name": "custom", "batch_size": 64, "num_workers": 0, "train
 # --------------------------------------------------------------------------------------------- model
 
 
+@dataclass
+class Knobs:
+    """The model's own keys that next steps, the recipe and `dlexp curve --axis model` change (dotted for nested
+    keys: `net.lin1_size`). Without them, only the model-independent steps come with commands."""
+
+    width: list[str] = field(default_factory=list)  # "bigger model" doubles each (a number or a list of numbers)
+    depth: Optional[str] = None      # "deeper": a number gains one; a list gains an entry (its last x depth_growth)
+    depth_growth: int = 1
+    dropout: Optional[str] = None    # "raise dropout" (variance) raises it, "lower dropout" (bias) halves it
+    multiple_of: dict[str, str] = field(default_factory=dict)  # width key -> key it stays a multiple of (heads)
+    width_words: Optional[str] = None  # how next steps name the width ("the width of every hidden layer")
+    depth_words: Optional[str] = None  # how they name one more layer ("one more hidden layer")
+    lr: Optional[str] = None         # a model that brings its own optimizer (a LightningModule): its learning
+    weight_decay: Optional[str] = None  # rate and weight decay keys (optimizer.lr); else dlexp's optimizer.*
+    own_optimizer: bool = False      # set by dlexp for a LightningModule: dlexp's optimizer.* does not apply
+    instead: Optional[str] = None    # another model option to try for more capacity (logistic: mlp)
+    instead_words: Optional[str] = None
+    instead_why: Optional[str] = None
+
+
 class Freeze(str, Enum):
     none = "none"
     body = "body"
@@ -210,7 +230,21 @@ class Activation(str, Enum):
 
 
 @dataclass
-class MLPModel(TransferOptions):
+class BuiltinModel(TransferOptions):
+    knobs: Knobs = field(default_factory=Knobs)
+
+
+def custom_model():
+    """The schema of `model=custom`: an open section whose keys, but `name` and `knobs`, go to `_target_`."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create({"_target_": MISSING, "name": None, "knobs": OmegaConf.structured(Knobs)})
+    OmegaConf.set_struct(node, False)  # model.KEY=VALUE without a `+`: the callable's signature decides
+    return node
+
+
+@dataclass
+class MLPModel(BuiltinModel):
     name: str = "mlp"
     hidden: list[int] = field(default_factory=lambda: [128, 128])
     dropout: float = 0.0
@@ -218,12 +252,12 @@ class MLPModel(TransferOptions):
 
 
 @dataclass
-class LogisticModel(TransferOptions):
+class LogisticModel(BuiltinModel):
     name: str = "logistic"
 
 
 @dataclass
-class CNNModel(TransferOptions):
+class CNNModel(BuiltinModel):
     name: str = "cnn"
     channels: list[int] = field(default_factory=lambda: [32, 64])  # one conv block (conv, BN, ReLU, pool) each
     kernel: int = 3
@@ -237,7 +271,7 @@ class Cell(str, Enum):
 
 
 @dataclass
-class GRUModel(TransferOptions):
+class GRUModel(BuiltinModel):
     name: str = "gru"
     cell: Cell = Cell.gru
     embed: int = 32
@@ -247,7 +281,7 @@ class GRUModel(TransferOptions):
 
 
 @dataclass
-class TransformerModel(TransferOptions):
+class TransformerModel(BuiltinModel):
     name: str = "transformer"
     d_model: int = 64
     heads: int = 4
@@ -346,7 +380,7 @@ SCHEMAS = {
     "data": {"synthetic": SyntheticData, "digits": DigitsData, "table": TableData, "sql": SqlData,
              "npz": NpzData, "sequence": SequenceData, "images": ImagesData, "text": TextData},
     "model": {"mlp": MLPModel, "logistic": LogisticModel, "cnn": CNNModel, "gru": GRUModel,
-              "transformer": TransformerModel},
+              "transformer": TransformerModel, "custom": custom_model},
     "optimizer": {"adam": AdamOptimizer, "sgd": SGDOptimizer},
     "trainer": {"default": TrainerConfig},
     "baseline": {"default": BaselineConfig},
@@ -360,11 +394,77 @@ def register() -> None:
     cs.store(name="dlexp_schema", node=Config)
     for group, options in SCHEMAS.items():
         for name, node in options.items():
-            cs.store(group=f"schema/{group}", name=name, node=node)
+            is_schema = isinstance(node, type)
+            cs.store(group=f"schema/{group}", name=name, node=node if is_schema else node())
     cs.store(group="schema/data", name="custom", node=custom_data())
 
 
 # ---------------------------------------------------------------------------------------- checking
+
+
+def prepare(cfg) -> None:
+    """Before any work: no key that a built-in section does not know, a name for a `_target_` model, values
+    in range (`check`)."""
+    reject_unknown(cfg)
+    name_model(cfg)
+    check(cfg)
+
+
+def is_open(node) -> bool:
+    """A section with `_target_` (model=custom, the user's own config files): its keys go to the callable."""
+    from omegaconf import DictConfig
+
+    return isinstance(node, DictConfig) and "_target_" in node.keys()
+
+
+def reject_unknown(cfg, path: str = "") -> None:
+    """Keys a built-in section's schema does not know, added by a `+` override (`+data.foo=3`, which Hydra
+    lets through its struct mode): one line naming the key. Open sections (`is_open`: a plain `_target_` node, or
+    a schema that declares `_target_`) are left to their callable, whose signature decides."""
+    import dataclasses
+
+    from omegaconf import DictConfig, OmegaConf
+
+    kind = OmegaConf.get_type(cfg)
+    known = {f.name for f in dataclasses.fields(kind)} if dataclasses.is_dataclass(kind) else set()
+    if "_target_" in known:  # a schema of a `_target_` section (its own fields plus the callable's arguments)
+        return
+    if known:
+        known |= {"hydra"} if not path else set()
+        for key in cfg.keys():
+            if key not in known:
+                raise ConfigError(_unknown_line(f"{path}{key}", cfg, sorted(known - {"hydra"})))
+    elif is_open(cfg):
+        return
+    for key in cfg.keys():
+        if not OmegaConf.is_missing(cfg, key) and not OmegaConf.is_interpolation(cfg, key) \
+                and isinstance(cfg[key], DictConfig):
+            reject_unknown(cfg[key], f"{path}{key}.")
+
+
+def _unknown_line(key: str, node, valid: list[str]) -> str:
+    section, option = key.split(".")[0], node.get("name") if "name" in node else None
+    where = f" (model={option} is built in)" if option and section == "model" else \
+        f" (not a key of {section}={option})" if option else ""
+    if key.endswith("._target_") and option:
+        return (f"unknown config key '{key}'{where}: for your own callable use {section}=custom "
+                f"{section}._target_=pkg.module.Name")
+    return f"unknown config key '{key}'{where}; valid keys: {', '.join(valid)}"
+
+
+def name_model(cfg) -> None:
+    """A `_target_` model without a `name` is named after its callable (`pkg.mod.Net` -> `Net`), for run names."""
+    from omegaconf import open_dict
+
+    from omegaconf import OmegaConf
+
+    model = cfg.get("model")
+    if is_open(model) and OmegaConf.is_missing(model, "_target_"):
+        raise ConfigError("model=custom needs model._target_=pkg.module.Name: a class or function (importable from "
+                          "the working directory) that returns a torch nn.Module or a LightningModule")
+    if is_open(model) and not model.get("name"):
+        with open_dict(model):
+            model.name = str(model._target_).rsplit(".", 1)[-1]
 
 
 def check(cfg) -> None:
@@ -379,7 +479,9 @@ def check(cfg) -> None:
     positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes",
                                        "seq_len", "vocab", "min_split_rows", "image_size",
                                        "vocab_size", "max_length")]
-    positive += [f"model.{k}" for k in ("kernel", "embed", "hidden_size", "layers", "d_model", "heads", "ff")]
+    builtin_model = not is_open(cfg.get("model"))  # a `_target_` model's keys are its callable's to judge
+    if builtin_model:
+        positive += [f"model.{k}" for k in ("kernel", "embed", "hidden_size", "layers", "d_model", "heads", "ff")]
     for key in positive:
         value = get(key)
         if value is not None and value <= 0:
@@ -387,7 +489,8 @@ def check(cfg) -> None:
     n_classes = get("data.n_classes")
     if n_classes is not None and n_classes < 2:
         raise ConfigError(f"data.n_classes must be at least 2, got {n_classes}")
-    for key in ("data.label_noise", "data.target_fraction", "model.dropout", "diagnosis.relative_tolerance"):
+    for key in ("data.label_noise", "data.target_fraction", "diagnosis.relative_tolerance") + \
+            (("model.dropout",) if builtin_model else ()):
         value = get(key)
         if value is not None and not 0 <= value < 1:
             raise ConfigError(f"{key} must be in [0, 1), got {value}")
@@ -404,13 +507,13 @@ def check(cfg) -> None:
         raise ConfigError(f"diagnosis.tolerance must be >= 0, got {get('diagnosis.tolerance')}")
     if get("early_stopping.patience") < 0:
         raise ConfigError("early_stopping.patience must be >= 0 (0 turns early stopping off)")
-    hidden = get("model.hidden")
+    hidden = get("model.hidden") if builtin_model else None
     if hidden is not None and (len(hidden) == 0 or any(h <= 0 for h in hidden)):
         raise ConfigError(f"model.hidden must list positive layer widths, got {list(hidden)}")
-    channels = get("model.channels")
+    channels = get("model.channels") if builtin_model else None
     if channels is not None and (len(channels) == 0 or any(c <= 0 for c in channels)):
         raise ConfigError(f"model.channels must list positive channel counts, got {list(channels)}")
-    d_model, heads = get("model.d_model"), get("model.heads")
+    d_model, heads = (get("model.d_model"), get("model.heads")) if builtin_model else (None, None)
     if d_model and heads and d_model % heads:
         raise ConfigError(f"model.d_model ({d_model}) must be a multiple of model.heads ({heads})")
     vocab = get("data.vocab")
@@ -520,7 +623,7 @@ def explain(exc: BaseException) -> str:
 
 
 def _valid_keys(full_key: str, schema_name: str | None) -> list[str]:
-    schemas = [Config] + [node for options in SCHEMAS.values() for node in options.values()]
+    schemas = [Config] + [node for options in SCHEMAS.values() for node in options.values() if isinstance(node, type)]
     schema = next((node for node in schemas if node.__name__ == schema_name), None)
     if schema is None and "." not in full_key:
         schema = Config

@@ -1,12 +1,19 @@
 """The next steps: for each problem, concrete actions computed from the run's own config, each with the
-exact `dlexp train` command to run."""
+exact `dlexp train` command to run.
+
+What a step changes in the model comes from the model's knobs (`model.knobs` in its config: its width, depth
+and dropout keys), the same for the built-in families and the user's own `_target_` models; a model without
+knobs still gets the model-independent steps (train longer, learning rate, weight decay, more data, early
+stopping)."""
 
 from __future__ import annotations
 
+import functools
 import math
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 from dlexp.diagnosis.splits import GENERATED_SOURCES
 from dlexp.diagnosis.verdict import Diagnosis
@@ -136,95 +143,159 @@ def _measure_more(diagnosis: Diagnosis, cfg: Mapping):
             new if len(new) == len(r["more"]) else None)
 
 
-def _resized(cfg: Mapping, factor: float):
-    """(what, overrides) that scale the model's width by `factor`, from its config; None without a width."""
-    model = _get(cfg, "model.name", "mlp")
+def _knobs(cfg: Mapping) -> Mapping:
+    """The model's knobs (`model.knobs` in its config): which of its own keys are width, depth and dropout.
+
+    A config logged before the families declared their knobs gets its built-in family's from its YAML.
+    """
+    knobs = _get(cfg, "model.knobs")
+    if knobs is None and isinstance(_get(cfg, "model.name"), str) and _get(cfg, "model._target_") is None:
+        return family_knobs(_get(cfg, "model.name"))
+    return knobs or {}
+
+
+@functools.cache
+def family_knobs(name: str) -> Mapping:
+    """The knobs a built-in model family's YAML (configs/model/NAME.yaml) declares; {} for no such family.
+
+    >>> family_knobs("mlp")["width"], family_knobs("nonesuch")
+    (['hidden'], {})
+    """
+    import yaml
+
+    path = resources.files("dlexp.configs") / "model" / f"{name}.yaml"
+    if not name.isidentifier() or not path.is_file():
+        return {}
+    return (yaml.safe_load(path.read_text()) or {}).get("knobs") or {}
+
+
+def _knob(cfg: Mapping, role: str):
+    """(`model.KEY`, its value) for a depth or dropout knob; (None, None) when the model names none."""
+    key = _knobs(cfg).get(role)
+    return (f"model.{key}", _get(cfg, f"model.{key}")) if key else (None, None)
+
+
+def _optimizer(cfg: Mapping, role: str):
+    """(key, value) of the learning rate or weight decay: dlexp's `optimizer.*`, or the model's own key that
+    its knobs name (`lr: optimizer.lr` for a LightningModule with its own optimizer); (None, None) for a model
+    that brings its own optimizer (`own_optimizer`) and names no such key."""
+    knobs = _knobs(cfg)
+    if knobs.get(role):
+        return f"model.{knobs[role]}", _get(cfg, f"model.{knobs[role]}")
+    if knobs.get("own_optimizer"):
+        return None, None
+    return f"optimizer.{role}", _get(cfg, f"optimizer.{role}")
+
+
+def _widths(cfg: Mapping) -> list[tuple[str, object]]:
+    """(key, value) of each width knob that has a value (a number or a non-empty list of numbers)."""
+    keys = _knobs(cfg).get("width") or []
+    return [(k, _get(cfg, f"model.{k}")) for k in keys if _get(cfg, f"model.{k}")]
+
+
+def scaled_widths(cfg: Mapping, factor: float) -> list[tuple[str, object]]:
+    """Each width knob as (`model.KEY`, its value scaled by `factor`: a number, or a list of numbers), from the
+    run's config; [] for a model that names no width. Used by next steps and `dlexp curve --axis model`.
+
+    >>> scaled_widths({"model": {"hidden": [64, 32], "knobs": {"width": ["hidden"]}}}, 2)
+    [('model.hidden', [128, 64])]
+    """
+    knobs = _knobs(cfg)
 
     def scale(v):
         return max(1, int(round(v * factor)))
 
-    if model == "mlp" and _get(cfg, "model.hidden"):
-        return "the width of every hidden layer", [f"model.hidden={_fmt_list(scale(h) for h in _get(cfg, 'model.hidden'))}"]
-    if model == "cnn" and _get(cfg, "model.channels"):
-        return "the channels of every conv block", [f"model.channels={_fmt_list(scale(c) for c in _get(cfg, 'model.channels'))}"]
-    if model == "gru" and _get(cfg, "model.hidden_size"):
-        return "the recurrent state", [f"model.hidden_size={scale(_get(cfg, 'model.hidden_size'))}"]
-    if model == "transformer" and _get(cfg, "model.d_model"):
-        heads = _get(cfg, "model.heads", 1) or 1
-        d_model = max(heads, scale(_get(cfg, "model.d_model")) // heads * heads)  # a multiple of heads
-        return "the model width (d_model and ff)", [f"model.d_model={d_model}",
-                                                    f"model.ff={scale(_get(cfg, 'model.ff', 4 * d_model))}"]
-    return None
+    out = []
+    for key, value in _widths(cfg):
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            out.append((f"model.{key}", [scale(v) for v in value]))
+            continue
+        scaled, base = scale(value), (knobs.get("multiple_of") or {}).get(key)
+        step = _get(cfg, f"model.{base}", 1) if base else 1
+        if step and step > 1:  # d_model stays a multiple of the attention heads
+            scaled = max(step, scaled // step * step)
+        out.append((f"model.{key}", scaled))
+    return out
+
+
+def width_overrides(widths: Sequence[tuple[str, object]]) -> list[str]:
+    """`scaled_widths` as overrides: `model.hidden=[128,64]`."""
+    return [f"{k}={_fmt_list(v) if isinstance(v, list) else v}" for k, v in widths]
+
+
+def _resized(cfg: Mapping, factor: float):
+    """(what, overrides) that scale the model's width knobs by `factor`; None without any."""
+    widths = scaled_widths(cfg, factor)
+    if not widths:
+        return None
+    what = _knobs(cfg).get("width_words") or " and ".join(k for k, _ in widths)
+    return what, width_overrides(widths)
 
 
 def _deeper(cfg: Mapping):
-    """(what, overrides) adding one layer of the model's own kind; None for a linear model."""
-    model = _get(cfg, "model.name", "mlp")
-    hidden, channels = _get(cfg, "model.hidden"), _get(cfg, "model.channels")
-    if model == "mlp" and hidden:
-        return "one more hidden layer", [f"model.hidden={_fmt_list(list(hidden) + [hidden[-1]])}"]
-    if model == "cnn" and channels:
-        return "one more conv block", [f"model.channels={_fmt_list(list(channels) + [2 * channels[-1]])}"]
-    if model in ("gru", "transformer") and _get(cfg, "model.layers"):
-        return "one more layer", [f"model.layers={_get(cfg, 'model.layers') + 1}"]
-    return None
+    """(what, overrides) adding one layer: the depth knob plus one, or one more entry in its list."""
+    key, value = _knob(cfg, "depth")
+    if key is None or value is None or (isinstance(value, Sequence) and not value) or isinstance(value, str):
+        return None
+    what = _knobs(cfg).get("depth_words") or f"one more layer ({key})"
+    if isinstance(value, Sequence):
+        growth = _knobs(cfg).get("depth_growth") or 1
+        return what, [f"{key}={_fmt_list(list(value) + [value[-1] * growth])}"]
+    return what, [f"{key}={value + 1}"]
 
 
 def _max_width(cfg: Mapping) -> int:
-    widths = [_get(cfg, "model.hidden"), _get(cfg, "model.channels"), _get(cfg, "model.hidden_size"),
-              _get(cfg, "model.d_model")]
-    flat = [w for v in widths if v for w in (v if isinstance(v, Sequence) else [v])]
+    flat = [w for _, v in _widths(cfg) for w in (v if isinstance(v, Sequence) else [v])]
     return max(flat, default=0)
 
 
 def _bias_actions(cfg: Mapping):
-    model = _get(cfg, "model.name")
+    knobs = _knobs(cfg)
     epochs = _get(cfg, "trainer.max_epochs")
-    dropout = _get(cfg, "model.dropout", 0.0) or 0.0
-    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
-    opt = _get(cfg, "optimizer.name")
-    lr = _get(cfg, "optimizer.lr")
-    bigger = _resized(cfg, 2) if model else None
+    dropout_key, dropout = _knob(cfg, "dropout")
+    wd_key, wd = _optimizer(cfg, "weight_decay")
+    lr_key, lr = _optimizer(cfg, "lr")
+    opt = _get(cfg, "optimizer.name") if lr_key == "optimizer.lr" else None
+    bigger, instead = _resized(cfg, 2), knobs.get("instead")
+    why_bigger = "more capacity lowers the training error toward the human level"
     if bigger:
-        yield (f"Bigger model: double {bigger[0]}",
-               "more capacity lowers the training error toward the human level", bigger[1], False)
-    elif model == "logistic":
-        yield ("Bigger model: a multi-layer perceptron instead of a linear model",
-               "a linear model cannot fit a non-linear boundary, whatever the training time",
-               ["model=mlp"], False)
+        yield (f"Bigger model: double {bigger[0]}", why_bigger, bigger[1], False)
+    elif instead:
+        yield (f"Bigger model: {knobs.get('instead_words') or f'model={instead}'}", knobs.get("instead_why") or why_bigger,
+               [f"model={instead}"], False)
     else:
-        yield ("Bigger model: more units or layers", "more capacity lowers the training error toward the human level",
-               None, False)
+        yield ("Bigger model: more units or layers", why_bigger, None, False)
     yield ("Train longer", "the training error may still be falling at the last epoch",
            [f"trainer.max_epochs={2 * epochs}"] if epochs else None, False)
-    if dropout > 0:
+    if dropout_key and (dropout or 0) > 0:
         yield ("Less regularization: lower dropout", "dropout trades training error for variance",
-               [f"model.dropout={_fmt_float(dropout / 2)}"], False)
-    if wd > 0:
+               [f"{dropout_key}={_fmt_float(dropout / 2)}"], False)
+    if wd_key and (wd or 0) > 0:
         yield ("Less regularization: no weight decay", "weight decay holds the weights back from fitting",
-               ["optimizer.weight_decay=0"], False)
+               [f"{wd_key}=0"], False)
     if opt == "sgd":
         yield ("Better optimizer: Adam", "adaptive steps usually fit faster than plain SGD",
                ["optimizer=adam"], False)
     elif lr:
         lrs = ",".join(_fmt_float(lr * f) for f in (0.3, 1, 3))
         yield ("Tune the learning rate: sweep around the current value",
-               "a learning rate off by 3x can leave the training error high", [f"optimizer.lr={lrs}"], True)
+               "a learning rate off by 3x can leave the training error high", [f"{lr_key}={lrs}"], True)
     else:
         yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
                None, False)
-    deeper = _deeper(cfg) if model else None
+    deeper = _deeper(cfg)
     if deeper:
         yield (f"Other architecture: {deeper[0]}", "depth adds capacity where width alone stalls", deeper[1], False)
-    if model == "gru":
-        yield ("Other architecture: self-attention", "attention links far-apart tokens in one step",
-               ["model=transformer"], False)
+    if bigger and instead:
+        yield (f"Other architecture: {knobs.get('instead_words') or f'model={instead}'}",
+               knobs.get("instead_why") or "another family may fit what this one cannot", [f"model={instead}"], False)
 
 
 def _variance_actions(cfg: Mapping):
     n_train = _get(cfg, "data.n_train")
-    dropout = _get(cfg, "model.dropout")
-    wd = _get(cfg, "optimizer.weight_decay", 0.0) or 0.0
+    dropout_key, dropout = _knob(cfg, "dropout")
+    wd_key, wd = _optimizer(cfg, "weight_decay")
+    wd = wd or 0.0
     patience = _get(cfg, "early_stopping.patience", 0) or 0
     why_data = "more examples from the training distribution narrow the train/train-dev gap"
     if _get(cfg, "data.name") == "images" and not _get(cfg, "data.augment"):
@@ -235,11 +306,12 @@ def _variance_actions(cfg: Mapping):
         yield ("More training data: double the training set", why_data, [f"data.n_train={2 * n_train}"], False)
     elif not cfg:
         yield ("More training data", why_data, None, False)
-    if dropout is not None:
+    if dropout_key and dropout is not None:
         yield ("Regularization: raise dropout", "dropout keeps the network from memorising the training set",
-               [f"model.dropout={_fmt_float(min(0.8, dropout + 0.2))}"], False)
-    yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
-           [f"optimizer.weight_decay={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
+               [f"{dropout_key}={_fmt_float(min(0.8, dropout + 0.2))}"], False)
+    if wd_key:
+        yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
+               [f"{wd_key}={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
     if patience <= 0:
         yield ("Early stopping on the dev error", "stops before the model starts fitting noise",
                ["early_stopping.patience=3"], False)
@@ -322,11 +394,11 @@ def _dev_overfit_actions(cfg: Mapping):
 
 
 def _diverged_actions(cfg: Mapping):
-    lr = _get(cfg, "optimizer.lr")
+    lr_key, lr = _optimizer(cfg, "lr")
     clip = _get(cfg, "optimizer.grad_clip")
     yield ("Lower the learning rate tenfold", "a step too large sends the loss to infinity",
-           [f"optimizer.lr={_fmt_float(lr / 10)}"] if lr else None, False)
-    if not clip:
+           [f"{lr_key}={_fmt_float(lr / 10)}"] if lr_key and lr else None, False)
+    if not clip and not _knobs(cfg).get("own_optimizer"):
         yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
 
 

@@ -1,5 +1,6 @@
 """Model families: each module's `build(cfg, *, n_features, n_classes, input_shape, vocab, task)` returns a
-torch nn.Module of logits (one output per class; one output for regression; per position for task lm)."""
+torch nn.Module of logits (one output per class; one output for regression; per position for task lm).
+A section with `_target_` is the user's own model (`custom.build`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ SEQUENCE_FAMILIES = ("gru", "transformer")
 
 def build(model_cfg, *, n_features: int, n_classes: int, input_shape: tuple[int, ...] = (),
           vocab: int | None = None, data_name: str = "the data", task: str = "classification"):
+    if "_target_" in model_cfg:
+        from dlexp.models import custom
+
+        return custom.build(model_cfg, n_features=n_features, n_classes=n_classes, input_shape=tuple(input_shape),
+                            vocab=vocab)
     name = model_cfg.name
     try:
         module = importlib.import_module(f"dlexp.models.{name}")

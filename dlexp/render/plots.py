@@ -152,7 +152,8 @@ def learning_curve(curve: dict, path: Path) -> Path:
                             label="fit's 95% band")
     ax.set_xscale("log")
     axis = curve.get("axis", "data")
-    ax.set_xlabel("training examples" if axis == "data" else "hidden units (sum of model.hidden)")
+    widths = ", ".join(curve.get("width_keys") or ["model.hidden"])
+    ax.set_xlabel("training examples" if axis == "data" else f"width (sum of {widths})")
     ax.set_ylabel("error")
     helps = curve.get("more_data_helps", curve.get("bigger_model_helps"))
     question = "more data" if axis == "data" else "bigger model"

@@ -281,13 +281,14 @@ def curve(result: dict, *, out: Console | None = None) -> None:
     axis = result["axis"]
     table = Table(title=f"dlexp curve over {axis} · parent run {result['run_id']}", box=box.SIMPLE_HEAVY,
                   title_justify="left")
-    table.add_column("n_train" if axis == "data" else "model.hidden", justify="right")
+    widths = ", ".join(result.get("width_keys") or ["model.hidden"])
+    table.add_column("n_train" if axis == "data" else widths, justify="right")
     for split in ("train", "train_dev", "dev"):
         table.add_column(f"error/{split}", justify="right")
     table.add_column("dev 95% interval", justify="center")
     table.add_column("verdict")
     for p in result["points"]:
-        label = f"{p['n_train']:,}" if axis == "data" else p["override"].split("=", 1)[1]
+        label = f"{p['n_train']:,}" if axis == "data" else " ".join(o.split("=", 1)[1] for o in p["override"].split())
         table.add_row(label, *(_fmt(p["errors"][s], "error_rate") for s in ("train", "train_dev", "dev")),
                       _fmt_ci(p["intervals"].get("dev"), "error_rate"), p["verdict"])
     out.print(table)
@@ -299,7 +300,8 @@ def curve(result: dict, *, out: Console | None = None) -> None:
                  style={True: "bold green", False: "bold red", None: "bold yellow"}[helps])
     ex = result.get("extrapolation")
     if ex:
-        unit = "examples" if axis == "data" else "hidden units"
+        unit = "examples" if axis == "data" else "width units" if result.get("width_keys", ["model.hidden"]) != [
+            "model.hidden"] else "hidden units"
         lines.append(f"\ndev error extrapolated: {ex['2x']:.2%}{_band(ex.get('2x_interval'))} at 2x "
                      f"({ex['at_2x_size']:,.0f} {unit}), {ex['10x']:.2%}{_band(ex.get('10x_interval'))} at 10x "
                      f"({ex['at_10x_size']:,.0f})")

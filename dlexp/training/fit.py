@@ -24,13 +24,14 @@ import pytorch_lightning as L  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO  # noqa: E402
-from pytorch_lightning.callbacks import Callback, EarlyStopping, ModelCheckpoint  # noqa: E402
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint  # noqa: E402
 from pytorch_lightning.utilities.exceptions import SIGTERMException  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from dlexp import models
 from dlexp.data import SPLIT_NAMES, Splits
 from dlexp.errors import TrainingError
+from dlexp.training import kit
 from dlexp.training.signals import Interrupted, Stopper
 from dlexp.models.lit import Classifier, InMemoryData, Objective
 from dlexp.tracking.store import scrub_tree
@@ -55,20 +56,22 @@ class FitResult:
     abs_errors: dict | None = None
     start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
     evals: dict | None = None          # split -> SplitEval (dlexp/training/evaluate.py): labels, fingerprints, ...
+    own_steps: bool = False            # the user's LightningModule trained with its own steps and optimizers
 
 
 class EpochRecorder(Callback):
     """Keeps the per-epoch curve, prints one line per epoch when no progress bar shows, and forwards it."""
 
-    def __init__(self, *, print_lines: bool, on_epoch: Callable[[dict], None] | None):
+    def __init__(self, *, print_lines: bool, on_epoch: Callable[[dict], None] | None,
+                 train_loss: Callable[[], float] | None = None):
         self.history: list[dict] = []
-        self.print_lines, self.on_epoch = print_lines, on_epoch
+        self.print_lines, self.on_epoch, self.train_loss = print_lines, on_epoch, train_loss
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
         row = {"epoch": trainer.current_epoch + 1, "step": trainer.global_step,
-               "train_loss": pl_module.train_loss()}
+               "train_loss": self.train_loss() if self.train_loss else pl_module.train_loss()}
         dev = trainer.callback_metrics.get(DEV_METRIC)
         if dev is not None:
             row["dev_error"] = float(dev)
@@ -185,8 +188,8 @@ class StopOnSignal(Callback):
     last.ckpt, from which `dlexp train --resume` continues mid-epoch. No per-step hook.
     """
 
-    def __init__(self, stopper: Stopper, last_path: Path):
-        self.stopper, self.last_path = stopper, last_path
+    def __init__(self, stopper: Stopper, last_path: Path, sigterm: type = SIGTERMException):
+        self.stopper, self.last_path, self.sigterm = stopper, last_path, sigterm
         self.saved: str | None = None
         self.step: int | None = None
 
@@ -221,9 +224,48 @@ class StopOnSignal(Callback):
     def on_exception(self, trainer, pl_module, exception):
         graceful, self.stopper.graceful = self.stopper.graceful, False
         self.step = trainer.global_step
-        if graceful and isinstance(exception, SIGTERMException):
+        if graceful and isinstance(exception, self.sigterm):
             trainer.save_checkpoint(self.last_path)  # every rank calls it (a barrier); rank 0 writes it
             self.saved = str(self.last_path)
+
+
+class Watch(Callback):
+    """What dlexp reads from a user's own LightningModule, whose steps, logging and optimizers stay its own: the
+    mean training loss of each epoch (from what `training_step` returns), a non-finite loss (training stops),
+    and the dev error at each epoch's end through the module's `forward` in eval mode, which checkpoints and
+    early stopping monitor. Checkpoints keep dlexp's config as their hyper-parameters, plain values only, so
+    that they load with `weights_only=True` whatever the module saved (optimizer partials, networks)."""
+
+    def __init__(self, dev_error: Callable[[], float], config: dict):
+        self.dev_error, self.config = dev_error, config
+        self.diverged_at: int | None = None
+        self._sum, self._steps = None, 0
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._sum, self._steps = torch.zeros((), device=pl_module.device), 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if isinstance(loss, torch.Tensor):
+            if self._sum is None:  # resumed mid-epoch: on_train_epoch_start is not called again
+                self.on_train_epoch_start(trainer, pl_module)
+            self._sum += loss.detach().float()
+            self._steps += 1
+
+    def train_loss(self) -> float:
+        return float(self._sum) / max(1, self._steps) if self._sum is not None else float("nan")
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        if self._steps and not math.isfinite(self.train_loss()):
+            self.diverged_at = trainer.global_step
+            trainer.should_stop = True
+            return
+        # no Lightning logging here: set where checkpoints, early stopping and schedulers look for it
+        trainer.callback_metrics[DEV_METRIC] = torch.tensor(self.dev_error())
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint):
+        checkpoint["hyper_parameters"] = {"config": self.config}
+        checkpoint.pop("datamodule_hyper_parameters", None)
 
 
 # rows that one `training_step` call trains by default (several optimizer steps), and the most steps per call
@@ -290,14 +332,23 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     start = start_from(net, cfg, splits, init) if init is not None and resume_from is None else None
     # plain dicts (weights_only loads them), without the password of any URL: checkpoints end up in the store
     config = scrub_tree(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
-    module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
-                        step_size=cfg.data.batch_size)
+    kit.quiet()
+    package = kit.package_of(net)  # the user's own LightningModule: its steps and optimizers, its package's Trainer
+    k = kit.kit(package or kit.PL)
     in_memory = isinstance(splits, Splits)  # else the user's own Datasets (data=custom), read through loaders
-    steps = steps_per_call(cfg) if in_memory else 1
-    trainer_kwargs, limit = _trainer_kwargs(cfg, steps)
     cap = cfg.diagnosis.get("max_eval_examples")
+    if package:
+        module, watch = net, kit.adopt(Watch, k.package)(
+            lambda: dev_error(net, splits, batch_size=cfg.data.batch_size, cap=cap, seed=cfg.seed), config)
+    else:
+        module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
+                            step_size=cfg.data.batch_size)
+        watch = None
+    steps = steps_per_call(cfg) if in_memory and not package else 1
+    trainer_kwargs, limit = _trainer_kwargs(cfg, steps)
     if in_memory:
-        data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
+        data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit,
+                            **({"eval_batch_size": cfg.data.batch_size} if package else {}))
     else:
         from dlexp.training import loaders
 
@@ -309,25 +360,30 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         show_bar = sys.stdout.isatty()
     from dlexp.training.launch import in_ray_worker
 
-    recorder = EpochRecorder(print_lines=not show_bar and not in_ray_worker(), on_epoch=on_epoch)
+    recorder = kit.adopt(EpochRecorder, k.package)(print_lines=not show_bar and not in_ray_worker(), on_epoch=on_epoch,
+                                                   train_loss=watch.train_loss if watch else None)
     checkpoint_dir = workdir / "checkpoints"
-    callbacks: list[Callback] = [
+    on_epoch_end = {"save_on_train_epoch_end": True} if package else {}  # where Watch sets the dev error
+    callbacks: list[Callback] = [watch] if watch else []  # first: the recorder reads the dev error it sets
+    callbacks += [
         recorder,
-        EpochCheckpoint(checkpoint_dir),
+        # a user's LightningModule: its package's own ModelCheckpoint, last.ckpt written every epoch too
+        k.ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
+                          save_last=True, save_top_k=1, enable_version_counter=False, **on_epoch_end)
+        if package else EpochCheckpoint(checkpoint_dir),
     ]
-    stop = StopOnSignal(stopper or Stopper(), checkpoint_dir / "last.ckpt")
+    stop = kit.adopt(StopOnSignal, k.package)(stopper or Stopper(), checkpoint_dir / "last.ckpt", k.SIGTERMException)
     callbacks.append(stop)
     if cfg.early_stopping.patience > 0:
-        callbacks.append(EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
-                                       min_delta=cfg.early_stopping.min_delta))
+        callbacks.append(k.EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
+                                         min_delta=cfg.early_stopping.min_delta,
+                                         **({"check_on_train_epoch_end": True} if package else {})))
     if show_bar:
-        from pytorch_lightning.callbacks import RichProgressBar
-
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(k.RichProgressBar(leave=True))
 
     with warnings.catch_warnings():  # replaced by dlexp's own line below
         warnings.filterwarnings("ignore", ".*AMP with fp16 is not supported on CPU.*")
-        trainer = L.Trainer(
+        trainer = k.Trainer(
             **trainer_kwargs,
             callbacks=callbacks,
             logger=False,                 # dlexp's tracking process logs to MLflow, off the training thread
@@ -335,7 +391,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
             enable_model_summary=False,
             num_sanity_val_steps=0,
             default_root_dir=workdir,
-            plugins=[SafeCheckpointIO()],
+            plugins=[kit.adopt(SafeCheckpointIO, k.package)()],
         )
     asked = str(cfg.trainer.precision or "")
     if asked.startswith("16") and str(trainer.precision).startswith("bf16"):
@@ -344,8 +400,13 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     from dlexp.training import ddp
 
     ddp.attach(trainer, config=config, splits=splits, workdir=workdir, resume_from=resume_from)
+    if package:  # the data as loaders: a datamodule of the other package would not be accepted
+        data.trainer = trainer
+        fit_data = {"train_dataloaders": data.train_dataloader(), "val_dataloaders": data.val_dataloader()}
+    else:
+        fit_data = {"datamodule": data}
     try:
-        trainer.fit(module, datamodule=data, ckpt_path=str(resume_from) if resume_from else None)
+        trainer.fit(module, **fit_data, ckpt_path=str(resume_from) if resume_from else None)
     except SystemExit:  # Lightning's SIGTERMException, or its sys.exit(1) after a hard KeyboardInterrupt
         if stop.stopper.signum is None:
             raise
@@ -355,16 +416,18 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
         raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
                           step=trainer.global_step)
-    evals = {}
+    evals, net_eval = {}, net if package else module.net
     if trainer.is_global_zero and in_memory:
-        evals = measure(module.net, splits, device=module.device, max_eval_examples=cap, seed=cfg.seed)
+        evals = measure(net_eval, splits, device=module.device, max_eval_examples=cap, seed=cfg.seed)
     elif trainer.is_global_zero:
-        evals = loaders.measure(module.net, splits, objective(splits), device=module.device,
+        evals = loaders.measure(net_eval, splits, objective(splits), device=module.device,
                                 batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
                                 max_eval_examples=cap, seed=cfg.seed)
     errors, predictions, abs_errors = from_evals(evals, splits.task)
-    return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions, abs_errors=abs_errors, start=start, evals=evals)
+    diverged_at = watch.diverged_at if watch else module.diverged_at
+    return FitResult(errors, recorder.history, diverged_at, checkpoint_dir, str(module.device),
+                     predictions=predictions, abs_errors=abs_errors, start=start, evals=evals,
+                     own_steps=package is not None)
 
 
 def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:
@@ -379,6 +442,33 @@ def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:
 
 def objective(splits: Splits) -> Objective:
     return Objective(splits.task, splits.metric, splits.target_mean, splits.target_std)
+
+
+@torch.inference_mode()
+def dev_error(net: torch.nn.Module, splits, *, batch_size: int = 8192, cap: int | None = None, seed: int = 0) -> float:
+    """The dev error of `net` (a user's LightningModule: its `forward`) in eval mode; its mode is restored.
+    In-memory splits are sliced on the device; the user's own Datasets are read through a loader (sampled
+    like the final pass when `diagnosis.max_eval_examples` is set)."""
+    was_training, obj = net.training, objective(splits)
+    device = next(net.parameters()).device
+    net.eval()
+    try:
+        if not isinstance(splits, Splits):
+            from dlexp.training import loaders
+            from dlexp.training.evaluate import evaluate_loader
+
+            ds, _ = loaders.sampled(splits, "dev", cap, seed=seed)
+            dev = loaders.loader(ds, batch_size=batch_size, num_workers=0, collate=splits.collate.get("dev"))
+            return evaluate_loader(net, dev, objective=obj, device=device).error
+        x, y = torch.from_numpy(splits.dev.x).to(device), torch.from_numpy(splits.dev.y).to(device)
+        total, scored = torch.zeros((), device=device, dtype=torch.float64), 0
+        for i in range(0, len(y), batch_size):
+            target = y[i:i + batch_size]
+            total += obj.error_sum(net(x[i:i + batch_size]), target).double()
+            scored = scored + obj.count(target)
+        return float(obj.finish(total.item(), int(scored)))
+    finally:
+        net.train(was_training)
 
 
 def measure(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192,

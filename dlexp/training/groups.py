@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -23,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlexp import config as configs
 from dlexp.training import run as training_run
+from dlexp.training.launch import VALUED
 from dlexp.diagnosis import SPLITS, Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.tracking.recorder import Recorder
@@ -36,6 +38,20 @@ def _is_hydra_arg(arg: str) -> bool:
     return arg.startswith("-") or arg.lstrip("+~").startswith(("hydra/", "hydra.", "hydra="))
 
 
+def config_dirs(args: list[str]) -> list[str]:
+    """The user's config folders that `--config-dir DIR` (or `--config-dir=DIR`, `-cd DIR`) names.
+
+    >>> config_dirs(["--config-dir", "conf", "model=mynet", "--config-dir=/abs/conf"])
+    ['conf', '/abs/conf']
+    """
+    out = []
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in ("--config-dir", "-cd"):
+            out.append(value if eq else (args[i + 1] if i + 1 < len(args) else ""))
+    return [d for d in out if d]
+
+
 def compose(overrides: list[str]) -> DictConfig:
     """The config `dlexp train OVERRIDES` would run, composed with Hydra's compose API (Hydra's own
     settings, such as hydra/launcher=joblib, are left to the launch)."""
@@ -45,9 +61,11 @@ def compose(overrides: list[str]) -> DictConfig:
 
     configs.register()  # the structured-config schemas the config files extend
     GlobalHydra.instance().clear()
+    own = [f"hydra.searchpath=[file://{os.path.abspath(d)}]" for d in config_dirs(overrides)]
     with initialize_config_module("dlexp.configs", version_base="1.3"):
-        cfg = hydra_compose("config", overrides=[o for o in overrides if not _is_hydra_arg(o)])
-    configs.check(cfg)
+        cfg = hydra_compose("config", overrides=[o for i, o in enumerate(overrides) if not _is_hydra_arg(o)
+                                                 and not (i and overrides[i - 1] in VALUED)] + own)
+    configs.prepare(cfg)
     return cfg
 
 
@@ -252,7 +270,7 @@ def width_factors(*, points: int = 5, fractions: list[float] | None = None) -> l
 
 def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | None = None,
           axis: str = "data", echo=print) -> dict:
-    """Train at increasing sizes (data: data.n_train; model: model.hidden scaled), each a child run;
+    """Train at increasing sizes (data: data.n_train; model: the model's width knobs scaled), each a child run;
     fit a power law to the dev error; log the curve, its plot and the reference diagnosis to the parent."""
     from dlexp.diagnosis import powerlaw
 
@@ -267,13 +285,17 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
             maximum = len(load(cfg.data, seed=cfg.seed).train)
         grid = [(n, [f"data.n_train={n}"], n) for n in curve_sizes(int(maximum), points=points, fractions=fractions)]
     else:
-        hidden = list(cfg.model.get("hidden") or [])
-        if not hidden:
-            raise ConfigError(f"--axis model scales model.hidden; model={cfg.model.name} has none (use model=mlp)")
+        from dlexp.diagnosis.actions import scaled_widths, width_overrides
+
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        if not scaled_widths(plain, 1.0):
+            raise ConfigError(f"--axis model scales the model's width knobs; model={cfg.model.name} names none "
+                              "(set model.knobs.width to its width keys, or use model=mlp)")
         grid = []
         for f in width_factors(points=points, fractions=fractions):
-            widths = [max(1, round(h * f)) for h in hidden]
-            grid.append((sum(widths), [f"model.hidden=[{','.join(map(str, widths))}]"], f))
+            widths = scaled_widths(plain, f)
+            size = sum(sum(v) if isinstance(v, list) else v for _, v in widths)
+            grid.append((size, width_overrides(widths), f))
         grid = list({size: (size, o, f) for size, o, f in grid}.values())  # distinct widths only
     parent = Parent(cfg, overrides, "curve", f"curve over {axis}")
     try:
@@ -297,14 +319,15 @@ def curve(overrides: list[str], *, points: int = 5, fractions: list[float] | Non
         points_doc = []
         for size, extra, key, r in results:
             doc = r.document()
-            point = {"run_id": r.run_id, "size": size, "override": extra[0], "errors": doc["errors"],
+            point = {"run_id": r.run_id, "size": size, "override": " ".join(extra), "errors": doc["errors"],
                      "intervals": doc["intervals"], "verdict": doc["verdict"]}
             point["n_train" if axis == "data" else "width_factor"] = key
             if axis == "model":
                 point["hidden_units"] = size
             points_doc.append(point)
         helps_key = "more_data_helps" if axis == "data" else "bigger_model_helps"
-        result = {"run_id": parent.run_id, "axis": axis, "points": points_doc, helps_key: verdict["helps"],
+        result = {"run_id": parent.run_id, "axis": axis, "points": points_doc,
+                  **({"width_keys": [o.split("=", 1)[0] for o in grid[0][1]]} if axis == "model" else {}), helps_key: verdict["helps"],
                   "extrapolation": verdict["extrapolation"], "why": verdict["why"], "fit": verdict["fit"],
                   "check": verdict["check"], "band": verdict["band"],
                   "human": results[0][3].diagnosis.errors.human, "tolerance": tolerance}

@@ -103,7 +103,7 @@ def _scrub_files(paths) -> None:
 
 
 # Hydra's flags that take a value: what follows one of them is not an override
-_VALUED = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c", "--package", "-p",
+VALUED = {"--config-dir", "-cd", "--config-path", "-cp", "--config-name", "-cn", "--cfg", "-c", "--package", "-p",
            "--experimental-rerun"}
 
 
@@ -118,7 +118,7 @@ def with_overrides(argv: list[str], extra: list[str]) -> list[str]:
     """
     last = -1
     for i, arg in enumerate(argv):
-        if not arg.startswith("-") and not (i > 0 and argv[i - 1] in _VALUED):
+        if not arg.startswith("-") and not (i > 0 and argv[i - 1] in VALUED):
             last = i
     return argv[:last + 1] + list(extra) + argv[last + 1:]
 

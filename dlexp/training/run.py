@@ -38,7 +38,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     """
     if custom.is_custom(cfg.data):  # the user's own config file may leave dlexp's own data keys out
         custom.complete(cfg.data)
-    configs.check(cfg)
+    configs.prepare(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
     # a run's own folder; uuid4 keeps two runs started in the same second apart
@@ -102,6 +102,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
                              human_range=human_range, given_intervals=given,
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
+        if result.own_steps:  # a LightningModule's own optimizer: dlexp's optimizer.* steps do not apply
+            plain["model"]["knobs"] = dict(plain["model"].get("knobs") or {}, own_optimizer=True)
         actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
                             pretrained=_pretrained_runs(recorder, plain, diagnosis))
         report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=sizes, sampled=sampled, task=splits.task,
