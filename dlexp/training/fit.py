@@ -60,12 +60,18 @@ class FitResult:
 
 
 class EpochRecorder(Callback):
-    """Keeps the per-epoch curve, prints one line per epoch when no progress bar shows, and forwards it."""
+    """Keeps the per-epoch curve, prints one line per epoch when no progress bar shows, and forwards it.
+
+    An epoch's row goes out once its checkpoint is written (Lightning runs the checkpoint callback after this
+    one, so the row waits for the next epoch's start, the end of training, or a stop): an epoch that was
+    printed and logged is one that `--resume` does not train again.
+    """
 
     def __init__(self, *, print_lines: bool, on_epoch: Callable[[dict], None] | None,
                  train_loss: Callable[[], float] | None = None):
         self.history: list[dict] = []
         self.print_lines, self.on_epoch, self.train_loss = print_lines, on_epoch, train_loss
+        self._pending: tuple[dict, int] | None = None
 
     def on_train_epoch_end(self, trainer, pl_module):
         if trainer.sanity_checking or not trainer.is_global_zero:
@@ -75,13 +81,30 @@ class EpochRecorder(Callback):
         dev = trainer.callback_metrics.get(DEV_METRIC)
         if dev is not None:
             row["dev_error"] = float(dev)
+        self._pending = (row, trainer.max_epochs)
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        self._emit()
+
+    def on_train_end(self, trainer, pl_module):
+        self._emit()
+
+    def on_exception(self, trainer, pl_module, exception):
+        try:
+            self._emit()
+        except Exception:  # the exception that stopped training says more
+            pass
+
+    def _emit(self) -> None:
+        if self._pending is None:
+            return
+        (row, max_epochs), self._pending = self._pending, None
         self.history.append(row)
         if self.on_epoch is not None:
             self.on_epoch(row)  # first: once an epoch line is printed, its run exists and the epoch is sent
         if self.print_lines:
             dev_text = f"  dev_error {row['dev_error']:.4f}" if "dev_error" in row else ""
-            print(f"epoch {row['epoch']}/{trainer.max_epochs}  train_loss {row['train_loss']:.4f}{dev_text}",
-                  flush=True)
+            print(f"epoch {row['epoch']}/{max_epochs}  train_loss {row['train_loss']:.4f}{dev_text}", flush=True)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
