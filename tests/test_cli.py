@@ -39,9 +39,9 @@ def existing_store(tmp_path_factory):
         mp.setenv("DLEXP_RUNS_DIR", str(runs))
         mp.delenv("DLEXP_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        from dlexp.tracking import process as tracking_process
+        from dlexp.tracking import client as tracking_client
 
-        tracking_process.client(create=True)
+        tracking_client.client(create=True)
     assert (runs / "mlflow.db").is_file()
     return runs
 

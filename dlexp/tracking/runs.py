@@ -10,15 +10,16 @@ from pathlib import Path
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from dlexp.errors import StoreError
-from dlexp.tracking.process import DESCRIPTION, ERROR_KEYS, _first_line, client
+from dlexp.errors import StoreError, first_line
+from dlexp.tracking.client import DESCRIPTION, ERROR_KEYS, client
 from dlexp.tracking.store import redact, scrub
 
 
 # ------------------------------------------------------------------------------------- reading runs
 
 
-def _resolve_run(c: MlflowClient, run_id: str | None):
+def resolve_run(c: MlflowClient, run_id: str | None):
+    """The run `run_id` names; the latest run (its group or curve when it is a point of one) when None."""
     if run_id is None:
         runs = latest_runs(c, limit=1)
         if not runs:
@@ -106,7 +107,7 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     import yaml
 
     c = client(uri)
-    run = settle(c, _resolve_run(c, run_id))
+    run = settle(c, resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     no_baseline = run.data.tags.get("dlexp.human_source") == "none"  # baseline.human_error=none: no error/human
@@ -120,11 +121,11 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
         raise StoreError(f"run {rid} ({status}) has no diagnosis: {why}; {resume}"
                          "or pick another run from `dlexp runs`")
     try:
-        document = json.loads(_load_text(c, rid, "diagnosis.json"))
+        document = json.loads(load_text(c, rid, "diagnosis.json"))
     except Exception:
         document = {}
     try:
-        config = yaml.safe_load(_load_text(c, rid, "config.yaml"))
+        config = yaml.safe_load(load_text(c, rid, "config.yaml"))
     except Exception:
         config = None
     overrides = json.loads(run.data.tags.get("dlexp.overrides", "[]"))
@@ -160,7 +161,7 @@ def describe(uri: str | None, run_id: str, *, compared: dict | None = None) -> s
     run = c.get_run(run_id)
     t, p = run.data.tags, run.data.params
     try:
-        document = json.loads(_load_text(c, run_id, "diagnosis.json"))
+        document = json.loads(load_text(c, run_id, "diagnosis.json"))
     except Exception:
         raise StoreError(f"run {run_id} has no diagnosis.json to describe") from None
     text = markdown.description(document, title=markdown.title(p.get("model.name"), p.get("data.name"), document),
@@ -168,7 +169,7 @@ def describe(uri: str | None, run_id: str, *, compared: dict | None = None) -> s
     try:
         c.set_tag(run_id, DESCRIPTION, scrub(text))
     except MlflowException as exc:
-        raise StoreError(f"cannot write the description of run {run_id}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot write the description of run {run_id}: {first_line(exc, mask=scrub)}") from None
     return text
 
 
@@ -191,13 +192,13 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
     try:
         client(uri).log_artifact(run_id, str(path))
     except MlflowException as exc:
-        raise StoreError(f"cannot log {path.name} to run {run_id}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot log {path.name} to run {run_id}: {first_line(exc, mask=scrub)}") from None
 
 
 def resume_info(uri: str | None, run_id: str) -> dict:
     """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is."""
     c = client(uri)
-    run = settle(c, _resolve_run(c, run_id))
+    run = settle(c, resolve_run(c, run_id))
     t = run.data.tags
     if run.info.status == "RUNNING":
         raise StoreError(f"run {run_id} is still running (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}); "
@@ -222,7 +223,8 @@ def resume_info(uri: str | None, run_id: str) -> dict:
             "experiment": c.get_experiment(run.info.experiment_id).name}
 
 
-def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
+def load_text(c: MlflowClient, run_id: str, name: str) -> str:
+    """The text of one of a run's artifacts (e.g. diagnosis.json)."""
     root = c.get_run(run_id).info.artifact_uri
     if root.startswith("file://"):  # a local store: read in place, no copy
         from urllib.parse import unquote, urlparse
