@@ -340,7 +340,7 @@ def report(
 
     Tables and plots embedded; also logged to the run as report.html. No torch import.
     """
-    from dlexp.render.html import write
+    from dlexp.tracking.report import write
 
     path = write(uri, run_id, out, log=log)
     typer.echo(f"wrote {path}" + (" (also attached to the run as report.html)" if log else ""))
