@@ -67,7 +67,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             init = source(uri, str(cfg.model.init_from), workdir / "init_from")
             data_cfg = _shared_tokens(cfg, init)
         splits = load_splits(data_cfg, seed=cfg.seed)
-        from dlexp.data import bayes
+        from dlexp.training import baseline as bayes
 
         human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
         unit = {"classification": "", "lm": " (next-token prediction)"}.get(
