@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlexp.data import Splits
-from dlexp.data.table import from_frames
+from dlexp.data.table import checked_frame, from_frames
 from dlexp.errors import ConfigError, DataError, first_line
 
 
@@ -45,10 +45,7 @@ def query(engine, sql: str, key: str):
     except Exception as exc:  # sqlalchemy.exc.DBAPIError and friends: the database's own message
         orig = getattr(exc, "orig", None) or exc
         raise DataError(f"{key} failed on {shown(engine)}: {first_line(orig)}") from None
-    if len(frame) == 0:
-        raise DataError(f"{key} returned no rows (columns: {', '.join(map(str, frame.columns)) or 'none'})")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
+    return checked_frame(frame, f"{key} returned no rows")
 
 
 def build(cfg, *, seed: int) -> Splits:
