@@ -172,6 +172,21 @@ class TextData(CarvedSplits):
     unlabelled_path: Optional[str] = None    # unlabelled text to pre-train on (the diagnosis proposes it)
 
 
+def custom_data():
+    """The schema of `data=custom`: an open section whose keys, but dlexp's own (`CUSTOM_DATA_KEYS`), go to
+    `_target_` where its signature takes them (dlexp/data/custom.py)."""
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.create({"_target_": MISSING, **CUSTOM_DATA_KEYS})
+    OmegaConf.set_struct(node, False)  # data.KEY=VALUE without a `+`: the callable's signature decides
+    return node
+
+
+# dlexp's own keys of data=custom (configs/data/custom.yaml says what each does)
+CUSTOM_DATA_KEYS = {"name": "custom", "batch_size": 64, "num_workers": 0, "train_dev_fraction": 0.1,
+                    "n_train": None, "n_classes": None, "task": "auto", "metric": "rmse"}
+
+
 # --------------------------------------------------------------------------------------------- model
 
 
@@ -305,6 +320,7 @@ class TrackingConfig:
 class DiagnosisConfig:
     tolerance: float = 0.01
     relative_tolerance: Optional[float] = None  # set: tolerance = this x the spread of the target (see docs)
+    max_eval_examples: Optional[int] = None  # set: each split's error on a seeded sample of at most this many
 
 
 @dataclass
@@ -345,6 +361,7 @@ def register() -> None:
     for group, options in SCHEMAS.items():
         for name, node in options.items():
             cs.store(group=f"schema/{group}", name=name, node=node)
+    cs.store(group="schema/data", name="custom", node=custom_data())
 
 
 # ---------------------------------------------------------------------------------------- checking
@@ -357,7 +374,8 @@ def check(cfg) -> None:
     def get(key):
         return OmegaConf.select(cfg, key)
 
-    positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr", "trainer.steps_per_call"]
+    positive = ["data.batch_size", "trainer.max_epochs", "optimizer.lr", "trainer.steps_per_call",
+                "diagnosis.max_eval_examples"]
     positive += [f"data.{k}" for k in ("n_train", "n_train_dev", "n_dev", "n_test", "n_features", "n_classes",
                                        "seq_len", "vocab", "min_split_rows", "image_size",
                                        "vocab_size", "max_length")]

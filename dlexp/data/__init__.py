@@ -86,7 +86,12 @@ def save_preprocessing(splits: Splits, folder) -> list:
 
 
 def load(data_cfg, *, seed: int) -> Splits:
-    """Build the four splits of the source named by `data_cfg.name` (a module in this package)."""
+    """Build the four splits of the source named by `data_cfg.name` (a module in this package), or of the
+    user's own `data._target_` (dlexp/data/custom.py: Datasets, not arrays)."""
+    if "_target_" in data_cfg:
+        from dlexp.data import custom
+
+        return custom.build(data_cfg, seed=seed)
     name = data_cfg.name
     try:
         module = importlib.import_module(f"dlexp.data.{name}")

@@ -75,6 +75,7 @@ NETWORK_ONLY = {
                   "{metric} (95% upper end)",
 }
 TOKENS = "gradient boosting reads no token sequences"
+OWN = "your own Datasets are read batch by batch, so no reference model is fitted on them"
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,9 @@ def refine(document: dict, splits, result) -> tuple[float, tuple[float, float], 
     if task == "classification":
         pred, confidence = (result.predictions or {}).get("train_dev", (None, None))
         if pred is not None and len(pred) >= MIN_TRAIN_DEV and np.all(np.isfinite(confidence)):
-            network = network_bracket(task, confidence=confidence, wrong=pred != np.asarray(splits.train_dev.y))
+            evals = getattr(result, "evals", None) or {}
+            labels = evals["train_dev"].labels if "train_dev" in evals else splits.train_dev.y
+            network = network_bracket(task, confidence=confidence, wrong=pred != np.asarray(labels))
     else:
         abs_td = (result.abs_errors or {}).get("train_dev")
         if abs_td is not None and len(abs_td) >= MIN_TRAIN_DEV and np.all(np.isfinite(abs_td)):
@@ -217,3 +220,13 @@ def check(splits) -> None:
         raise DataError(f"the target is constant ({float(y[0]):g}) in the training split: there is no Bayes error "
                         "to estimate with baseline.human_error=auto; set baseline.human_error=0, or pick "
                         "another data.target")
+
+
+def check_own(splits) -> None:
+    """Raise one DataError line when the user's own Datasets have too few train-dev items for the network's
+    bracket (the only estimate made on them: they are read batch by batch, never held as arrays)."""
+    n_td = splits.sizes()["train_dev"]
+    if n_td < MIN_TRAIN_DEV:
+        raise DataError(f"baseline.human_error=auto estimates the Bayes error from the network's train-dev "
+                        f"figures, and train-dev has {n_td} items (it needs {MIN_TRAIN_DEV}); "
+                        f"give your own estimate, e.g. {_suggest(splits)}, or baseline.human_error=none")

@@ -35,6 +35,7 @@ class Report:
     # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
     baseline: Mapping | None = None
     start: Mapping | None = None  # model.init_from: run_id, loaded / total tensors, new ones, frozen, tokenizer
+    sampled: Mapping[str, int] | None = None  # split -> its full size, when its error came from a sample of `sizes`
 
     def _known(self, name: str) -> bool:
         """False for the human level and avoidable bias of a run without a baseline."""
@@ -48,6 +49,8 @@ class Report:
             "metric": self.metric,
             "errors": {k: _clean(v) if self._known(k) else None for k, v in d.errors.as_dict().items()},
             "sizes": {s: self.sizes.get(s) for s in SPLITS},
+            **({"sampled": {s: {"n": self.sizes.get(s), "of": m} for s, m in self.sampled.items()}}
+               if self.sampled else {}),
             "gaps": {g.name: _clean(g.value) if self._known(g.name) else None for g in d.gaps},
             "intervals": {k: ([_clean(x) for x in v] if v is not None else None) for k, v in d.intervals.items()},
             "tolerance": d.tolerance,

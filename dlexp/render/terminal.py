@@ -62,11 +62,13 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
                 else f"baseline (stands in for Bayes error{unit})")
         table.add_row("error/human", _fmt(d.errors.human, metric),
                       _fmt_ci(human_ci, metric) if human_ci and human_ci[0] != human_ci[1] else "", "", *extra, what)
+    sampled = report.sampled or {}
     for split in SPLITS:
         n = report.sizes.get(split)
         ref = [_fmt(reference.get(split), metric) if split in reference else ""] if reference else []
+        note = f"sampled {n:,} of {sampled[split]:,}" if split in sampled and n else ""
         table.add_row(f"error/{split}", _fmt(getattr(d.errors, split), metric), _fmt_ci(iv.get(split), metric),
-                      f"{n:,}" if n else "", *ref, "")
+                      f"{n:,}" if n else "", *ref, note)
     table.add_section()
     for gap in d.gaps:
         hi, lo = GAP_TERMS[gap.name]

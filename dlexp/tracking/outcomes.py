@@ -46,19 +46,18 @@ def fingerprint(x: np.ndarray, y: np.ndarray) -> str:
 
 
 def from_fit(splits, result) -> Outcomes | None:
-    """The outcomes of a finished fit: `splits` (dlexp.data.Splits) and the fit's result (its
-    `predictions` for classification, its `abs_errors` for regression); None when the fit kept neither."""
+    """The outcomes of a finished fit: `splits` (its task and metric) and the fit's result, whose `evals` (one
+    `SplitEval` per split: predictions or absolute errors, labels, fingerprint, all from the eval pass) they
+    are read from; None when the fit kept none (a language model, a rank other than the first)."""
+    evals = getattr(result, "evals", None) or {}
     if splits.task == "classification":
-        if not result.predictions:
-            return None
-        values = {s: np.asarray(result.predictions[s][0]) != getattr(splits, s).y
-                  for s in SPLITS if s in result.predictions}
+        values = {s: np.asarray(evals[s].predicted) != np.asarray(evals[s].labels)
+                  for s in SPLITS if s in evals and evals[s].predicted is not None}
     else:
-        if not result.abs_errors:
-            return None
-        values = {s: np.asarray(result.abs_errors[s]) for s in SPLITS if s in result.abs_errors}
-    prints = {s: fingerprint(getattr(splits, s).x, getattr(splits, s).y) for s in values}
-    return Outcomes(splits.task, splits.metric, values, prints)
+        values = {s: np.asarray(evals[s].abs_errors) for s in SPLITS if s in evals and evals[s].abs_errors is not None}
+    if not values:
+        return None
+    return Outcomes(splits.task, splits.metric, values, {s: evals[s].fingerprint for s in values})
 
 
 def write(outcomes: Outcomes, folder: Path) -> Path:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlexp.diagnosis.bayes import (METHODS, REFERENCE, TOKENS, Estimate, check, classification_ends,
-                                   refine, regression_error, regression_upper)
+from dlexp.diagnosis.bayes import (METHODS, OWN, REFERENCE, TOKENS, Estimate, check, check_own,
+                                   classification_ends, refine, regression_error, regression_upper)
 from dlexp.diagnosis.splits import Z95
 
 __all__ = ["baseline", "bracket", "errors", "estimate", "reference_model", "refine"]
@@ -96,6 +96,12 @@ def baseline(value, splits, *, seed: int = 0) -> tuple[float | None, tuple[float
     unbounded = splits.task == "regression"
     source = configs.human_source(value)
     if source == "auto" and splits.bayes_error is None and splits.needs_human:
+        if getattr(splits, "datasets", None) is not None:  # the user's own Datasets, never held as arrays
+            check_own(splits)
+            print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "
+                  f"train-dev figures once it is trained ({OWN}; baseline.human_error=auto)", flush=True)
+            return None, None, {"source": "estimated", "lower": None, "upper": None, "method": "",
+                                "metric": splits.metric, "reference": {}, "why": OWN}
         if splits.vocab is not None:  # token ids are no features: the network's own bracket, after training
             check(splits)
             print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "

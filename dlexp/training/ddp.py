@@ -8,7 +8,7 @@ SIGKILL when one fails. So dlexp keeps Lightning's launcher and DDP strategy and
 
 - each further rank runs `python -m dlexp.training.ddp SPEC`: SPEC is a pickle that the first rank writes
   into the run's folder with the job's composed config, its data splits (the very arrays rank 0 trains
-  on, whatever the source), the run's folder and the checkpoint to resume from. The rank trains through
+  on, for a built-in source; the user's own Datasets are rebuilt by each rank from the config), the run's folder and the checkpoint to resume from. The rank trains through
   the same `fit()` and then ends: it records nothing, prints nothing to the terminal (its output goes to
   `rank-N.log` in the run's folder) and never measures the errors: rank 0 alone measures them, once, on
   the whole of each split, and records the one MLflow run;
@@ -45,7 +45,11 @@ def attach(trainer, *, config: dict, splits, workdir: Path, resume_from: Path | 
     launcher = trainer.strategy.launcher
     if not isinstance(launcher, _SubprocessScriptLauncher) or isinstance(launcher, RankLauncher):
         return
-    spec = {"config": config, "splits": splits, "workdir": str(workdir),
+    from dlexp.data import Splits
+
+    # built-in sources: the very arrays rank 0 trains on; the user's own Datasets: each rank rebuilds them
+    # from the config (`dlexp.data.load`), so nothing but the config is sent
+    spec = {"config": config, "splits": splits if isinstance(splits, Splits) else None, "workdir": str(workdir),
             "resume_from": str(resume_from) if resume_from else None}
     # Lightning has no public setter for a strategy's launcher; `_configure_launcher` sets this attribute
     trainer.strategy._launcher = RankLauncher(launcher.cluster_environment, launcher.num_processes,
@@ -189,7 +193,12 @@ def rank_main(spec_path: str) -> int:
 
     cfg = OmegaConf.create(spec["config"])
     try:
-        fit.fit(cfg, spec["splits"], workdir=Path(spec["workdir"]),
+        splits = spec["splits"]
+        if splits is None:  # the user's own Datasets: built here from the job's config, as rank 0 did
+            from dlexp.data import load
+
+            splits = load(cfg.data, seed=cfg.seed)
+        fit.fit(cfg, splits, workdir=Path(spec["workdir"]),
                 resume_from=Path(spec["resume_from"]) if spec["resume_from"] else None)
     except SystemExit as exc:  # Lightning's SIGTERMException: rank 0 asked every rank to stop
         return 0 if type(exc).__name__ == "SIGTERMException" else 1

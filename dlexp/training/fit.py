@@ -53,6 +53,7 @@ class FitResult:
     # regression: split -> per-example absolute error (n,) in the target's unit, numpy, from the same pass
     abs_errors: dict | None = None
     start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
+    evals: dict | None = None          # split -> SplitEval (dlexp/training/evaluate.py): labels, fingerprints, ...
 
 
 class EpochRecorder(Callback):
@@ -241,9 +242,17 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         config["tracking"]["uri"] = redact(config["tracking"]["uri"])  # checkpoints end up in the store
     module = Classifier(net, OmegaConf.to_container(cfg.optimizer), config=config, objective=objective(splits),
                         step_size=cfg.data.batch_size)
-    steps = steps_per_call(cfg)
+    in_memory = isinstance(splits, Splits)  # else the user's own Datasets (data=custom), read through loaders
+    steps = steps_per_call(cfg) if in_memory else 1
     trainer_kwargs, limit = _trainer_kwargs(cfg, steps)
-    data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
+    cap = cfg.diagnosis.get("max_eval_examples")
+    if in_memory:
+        data = InMemoryData(splits, batch_size=cfg.data.batch_size, seed=cfg.seed, steps=steps, limit=limit)
+    else:
+        from dlexp.training import loaders
+
+        data = loaders.LoaderData(splits, batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                                  seed=cfg.seed, max_eval_examples=cap)
 
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
@@ -297,78 +306,52 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
         raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
                           step=trainer.global_step)
-    predictions, errors = None, {}
-    if trainer.is_global_zero and splits.task == "classification":
-        # one pass gives both the error rates and what the error analysis needs
-        predictions = predict(module.net, splits, device=module.device)
-        errors = {name: float((pred != getattr(splits, name).y).mean()) if len(pred) else 0.0
-                  for name, (pred, _) in predictions.items()}
-    abs_errors = None
-    if trainer.is_global_zero and splits.task != "classification":
-        errors, abs_errors = evaluate(module.net, splits, device=module.device)
+    evals = {}
+    if trainer.is_global_zero and in_memory:
+        evals = measure(module.net, splits, device=module.device, max_eval_examples=cap, seed=cfg.seed)
+    elif trainer.is_global_zero:
+        evals = loaders.measure(module.net, splits, objective(splits), device=module.device,
+                                batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
+                                max_eval_examples=cap, seed=cfg.seed)
+    errors, predictions, abs_errors = from_evals(evals, splits.task)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions, abs_errors=abs_errors, start=start)
+                     predictions=predictions, abs_errors=abs_errors, start=start, evals=evals)
+
+
+def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:
+    """(errors, predictions, abs_errors) as `FitResult` keeps them, from each split's `SplitEval`."""
+    errors = {name: e.error for name, e in evals.items()}
+    if not evals:
+        return errors, None, None
+    if task == "classification":
+        return errors, {name: (e.predicted, e.confidence) for name, e in evals.items()}, None
+    return errors, None, {name: e.abs_errors for name, e in evals.items() if e.abs_errors is not None}
 
 
 def objective(splits: Splits) -> Objective:
     return Objective(splits.task, splits.metric, splits.target_mean, splits.target_std)
 
 
-@torch.inference_mode()
-def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict:
-    """One eval-mode pass over each split -> {split: (predicted class (n,), top probability (n,))} as numpy.
+def measure(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192,
+            max_eval_examples: int | None = None, seed: int = 0) -> dict:
+    """One eval-mode pass over each in-memory split -> {split: SplitEval} (dlexp/training/evaluate.py).
 
-    Both come from the same logits, so the errors and the error analysis cost a single pass; each batch's
-    results stay on the device until the split is done (one transfer per split).
+    Each split's rows move to the device once and are sliced there; the errors, the predictions and
+    confidences (classification) or per-example absolute errors (regression) come from the same logits, with
+    one transfer per split. Fingerprints are those of the whole arrays (`outcomes.fingerprint`).
+    `max_eval_examples`: each split's error on a seeded sample of at most that many rows.
     """
-    net.eval()
+    from dlexp.tracking.outcomes import fingerprint
+    from dlexp.training.evaluate import evaluate_arrays
+    from dlexp.training.loaders import sample_arrays
+
+    obj = objective(splits)
     out = {}
     for name in SPLIT_NAMES:
         split = getattr(splits, name)
-        x = torch.from_numpy(split.x).to(device)
-        preds, confs = [], []
-        for i in range(0, len(x), batch_size):
-            conf, pred = torch.softmax(net(x[i:i + batch_size]).float(), dim=1).max(dim=1)
-            preds.append(pred)
-            confs.append(conf)
-        if preds:
-            out[name] = (torch.cat(preds).cpu().numpy(), torch.cat(confs).cpu().numpy())
-        else:
-            out[name] = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        x, y, rows = sample_arrays(split.x, split.y, max_eval_examples, seed=seed, split=name)
+        out[name] = evaluate_arrays(net, torch.from_numpy(np.ascontiguousarray(x)).to(device), y, objective=obj,
+                                    device=device, fingerprint=fingerprint(x, y), batch_size=batch_size)
+        if rows is not None:
+            out[name].rows, out[name].total = rows, len(split)
     return out
-
-
-@torch.inference_mode()
-def evaluate(net: torch.nn.Module, splits: Splits, *, device,
-             batch_size: int = 8192) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Error on each split: a clean pass in eval mode, not the running average of the training loss.
-
-    Returns (errors, abs_errors). Classification: the error rate; regression: RMSE or MAE in the target's
-    unit (`splits.metric`). `abs_errors` maps split -> the per-example absolute error |prediction - y| in
-    the target's unit (numpy float64, regression only; {} for classification), from the same pass: the
-    bootstrap intervals need them.
-    """
-    net.eval()
-    obj = objective(splits)
-    regression = obj.task == "regression"
-    errors, abs_errors = {}, {}
-    for name in SPLIT_NAMES:
-        split = getattr(splits, name)
-        x = torch.from_numpy(split.x).to(device)
-        y = torch.from_numpy(split.y).to(device)
-        total = torch.zeros((), device=device, dtype=torch.float64)
-        diffs, scored = [], 0
-        for i in range(0, len(y), batch_size):
-            out, target = net(x[i:i + batch_size]), y[i:i + batch_size]
-            scored = scored + obj.count(target)  # examples; real next tokens for a language model
-            if regression:  # the same arithmetic as Objective.error_sum, kept per example
-                diff = (out.squeeze(-1).float() * obj.std + obj.mean - target).abs()
-                diffs.append(diff)
-                total += (diff if obj.metric == "mae" else diff * diff).sum().double()
-            else:
-                total += obj.error_sum(out, target).double()
-        errors[name] = float(obj.finish(total.item(), int(scored)))
-        if regression:  # one transfer per split
-            abs_errors[name] = (torch.cat(diffs).double().cpu().numpy() if diffs
-                                else np.zeros(0, dtype=np.float64))
-    return errors, abs_errors

@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlexp import config as configs
 from dlexp.data import load as load_splits
-from dlexp.data import save_preprocessing
+from dlexp.data import custom, save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
@@ -36,6 +36,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     `tags` are added to the run's (a seed group or a learning curve sets mlflow.parentRunId); `resume`
     (`tracking.runs.resume_info` plus the checkpoint's config) continues that run from its checkpoint.
     """
+    if custom.is_custom(cfg.data):  # the user's own config file may leave dlexp's own data keys out
+        custom.complete(cfg.data)
     configs.check(cfg)
     plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     uri = store_uri(cfg.tracking.uri)
@@ -93,14 +95,15 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
 
             given = bootstrap.intervals(result.abs_errors, splits.metric,
                                         human_range if human_range else human, seed=cfg.seed)
+        sizes, sampled = scored_sizes(splits, result)
         diagnosis = diagnose(SplitErrors(human=human, **result.errors), tolerance=tolerance,
-                             diverged_at=result.diverged_at, sizes=splits.sizes(),
+                             diverged_at=result.diverged_at, sizes=sizes,
                              human_range=human_range, given_intervals=given,
                              human_known=baseline["source"] != "none")
         analysis, artifacts = _error_analysis(splits, result, workdir)
         actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
                             pretrained=_pretrained_runs(recorder, plain, diagnosis))
-        report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=splits.sizes(), task=splits.task,
+        report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=sizes, sampled=sampled, task=splits.task,
                         metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
                         start=result.start)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
@@ -205,14 +208,28 @@ def _warn_config_drift(stored: dict, now: dict, overridden: set[str]) -> None:
               "(changed config files?); override them to keep the run's values", file=sys.stderr, flush=True)
 
 
+def scored_sizes(splits, result) -> tuple[dict[str, int], dict[str, int] | None]:
+    """(examples scored per split: the intervals' n, {split: its full size} for the splits scored on a sample
+    (`diagnosis.max_eval_examples`) or None)."""
+    evals = result.evals or {}
+    sizes = {name: e.n for name, e in evals.items()} if evals else splits.sizes()
+    sampled = {name: e.total for name, e in evals.items() if e.total is not None}
+    return sizes, sampled or None
+
+
 def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
-    """Per-class errors, rising classes and the worst dev mistakes (classification only)."""
+    """Per-class errors, rising classes and the worst dev mistakes (classification only), from the eval pass."""
     if not result.predictions or getattr(splits, "task", "classification") != "classification":
         return None, {}
     from dlexp.diagnosis import analysis
 
-    labels = {name: getattr(splits, name).y for name in result.predictions}
+    evals = result.evals or {}
+    labels = {name: evals[name].labels if name in evals else getattr(splits, name).y for name in result.predictions}
     summary, rows = analysis.analyse(labels, result.predictions, splits.n_classes)
+    scored = evals["dev"].rows if "dev" in evals else None
+    if scored is not None:  # a sample was scored: the rows of the dev split itself
+        for r in rows:
+            r["row"] = int(scored[r["row"]])
     folder = workdir / "analysis"
     analysis.write_worst(rows, folder / analysis.WORST_CSV)
     summary["worst_dev_csv"] = f"analysis/{analysis.WORST_CSV}"

@@ -1,5 +1,5 @@
 """The pure parts of the estimated Bayes-error bracket (dlexp.diagnosis.bayes): its ends and the rule that combines
-two models' brackets. The reference model's fit and coverage are in tests/training/test_baseline.py."""
+two models' brackets. The reference model's fit and coverage are in tests/training/test_reference_model.py."""
 
 from __future__ import annotations
 
