@@ -21,6 +21,7 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 from dlexp.errors import StoreError, first_line
+from dlexp.tracking import datasets
 from dlexp.tracking.client import DESCRIPTION, client, experiment_id
 from dlexp.tracking.store import flatten, scrub
 
@@ -143,6 +144,8 @@ class Session:
 
                 for path in plots.draw(document, history, Path(tmp)):
                     c.log_artifact(run_id, str(path), "plots")
+        if msg.get("datasets"):
+            datasets.log(c, run_id, msg["datasets"])
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
                 c.log_artifacts(run_id, local, target)

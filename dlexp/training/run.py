@@ -23,7 +23,7 @@ from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, process_start
-from dlexp.tracking import outcomes
+from dlexp.tracking import datasets, outcomes
 from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, store_uri
 
@@ -117,8 +117,9 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         run_tags = report.tags()
         if result.diverged_at is not None:
             run_tags["dlexp.diverged_at"] = str(result.diverged_at)
+        inputs = datasets.describe(data_cfg, splits, result.evals, seed=cfg.seed)  # the splits' dataset inputs
         recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
-                        history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
+                        history=result.history, artifacts=artifacts, datasets=inputs, cleanup=[str(workdir)])
         return report
     except (KeyboardInterrupt, Interrupted) as exc:
         reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
