@@ -185,7 +185,55 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
     checks += _leakage(raw, features, stats)
     checks += _absent_classes(raw, classes) if task == "classification" else []
     checks += _small_splits(cfg, raw, task, stats)
-    return _splits(cfg, raw, xs, transform, task, classes, (numeric, categorical, features), checks, stats, where[0])
+    splits = _splits(cfg, raw, xs, transform, task, classes, (numeric, categorical, features), checks, stats,
+                     where[0])
+    splits.preprocessing.update(numeric=numeric, categorical=categorical, column_types=column_types(main, features),
+                                example=_example(raw["train"][0]))
+    return splits
+
+
+def column_types(frame, features: list[str]) -> dict[str, str]:
+    """Each feature's type as MLflow's schemas name it, from the raw training frame: long, double, boolean,
+    string (the types a new row must have to be scored the same way)."""
+    import pandas as pd
+
+    kinds = {}
+    for c in features:
+        dtype = frame[c].dtype
+        kinds[c] = ("boolean" if pd.api.types.is_bool_dtype(dtype) else "long" if pd.api.types.is_integer_dtype(dtype)
+                    else "double" if pd.api.types.is_float_dtype(dtype) else "string")
+    return kinds
+
+
+def _example(frame, n: int = 3) -> list[dict]:
+    """A few raw training rows, JSON-able: the model's input example."""
+    import json
+
+    return json.loads(frame.head(n).to_json(orient="records"))
+
+
+def features_of(preprocessing: dict, frame) -> np.ndarray:
+    """New raw rows (a frame with the training table's feature columns) as the network's inputs, through the
+    preprocessing fitted on the training split; one DataError line for a missing column or a bad value."""
+    missing = [c for c in preprocessing["features"] if c not in frame.columns]
+    if missing:
+        raise DataError(f"the rows have no column {missing[0]!r} (the model reads "
+                        f"{', '.join(map(str, preprocessing['features']))})")
+    xf = frame[preprocessing["features"]]
+    for c in preprocessing["numeric"]:
+        _numeric_problem(xf, c, "the rows", forced=True)
+    prepared = _prepare(xf, preprocessing["numeric"], preprocessing["categorical"], None)
+    numbers = prepared[preprocessing["numeric"]]
+    if len(preprocessing["numeric"]) and numbers.isna().to_numpy().any() and "numeric" in \
+            preprocessing["transform"].named_transformers_ and not _imputes(preprocessing["transform"]):
+        column = numbers.columns[numbers.isna().any()][0]
+        raise DataError(f"column {column!r} has missing values; the model was trained without them "
+                        "(data.missing=impute learns to fill them)")
+    return np.asarray(preprocessing["transform"].transform(prepared), dtype=np.float32)
+
+
+def _imputes(transform) -> bool:
+    return len(transform.named_transformers_["numeric"].steps) > 1
 
 
 def _same_columns(needed: list[str], *frames) -> None:

@@ -59,7 +59,8 @@ def table_schema(splits) -> dict | None:
     desc = getattr(splits, "description", None) or {}
     if "features" not in desc or "numeric" not in desc:
         return None
-    cols = [{"type": "double" if c in desc["numeric"] else "string", "name": c, "required": True}
+    kinds = (getattr(splits, "preprocessing", None) or {}).get("column_types") or {}
+    cols = [{"type": kinds.get(c, "double" if c in desc["numeric"] else "string"), "name": c, "required": True}
             for c in desc["features"]]
     if desc.get("task") == "regression":
         target = "double"

@@ -125,7 +125,7 @@ class Session:
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish(self, msg: dict) -> None:
+    def finish(self, msg: dict) -> list[str]:
         c, run_id = self.client, self.run_id
         now = _now()
         metrics = [Metric(k, float(v), now, 0) for k, v in msg.get("metrics", {}).items() if _finite(v)]
@@ -146,12 +146,33 @@ class Session:
                     c.log_artifact(run_id, str(path), "plots")
         if msg.get("datasets"):
             datasets.log(c, run_id, msg["datasets"])
+        warnings = self.log_model(msg["model"]) if msg.get("model") else []
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
                 c.log_artifacts(run_id, local, target)
         c.set_terminated(run_id, msg.get("status", "FINISHED"))
         for local in msg.get("cleanup", []):
             shutil.rmtree(local, ignore_errors=True)
+        return warnings
+
+    def log_model(self, sent: dict) -> list[str]:
+        """Log the run's pyfunc model (and register it when asked); a failure is a tag and a warning, never
+        a failed run: the run's diagnosis stands without its model."""
+        from dlexp.tracking import model
+
+        try:
+            model_id = model.log(self.client, self.run_id, self.run.info.experiment_id, sent["folder"], sent["spec"])
+        except Exception as exc:
+            text = f"the run's model was not logged: {first_line(exc, mask=scrub)}"
+            self.client.set_tag(self.run_id, "dlexp.model_error", text[:5000])
+            return [text]
+        if not sent.get("register"):
+            return []
+        try:
+            version = model.register(self.client, self.uri, self.run_id, sent["register"], model_id)
+        except Exception as exc:
+            return [f"the run's model was not registered as {sent['register']}: {first_line(exc, mask=scrub)}"]
+        return [f"registered the run's model as {sent['register']} version {version}"]
 
 
 def _now() -> int:
@@ -180,6 +201,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                 session = Session(msg)
                 reply({"run_id": session.run_id, "experiment_id": session.run.info.experiment_id})
                 from dlexp.render import plots  # noqa: F401  (matplotlib loads while the model trains)
+                from dlexp.tracking import model  # noqa: F401  (and MLflow's model code)
             elif session is None:
                 continue
             elif op == "epoch":
@@ -193,8 +215,8 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                     runs = []
                 reply({"runs": runs})
             elif op == "finish":
-                session.finish(msg)
-                reply({"ok": True})
+                notes = session.finish(msg)
+                reply({"ok": True, "notes": notes})
                 return
         except StoreError as exc:
             reply({"error": str(exc)})

@@ -54,6 +54,7 @@ class FitResult:
     abs_errors: dict | None = None
     start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
     evals: dict | None = None          # split -> SplitEval (dlexp/training/evaluate.py): labels, fingerprints, ...
+    net: torch.nn.Module | None = None  # the evaluated network (its weights go into the run's model)
 
 
 class EpochRecorder(Callback):
@@ -315,7 +316,8 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
                                 max_eval_examples=cap, seed=cfg.seed)
     errors, predictions, abs_errors = from_evals(evals, splits.task)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions, abs_errors=abs_errors, start=start, evals=evals)
+                     predictions=predictions, abs_errors=abs_errors, start=start, evals=evals,
+                     net=module.net if evals else None)
 
 
 def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:

@@ -118,8 +118,11 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         if result.diverged_at is not None:
             run_tags["dlexp.diverged_at"] = str(result.diverged_at)
         inputs = datasets.describe(data_cfg, splits, result.evals, seed=cfg.seed)  # the splits' dataset inputs
-        recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
-                        history=result.history, artifacts=artifacts, datasets=inputs, cleanup=[str(workdir)])
+        notes = recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
+                                history=result.history, artifacts=artifacts, datasets=inputs,
+                                model=_model(cfg, plain, splits, result, workdir), cleanup=[str(workdir)])
+        for note in notes:
+            print(f"dlexp: {note}", flush=True)
         return report
     except (KeyboardInterrupt, Interrupted) as exc:
         reason = str(exc) if isinstance(exc, Interrupted) else "interrupted"
@@ -143,6 +146,17 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         raise
     finally:
         stopper.restore()
+
+
+def _model(cfg: DictConfig, plain: dict, splits, result, workdir: Path) -> dict | None:
+    """The run's model folder for the tracking process to log as an MLflow model (None: no raw-row form)."""
+    if result.net is None:
+        return None
+    from dlexp.training import export
+
+    folder = workdir / "model"
+    spec = export.save(result.net, plain["model"], splits, folder, data_name=str(cfg.data.name))
+    return {"folder": str(folder), "spec": spec, "register": cfg.tracking.get("register")} if spec else None
 
 
 def run_name(cfg: DictConfig, tags: dict) -> str:
