@@ -106,6 +106,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=sizes, sampled=sampled, task=splits.task,
                         metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
                         start=result.start)
+        one_checkpoint_file(result.checkpoint_dir)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
@@ -146,6 +147,18 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         raise
     finally:
         stopper.restore()
+
+
+def one_checkpoint_file(checkpoints: Path | None) -> None:
+    """When the last epoch was the best, last.ckpt links to best.ckpt: keep one file, last.ckpt, so that the
+    store holds the checkpoint once (`--resume` reads last.ckpt; `model.init_from` takes best.ckpt, else
+    last.ckpt: the same weights)."""
+    if checkpoints is None:
+        return
+    last, best = checkpoints / "last.ckpt", checkpoints / "best.ckpt"
+    if last.is_symlink() and best.is_file() and last.resolve() == best.resolve():
+        last.unlink()
+        best.rename(last)
 
 
 def _model(cfg: DictConfig, plain: dict, splits, result, workdir: Path) -> dict | None:

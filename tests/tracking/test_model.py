@@ -131,3 +131,20 @@ def test_the_registry_holds_the_runs_model(store):
 
     frame = store["frames"]["fruit"][["weight", "colour"]]
     assert list(mlflow.pyfunc.load_model("models:/fruit/2").predict(frame)) == list(load(store["fruit"]).predict(frame))
+
+
+def test_a_checkpoint_that_is_both_best_and_last_is_kept_once(tmp_path):
+    from dlexp.training.run import one_checkpoint_file
+
+    both, apart = tmp_path / "both", tmp_path / "apart"
+    for folder in (both, apart):
+        folder.mkdir()
+        (folder / "best.ckpt").write_bytes(b"best weights")
+    (both / "last.ckpt").symlink_to("best.ckpt")
+    (apart / "last.ckpt").write_bytes(b"last weights")
+    one_checkpoint_file(both)
+    one_checkpoint_file(apart)
+    assert sorted(p.name for p in both.iterdir()) == ["last.ckpt"] and not (both / "last.ckpt").is_symlink()
+    assert (both / "last.ckpt").read_bytes() == b"best weights"
+    assert {p.name: p.read_bytes() for p in apart.iterdir()} == {"best.ckpt": b"best weights",
+                                                                 "last.ckpt": b"last weights"}
