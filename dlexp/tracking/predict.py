@@ -8,7 +8,7 @@ from pathlib import Path
 from dlexp.errors import ConfigError, DataError, first_line
 from dlexp.tracking import runs as tracking_runs
 from dlexp.tracking.client import client
-from dlexp.tracking.model import NAME, register
+from dlexp.tracking.model import register
 from dlexp.tracking.store import require_store, scrub
 
 COLUMN = "prediction"  # the column added to the rows written out
@@ -20,7 +20,7 @@ def model_id(run) -> str:
     if not outputs:
         raise ConfigError(f"run {run.info.run_id} has no model (only finished runs on tables and feature vectors "
                           "log one, from this version of dlexp on)")
-    return outputs[0].model_id
+    return outputs[-1].model_id  # a resumed run logs its model again: the newest
 
 
 def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> tuple[int, str]:
@@ -34,10 +34,10 @@ def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> 
     uri = require_store(uri)
     run = tracking_runs.resolve_run(client(uri), run_id)
     rid = run.info.run_id
-    model_id(run)
+    mid = model_id(run)
     frame = read(rows, "INPUT")
     mlflow.set_tracking_uri(uri)
-    model = mlflow.pyfunc.load_model(f"runs:/{rid}/{NAME}")
+    model = mlflow.pyfunc.load_model(f"models:/{mid}")  # the run's model (runs:/RUN_ID/model names it too)
     check_rows(frame, model.metadata.get_input_schema(), rows)
     try:
         scored = model.predict(frame)
