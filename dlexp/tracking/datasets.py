@@ -134,6 +134,6 @@ def _held_out(section: dict, split: str, main: str, dev: str, test: str) -> str:
 
 def _array_fingerprint(splits, split: str) -> str | None:
     part = getattr(splits, split, None)
-    if not hasattr(part, "x") or not hasattr(part, "y"):  # the user's own Dataset, scored only by the eval pass
+    if getattr(splits, "datasets", None) is not None or not hasattr(part, "x") or not hasattr(part, "y"):  # the user's own Dataset, scored only by the eval pass
         return None
     return fingerprint(part.x, part.y)

@@ -26,6 +26,8 @@ def save(net, model_cfg: dict, splits, folder: Path, *, data_name: str) -> dict 
     for data that has no raw-row form yet."""
     import torch
 
+    if getattr(splits, "datasets", None) is not None:  # the user's own Datasets (data=custom): not yet
+        return None
     table = isinstance(splits.preprocessing, dict) and "transform" in splits.preprocessing
     flat = getattr(splits.train, "x", None) is not None and splits.train.x.ndim == 2 and splits.vocab is None
     if splits.task not in ("classification", "regression") or not (table or flat):
