@@ -2,8 +2,8 @@
 
 Each setting draws training and train-dev splits from a distribution whose Bayes error is known (in closed
 form, or by Monte Carlo over 400,000 draws of the true posterior), and counts how often lower <= truth <= upper
-for two brackets: gradient boosting's alone (dlexp.data.bayes.bracket, what a run knows before training) and
-the one a run reports, combined with the network (dlexp.data.bayes.combine). The network is dlexp's default
+for two brackets: gradient boosting's alone (dlexp.training.baseline.bracket, what a run knows before training) and
+the one a run reports, combined with the network (dlexp.diagnosis.bayes.combine). The network is dlexp's default
 for a table (model, optimizer, epochs, batch size from `dlexp train data=table`'s config, built by
 dlexp.models.build), trained on the training split by a plain torch loop. Target: >= 90% in every setting.
 
@@ -25,7 +25,8 @@ from scipy.stats import norm
 from sklearn.datasets import make_friedman1
 
 from dlexp.data import Split
-from dlexp.data.bayes import bracket, combine, errors, network_bracket
+from dlexp.diagnosis.bayes import combine, network_bracket
+from dlexp.training.baseline import bracket, errors
 
 
 def default_network_config():

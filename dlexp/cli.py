@@ -293,10 +293,45 @@ def report(
 
     Tables and plots embedded; also logged to the run as report.html. No torch import.
     """
-    from dlexp.render.html import write
+    from dlexp.tracking.report import write
 
     path = write(uri, run_id, out, log=log)
     typer.echo(f"wrote {path}" + (" (also attached to the run as report.html)" if log else ""))
+
+
+@app.command()
+@friendly
+def predict(
+    run_id: Annotated[str, typer.Argument(help="The run whose model scores the rows.", show_default=False)],
+    rows: Annotated[str, typer.Argument(help="CSV, TSV or Parquet file of new rows (the training table's "
+                                             "columns; x0, x1, ... for feature vectors).", show_default=False)],
+    out: Annotated[Optional[str], typer.Option(
+        "--out", "-o", help="CSV to write (default: stdout): the rows with a `prediction` column.",
+        show_default=False)] = None,
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """Score new rows with a run's MLflow model: class names (as the data names them) or numbers."""
+    from dlexp.tracking.predict import predict as score
+
+    n, rid = score(uri, run_id, rows, out)
+    if out is not None:
+        typer.echo(f"wrote {out}: {n} rows scored by run {rid}'s model")
+
+
+@app.command()
+@friendly
+def register(
+    run_id: Annotated[str, typer.Argument(help="The run whose model to register.", show_default=False)],
+    name: Annotated[str, typer.Argument(help="The registered model's name.", show_default=False)],
+    uri: Annotated[Optional[str], typer.Option(
+        help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,
+) -> None:
+    """Register a run's model in MLflow's Model Registry (a new version of NAME)."""
+    from dlexp.tracking.predict import register_run
+
+    version = register_run(uri, run_id, name)
+    typer.echo(f"registered run {run_id}'s model as {name} version {version} (models:/{name}/{version})")
 
 
 @app.command()

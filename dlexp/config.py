@@ -348,6 +348,7 @@ class TrackingConfig:
     uri: Optional[str] = None  # None: sqlite under $DLEXP_RUNS_DIR (default ./runs)
     experiment: str = "dlexp"
     run_name: Optional[str] = None
+    register: Optional[str] = None  # set: the run's model is registered under this name in the Model Registry
 
 
 @dataclass

@@ -64,6 +64,23 @@ def dlexp_proc():
     return run_dlexp
 
 
+
+def one_error_line(result, *named: str, code: int | None = None) -> str:
+    """The contract for every failure: a non-zero exit (`code` when given), no traceback, and one line on stderr,
+    `dlexp: error: ...`, naming each of `named`; returns that line. `result`: a CliRunner result or a
+    CompletedProcess (tests import it: `from conftest import one_error_line`)."""
+    exit_code = result.exit_code if hasattr(result, "exit_code") else result.returncode
+    assert exit_code not in (0, None) and (code is None or exit_code == code), (exit_code, result.stdout,
+                                                                                result.stderr)
+    assert "Traceback" not in result.stdout and "Traceback" not in result.stderr, result.stderr
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{result.stderr}"
+    assert lines[0].startswith("dlexp: error: "), lines[0]
+    for word in named:
+        assert word in lines[0], (word, lines[0])
+    return lines[0]
+
+
 HEAVY = ("torch", "pytorch_lightning", "lightning_fabric", "mlflow", "sklearn", "matplotlib")
 _PROBE = """
 import json, sys

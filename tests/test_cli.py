@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import one_error_line
+
 from dlexp.cli import app
 
 WHAT_IF = ["diagnose", "--human", "0.01", "--train", "0.08", "--train-dev", "0.09", "--dev", "0.10", "--test", "0.11"]
@@ -17,18 +19,6 @@ WHAT_IF = ["diagnose", "--human", "0.01", "--train", "0.08", "--train-dev", "0.0
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def assert_one_error_line(exit_code: int, stdout: str, stderr: str, *named: str) -> str:
-    """A non-zero exit, one stderr line `dlexp: error: ...` naming the problem, and no traceback."""
-    assert exit_code not in (0, None), (stdout, stderr)
-    assert "Traceback" not in stderr and "Traceback" not in stdout
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, f"expected one line on stderr, got {len(lines)}:\n{stderr}"
-    assert lines[0].startswith("dlexp: error:"), lines[0]
-    for word in named:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +29,9 @@ def existing_store(tmp_path_factory):
         mp.setenv("DLEXP_RUNS_DIR", str(runs))
         mp.delenv("DLEXP_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        from dlexp.tracking import process as tracking_process
+        from dlexp.tracking import client as tracking_client
 
-        tracking_process.client(create=True)
+        tracking_client.client(create=True)
     assert (runs / "mlflow.db").is_file()
     return runs
 
@@ -184,7 +174,7 @@ def test_bad_input_in_process(request, monkeypatch, runs_dir, args, needs_store,
     if needs_store:
         monkeypatch.setenv("DLEXP_RUNS_DIR", str(request.getfixturevalue("existing_store")))
     result = invoke(*args)
-    assert_one_error_line(result.exit_code, result.stdout, result.stderr, *named)
+    one_error_line(result, *named)
     assert not runs_dir.exists()  # a mistake creates no store
 
 
@@ -198,7 +188,7 @@ def test_bad_input_as_a_process(request, monkeypatch, runs_dir, dlexp_proc, args
     if needs_store:
         monkeypatch.setenv("DLEXP_RUNS_DIR", str(request.getfixturevalue("existing_store")))
     proc = dlexp_proc(*args)
-    assert_one_error_line(proc.returncode, proc.stdout, proc.stderr, *named)
+    one_error_line(proc, *named)
     assert list(runs_dir.parent.iterdir()) == []  # nothing written in the working directory
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from dlexp.data import Splits
-from dlexp.data.table import _first_line, from_frames
-from dlexp.errors import ConfigError, DataError
-from dlexp.tracking.store import redact
+from dlexp.data.table import checked_frame, from_frames
+from dlexp.errors import ConfigError, DataError, first_line
 
 
 def _engine(url: str):
@@ -18,7 +17,7 @@ def _engine(url: str):
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise ConfigError(f"data.url is not a SQLAlchemy URL: {redact(url)!r} "
+        raise ConfigError("data.url is not a SQLAlchemy URL: expected DIALECT[+DRIVER]://USER@HOST/DATABASE "
                           "(e.g. sqlite:///shop.db, postgresql://user@host/db)") from None
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
         # SQLite would silently create an empty database for a mistyped path
@@ -27,11 +26,16 @@ def _engine(url: str):
     try:
         return create_engine(parsed)
     except (NoSuchModuleError, ModuleNotFoundError, ImportError) as exc:
-        raise ConfigError(f"data.url: no driver for {parsed.drivername}: {_first_line(exc)} "
+        raise ConfigError(f"data.url: no driver for {parsed.drivername}: {first_line(exc)} "
                           "(pip install the database's driver)") from None
 
 
-def query(engine, sql: str, key: str, url: str):
+def shown(engine) -> str:
+    """The engine's URL for messages, its password masked (SQLAlchemy's own masking)."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def query(engine, sql: str, key: str):
     import pandas as pd
     from sqlalchemy import text
 
@@ -40,19 +44,16 @@ def query(engine, sql: str, key: str, url: str):
             frame = pd.read_sql_query(text(sql), conn)
     except Exception as exc:  # sqlalchemy.exc.DBAPIError and friends: the database's own message
         orig = getattr(exc, "orig", None) or exc
-        raise DataError(f"{key} failed on {redact(url)}: {_first_line(orig)}") from None
-    if len(frame) == 0:
-        raise DataError(f"{key} returned no rows (columns: {', '.join(map(str, frame.columns)) or 'none'})")
-    frame.columns = [str(c) for c in frame.columns]
-    return frame
+        raise DataError(f"{key} failed on {shown(engine)}: {first_line(orig)}") from None
+    return checked_frame(frame, f"{key} returned no rows")
 
 
 def build(cfg, *, seed: int) -> Splits:
     engine = _engine(cfg.url)
     try:
-        main = query(engine, cfg.query, "data.query", cfg.url)
-        dev = query(engine, cfg.dev_query, "data.dev_query", cfg.url) if cfg.dev_query else None
-        test = query(engine, cfg.test_query, "data.test_query", cfg.url) if cfg.test_query else None
+        main = query(engine, cfg.query, "data.query")
+        dev = query(engine, cfg.dev_query, "data.dev_query") if cfg.dev_query else None
+        test = query(engine, cfg.test_query, "data.test_query") if cfg.test_query else None
     finally:
         engine.dispose()
     return from_frames(cfg, main, dev, test, seed=seed,

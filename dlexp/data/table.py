@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from dlexp.data import Split, Splits
-from dlexp.errors import ConfigError, DataError
+from dlexp.errors import ConfigError, DataError, first_line
 
 READERS = {".csv": "csv", ".tsv": "tsv", ".txt": "csv", ".parquet": "parquet", ".pq": "parquet"}
 AUTO_REGRESSION_VALUES = 20  # task=auto: a numeric target with more distinct values than this is regression
@@ -27,11 +27,6 @@ def build(cfg, *, seed: int) -> Splits:
     test = read(cfg.test_path, "data.test_path") if cfg.test_path else None
     return from_frames(cfg, main, dev, test, seed=seed,
                        where=(str(cfg.path), cfg.dev_path and str(cfg.dev_path), cfg.test_path and str(cfg.test_path)))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def read(path, key: str = "data.path"):
@@ -60,9 +55,15 @@ def read(path, key: str = "data.path"):
     except UnicodeDecodeError:
         raise DataError(f"{key}: cannot read {path}: not a UTF-8 text file") from None
     except Exception as exc:  # ParserError, ArrowInvalid, ...
-        raise DataError(f"{key}: cannot read {path} as {kind}: {_first_line(exc)}") from None
+        raise DataError(f"{key}: cannot read {path} as {kind}: {first_line(exc)}") from None
+    return checked_frame(frame, f"{key}: {path} has a header but no rows")
+
+
+def checked_frame(frame, empty: str):
+    """A frame read from a file or a query, its column names as text; one DataError line, `empty` followed by
+    the columns, when it has no rows."""
     if len(frame) == 0:
-        raise DataError(f"{key}: {path} has a header but no rows (columns: {', '.join(map(str, frame.columns))})")
+        raise DataError(f"{empty} (columns: {', '.join(map(str, frame.columns)) or 'none'})")
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -162,146 +163,217 @@ def _split(index: np.ndarray, size: int, labels, seed: int, checks: list[str]):
 
 
 def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table", None, None)) -> Splits:
+    """The four splits of a table given as frames (`dev` and `test` optional), step by step: the columns, the
+    missing values, the column kinds, the target, the splits, the preprocessing, then the checks."""
+    checks: list[str] = []
+    features = _columns(cfg, main, where[0])
+    _same_columns(features + [cfg.target], (dev, where[1]), (test, where[2]))
+    frames = [None if f is None else _missing(cfg, f, features + [cfg.target], w, checks).reset_index(drop=True)
+              for f, w in zip((main, dev, test), where)]
+    if len(frames[0]) == 0:
+        raise DataError(f"{where[0]} has no rows left after dropping missing values")
+    present = [(f, w) for f, w in zip(frames, where) if f is not None]
+    numeric, categorical = _kinds(cfg, features, present, where[0])
+    task, classes, ys = _targets(cfg, present, where[0])
+    parts = _parts(cfg, frames, ys, task, seed, where, checks)
+    raw = _rows(parts, frames, ys, features, n_train=cfg.n_train)
+    transform = _preprocessing(cfg, numeric, categorical)
+    prepared = {name: _prepare(xf, numeric, categorical, cfg) for name, (xf, _) in raw.items()}
+    transform.fit(prepared["train"])  # fitted on the training split only
+    xs = {name: np.asarray(transform.transform(xf), dtype=np.float32) for name, xf in prepared.items()}
+    stats: dict[str, float] = {}
+    checks += _leakage(raw, features, stats)
+    checks += _absent_classes(raw, classes) if task == "classification" else []
+    checks += _small_splits(cfg, raw, task, stats)
+    splits = _splits(cfg, raw, xs, transform, task, classes, (numeric, categorical, features), checks, stats,
+                     where[0])
+    splits.preprocessing.update(numeric=numeric, categorical=categorical, column_types=column_types(main, features),
+                                example=_example(raw["train"][0]))
+    return splits
+
+
+def column_types(frame, features: list[str]) -> dict[str, str]:
+    """Each feature's type as MLflow's schemas name it, from the raw training frame: long, double, boolean,
+    string (the types a new row must have to be scored the same way)."""
     import pandas as pd
 
-    checks: list[str] = []
-    main_where, dev_where, test_where = where
-    features = _columns(cfg, main, main_where)
-    for frame, w in ((dev, dev_where), (test, test_where)):
-        if frame is not None:
-            missing_cols = [c for c in features + [cfg.target] if c not in frame.columns]
-            if missing_cols:
-                raise DataError(f"{w} lacks column{'s' if len(missing_cols) > 1 else ''} "
-                                f"{', '.join(missing_cols)}; available columns: {', '.join(frame.columns)}")
-    used = features + [cfg.target]
-    main = _missing(cfg, main, used, main_where, checks).reset_index(drop=True)
-    dev = None if dev is None else _missing(cfg, dev, used, dev_where, checks).reset_index(drop=True)
-    test = None if test is None else _missing(cfg, test, used, test_where, checks).reset_index(drop=True)
-    if len(main) == 0:
-        raise DataError(f"{main_where} has no rows left after dropping missing values")
+    kinds = {}
+    for c in features:
+        dtype = frame[c].dtype
+        kinds[c] = ("boolean" if pd.api.types.is_bool_dtype(dtype) else "long" if pd.api.types.is_integer_dtype(dtype)
+                    else "double" if pd.api.types.is_float_dtype(dtype) else "string")
+    return kinds
 
-    # column kinds: text and booleans are categories; a column of numbers with a stray word is an error
-    forced_cat = set(map(str, cfg.categorical or []))
-    unknown = forced_cat - set(features)
+
+def _example(frame, n: int = 3) -> list[dict]:
+    """A few raw training rows, JSON-able: the model's input example."""
+    import json
+
+    return json.loads(frame.head(n).to_json(orient="records"))
+
+
+def features_of(preprocessing: dict, frame) -> np.ndarray:
+    """New raw rows (a frame with the training table's feature columns) as the network's inputs, through the
+    preprocessing fitted on the training split; one DataError line for a missing column or a bad value."""
+    missing = [c for c in preprocessing["features"] if c not in frame.columns]
+    if missing:
+        raise DataError(f"the rows have no column {missing[0]!r} (the model reads "
+                        f"{', '.join(map(str, preprocessing['features']))})")
+    xf = frame[preprocessing["features"]]
+    for c in preprocessing["numeric"]:
+        _numeric_problem(xf, c, "the rows", forced=True)
+    prepared = _prepare(xf, preprocessing["numeric"], preprocessing["categorical"], None)
+    numbers = prepared[preprocessing["numeric"]]
+    if len(preprocessing["numeric"]) and numbers.isna().to_numpy().any() and "numeric" in \
+            preprocessing["transform"].named_transformers_ and not _imputes(preprocessing["transform"]):
+        column = numbers.columns[numbers.isna().any()][0]
+        raise DataError(f"column {column!r} has missing values; the model was trained without them "
+                        "(data.missing=impute learns to fill them)")
+    return np.asarray(preprocessing["transform"].transform(prepared), dtype=np.float32)
+
+
+def _imputes(transform) -> bool:
+    return len(transform.named_transformers_["numeric"].steps) > 1
+
+
+def _same_columns(needed: list[str], *frames) -> None:
+    """A separate dev or test table must hold the main table's feature and target columns."""
+    for frame, where in frames:
+        if frame is None:
+            continue
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(f"{where} lacks column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                            f"available columns: {', '.join(frame.columns)}")
+
+
+def _kinds(cfg, features: list[str], frames, main_where: str) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) features: text and booleans are categories; numbers with a stray word an error."""
+    import pandas as pd
+
+    forced = set(map(str, cfg.categorical or []))
+    unknown = forced - set(features)
     if unknown:
         raise ConfigError(f"data.categorical names columns that are not features: {', '.join(sorted(unknown))}")
-    frames = [(f, w) for f, w in ((main, main_where), (dev, dev_where), (test, test_where)) if f is not None]
-    categorical, numeric = [], []
+    numeric, categorical = [], []
     for c in features:
-        col = main[c]
-        if c in forced_cat or pd.api.types.is_bool_dtype(col):
+        column = frames[0][0][c]
+        if c in forced or pd.api.types.is_bool_dtype(column):
             categorical.append(c)
-        elif pd.api.types.is_numeric_dtype(col):
-            numeric.append(c)
-            for f, w in frames:
-                _numeric_problem(f, c, w, forced=True)
-        else:
-            for f, w in frames:
-                _numeric_problem(f, c, w, forced=False)
-            categorical.append(c)
+            continue
+        is_numeric = pd.api.types.is_numeric_dtype(column)
+        for f, w in frames:
+            _numeric_problem(f, c, w, forced=is_numeric)
+        (numeric if is_numeric else categorical).append(c)
     if not features:
         raise DataError(f"{main_where} has no feature columns besides the target '{cfg.target}'")
+    return numeric, categorical
 
+
+def _targets(cfg, frames, main_where: str) -> tuple[str, list, list[np.ndarray]]:
+    """(task, class names, the target of each frame): float32 for regression, class codes for classification."""
+    import pandas as pd
+
+    main = frames[0][0]
     task = _task(cfg, main[cfg.target], main_where)
-    labels_all = None
     if task == "regression":
         for f, w in frames:
             _numeric_problem(f, cfg.target, w, forced=True)
-        ys = [pd.to_numeric(f[cfg.target]).to_numpy(np.float32) for f, _ in frames]
-        classes: list = []
-    else:
-        present = main[cfg.target].dropna().unique()
-        if len(present) < 2:
-            raise DataError(f"target '{cfg.target}' has a single class ({present[0]!r}) in {main_where}: nothing to "
-                            "classify; pick another data.target" + ("" if len(present) == 0 else ""))
-        cats = pd.Categorical(pd.concat([f[cfg.target] for f, _ in frames], ignore_index=True)).categories
-        classes = list(cats)
-        ys = [pd.Categorical(f[cfg.target], categories=cats).codes.astype(np.int64) for f, _ in frames]
-        labels_all = ys[0]
+        return task, [], [pd.to_numeric(f[cfg.target]).to_numpy(np.float32) for f, _ in frames]
+    present = main[cfg.target].dropna().unique()
+    if len(present) < 2:
+        raise DataError(f"target '{cfg.target}' has a single class ({present[0]!r}) in {main_where}: nothing to "
+                        "classify; pick another data.target")
+    cats = pd.Categorical(pd.concat([f[cfg.target] for f, _ in frames], ignore_index=True)).categories
+    return task, list(cats), [pd.Categorical(f[cfg.target], categories=cats).codes.astype(np.int64)
+                              for f, _ in frames]
 
-    # the four splits (row indices into main / dev / test)
-    rng = np.random.default_rng(seed)
-    n = len(main)
-    if dev is None:
+
+def _parts(cfg, frames, ys, task, seed: int, where, checks: list[str]) -> dict:
+    """The four splits as row indices: (source, rows) into main (0), dev (1) or test (2), or pool rows
+    [[source, row], ...] where training mixes main with rows moved from dev (data.target_fraction)."""
+    main, dev, test = frames
+    labels = ys[0] if task == "classification" else None
+    if dev is None:  # all four splits out of one table
         keys = ("n_test", "n_dev", "n_train_dev")
-        n_test, n_dev, n_td = _sizes(cfg, n, keys=keys, fractions=(cfg.test_fraction, cfg.dev_fraction,
-                                                                       cfg.train_dev_fraction), where=main_where)
-        rest, test_i = _split(np.arange(n), n_test, labels_all, seed, checks)
-        rest, dev_i = _split(rest, n_dev, labels_all, seed, checks)
-        train_i, td_i = _split(rest, n_td, labels_all, seed, checks)
-        parts = {"train": (0, train_i), "train_dev": (0, td_i), "dev": (0, dev_i), "test": (0, test_i)}
+        n_test, n_dev, n_td = _sizes(cfg, len(main), keys=keys, where=where[0], fractions=(
+            cfg.test_fraction, cfg.dev_fraction, cfg.train_dev_fraction))
+        rest, test_i = _split(np.arange(len(main)), n_test, labels, seed, checks)
+        rest, dev_i = _split(rest, n_dev, labels, seed, checks)
+        train_i, td_i = _split(rest, n_td, labels, seed, checks)
+        return {"train": (0, train_i), "train_dev": (0, td_i), "dev": (0, dev_i), "test": (0, test_i)}
+    dev_idx = np.random.default_rng(seed).permutation(len(dev))
+    moved = dev_idx[: int(round(cfg.target_fraction * len(dev)))]
+    dev_idx = dev_idx[len(moved):]
+    # training pool: every row of `main` plus the moved target rows, tagged by source
+    pool = np.concatenate([np.stack([np.zeros(len(main), int), np.arange(len(main))], 1),
+                           np.stack([np.ones(len(moved), int), moved], 1)])
+    pool_labels = None if labels is None else np.concatenate([ys[0], ys[1][moved]])
+    (n_td,) = _sizes(cfg, len(pool), keys=("n_train_dev",), fractions=(cfg.train_dev_fraction,), where=where[0])
+    train_p, td_p = _split(np.arange(len(pool)), n_td, pool_labels, seed, checks)
+    if test is None:  # dev and test out of the dev table
+        share = cfg.test_fraction / (cfg.test_fraction + cfg.dev_fraction)
+        (n_test,) = _sizes(cfg, len(dev_idx), keys=("n_test",), fractions=(share,), where=where[1])
+        dev_i, test_i = _split(dev_idx, n_test, None if labels is None else ys[1], seed, checks)
+        test_part = (1, test_i)
     else:
-        dev_idx = rng.permutation(len(dev))
-        moved = dev_idx[: int(round(cfg.target_fraction * len(dev)))]
-        dev_idx = dev_idx[len(moved):]
-        # training pool: every row of `main` plus the moved target rows, tagged by source
-        pool = np.concatenate([np.stack([np.zeros(n, int), np.arange(n)], 1),
-                               np.stack([np.ones(len(moved), int), moved], 1)])
-        pool_labels = None if labels_all is None else np.concatenate([ys[0], ys[1][moved]])
-        (n_td,) = _sizes(cfg, len(pool), keys=("n_train_dev",), fractions=(cfg.train_dev_fraction,),
-                         where=main_where)
-        train_p, td_p = _split(np.arange(len(pool)), n_td, pool_labels, seed, checks)
-        if test is None:
-            share = cfg.test_fraction / (cfg.test_fraction + cfg.dev_fraction)
-            (n_test,) = _sizes(cfg, len(dev_idx), keys=("n_test",), fractions=(share,), where=dev_where)
-            dev_labels = None if labels_all is None else ys[1]
-            dev_i, test_i = _split(dev_idx, n_test, dev_labels, seed, checks)
-            test_part = (1, test_i)
-        else:
-            if len(dev_idx) == 0:
-                raise DataError(f"{dev_where} has no rows left for dev after data.target_fraction")
-            dev_i, test_part = dev_idx, (2, np.arange(len(test)))
-        if cfg.target_fraction:
-            checks.append(f"moved {len(moved)} rows of {dev_where} into training (data.target_fraction="
-                          f"{cfg.target_fraction})")
-        parts = {"train": pool[train_p], "train_dev": pool[td_p], "dev": (1, dev_i), "test": test_part}
+        if len(dev_idx) == 0:
+            raise DataError(f"{where[1]} has no rows left for dev after data.target_fraction")
+        dev_i, test_part = dev_idx, (2, np.arange(len(test)))
+    if cfg.target_fraction:
+        checks.append(f"moved {len(moved)} rows of {where[1]} into training (data.target_fraction="
+                      f"{cfg.target_fraction})")
+    return {"train": pool[train_p], "train_dev": pool[td_p], "dev": (1, dev_i), "test": test_part}
 
-    sources = [main, dev, test]
-    ys_by_source = [ys[0], ys[1] if dev is not None else None, ys[-1] if test is not None else None]
+
+def _rows(parts: dict, frames, ys, features: list[str], *, n_train: int | None) -> dict:
+    """{split: (DataFrame of the features, target array)}; the training split cut to `n_train` rows."""
+    import pandas as pd
+
+    by_source = [ys[0], ys[1] if frames[1] is not None else None, ys[-1] if frames[2] is not None else None]
 
     def rows(part):
-        """DataFrame of features and the target array for a split given as (source, idx) or pool rows."""
         if isinstance(part, tuple):
             src, idx = part
-            return sources[src].iloc[idx][features], ys_by_source[src][idx]
-        frames_, targets = [], []
+            return frames[src].iloc[idx][features], by_source[src][idx]
+        xfs, targets = [], []
         for src in (0, 1):
             idx = part[part[:, 0] == src, 1]
             if len(idx):
-                frames_.append(sources[src].iloc[idx][features])
-                targets.append(ys_by_source[src][idx])
-        return pd.concat(frames_, ignore_index=True), np.concatenate(targets)
+                xfs.append(frames[src].iloc[idx][features])
+                targets.append(by_source[src][idx])
+        return pd.concat(xfs, ignore_index=True), np.concatenate(targets)
 
     raw = {name: rows(part) for name, part in parts.items()}
-    if cfg.n_train is not None:
+    if n_train is not None:
         xf, yt = raw["train"]
-        raw["train"] = (xf.iloc[: cfg.n_train], yt[: cfg.n_train])
+        raw["train"] = (xf.iloc[:n_train], yt[:n_train])
+    return raw
 
-    # the preprocessing, fitted on the training split only
-    transform = _preprocessing(cfg, numeric, categorical)
-    prepared = {name: _prepare(xf, numeric, categorical, cfg) for name, (xf, _) in raw.items()}
-    transform.fit(prepared["train"])
-    xs = {name: np.asarray(transform.transform(xf), dtype=np.float32) for name, xf in prepared.items()}
 
-    stats: dict[str, float] = {}
-    checks += _leakage(raw, features, stats)
-    if task == "classification":
-        checks += _absent_classes(raw, classes)
+def _small_splits(cfg, raw: dict, task: str, stats: dict) -> list[str]:
+    """Splits under data.min_split_rows, whose errors are too uncertain to judge a gap on."""
+    found = []
     for name, (_, yt) in raw.items():
         if len(yt) < cfg.min_split_rows:
             unit = " of the error" if task == "regression" else ""
-            checks.append(f"{name} has {len(yt)} rows (fewer than data.min_split_rows={cfg.min_split_rows}): its "
-                          f"error is uncertain by about ±{1 / math.sqrt(max(1, len(yt))):.0%}{unit}; "
-                          "gaps smaller than that say little")
-    stats["too_small_splits"] = float(sum(len(yt) < cfg.min_split_rows for _, yt in raw.values()))
+            found.append(f"{name} has {len(yt)} rows (fewer than data.min_split_rows={cfg.min_split_rows}): its "
+                         f"error is uncertain by about ±{1 / math.sqrt(max(1, len(yt))):.0%}{unit}; "
+                         "gaps smaller than that say little")
+    stats["too_small_splits"] = float(len(found))
+    return found
 
+
+def _splits(cfg, raw, xs, transform, task, classes, columns, checks, stats, source) -> Splits:
+    """The Splits object: arrays, the target's scale for regression, and the account of the preprocessing."""
+    numeric, categorical, features = columns
     metric = _value(cfg.metric) if task == "regression" else "error_rate"
     y_train = raw["train"][1]
     mean = float(np.mean(y_train)) if task == "regression" else 0.0
     std = float(np.std(y_train)) if task == "regression" else 1.0
     std = std if std > 0 else 1.0
     description = _describe(transform, numeric, categorical, features, cfg.target, task, metric, classes,
-                            mean, std, main_where)
+                            mean, std, source)
     splits = {name: Split(xs[name], yt.astype(np.float32) if task == "regression" else yt)
               for name, (_, yt) in raw.items()}
     return Splits(**splits, n_classes=len(classes) if task == "classification" else 1, bayes_error=None,

@@ -1,13 +1,13 @@
-"""`dlexp report`: one self-contained HTML page for a run, a seed group or a learning curve.
+"""The page of `dlexp report`: one self-contained HTML page for a run, a seed group or a learning curve.
 
-Stdlib only (html, base64): the page embeds the run's PNG plots as data URIs, so it can be mailed as one
-file. Reads the run through dlexp.tracking.runs; never imports torch.
+Stdlib only (html, base64): a diagnosis document and the run's PNG plots in, the page's text out, with the
+plots embedded as data URIs so it can be mailed as one file. The run is read (and the page attached to it) by
+`tracking.report`; nothing here opens the store.
 """
 
 from __future__ import annotations
 
 import base64
-import tempfile
 from html import escape
 from pathlib import Path
 
@@ -163,29 +163,3 @@ def page(doc: dict, *, title: str, images: list[Path], children: list[dict] | No
     return (f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
-
-def write(uri: str | None, run_id: str | None, out: Path | None = None, *, log: bool = True) -> Path:
-    """Write the page for a run (latest when None) and attach it to the run as report.html."""
-    from dlexp.tracking import runs as tracking_runs
-
-    run = tracking_runs.load_run(uri, run_id)
-    rid, doc, config = run["run_id"], run["document"], run["config"] or {}
-    if not doc:
-        from dlexp.errors import StoreError
-
-        raise StoreError(f"run {rid} has no diagnosis.json to report on")
-    data, model = (config.get("data") or {}).get("name"), (config.get("model") or {}).get("name")
-    kind = "seed group" if doc.get("seeds") else ("learning curve" if doc.get("curve") else "run")
-    title = f"dlexp {kind}: {model} on {data}" if data and model else f"dlexp {kind}"
-    with tempfile.TemporaryDirectory() as tmp:
-        images = [p for p in tracking_runs.run_files(uri, rid, "plots", Path(tmp)) if p.suffix == ".png"]
-        children = tracking_runs.child_runs(uri, rid) if kind != "run" else []
-        text = page(doc, title=title, images=images, children=children)
-    out = Path(out) if out else Path(f"dlexp-report-{rid[:8]}.html")
-    out.write_text(text)
-    if log:
-        with tempfile.TemporaryDirectory() as tmp:
-            named = Path(tmp) / "report.html"
-            named.write_text(text)
-            tracking_runs.log_file(uri, rid, named)
-    return out

@@ -1,7 +1,8 @@
 """A run's diagnosis as Markdown: the Description of its MLflow run (the tag mlflow.note.content).
 
 Pure: it reads the JSON document of a diagnosis (`Report.document()`, `diagnosis.json`) and, for a run that
-follows another, the comparison document (`dlexp compare --json`); it imports nothing but the standard library.
+follows another, the comparison document (`dlexp compare --json`); it imports nothing but the standard library and
+the core's names (`dlexp.diagnosis`, itself light).
 The names are the ones of the terminal table and of MLflow (error/train, gap/variance, dlexp.verdict), so a
 reader can go from the UI to the terminal and back.
 
@@ -16,14 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-SPLITS = ("train", "train_dev", "dev", "test")
-GAP_TERMS = {  # the same table as dlexp.diagnosis.ALL_GAP_TERMS, without importing the diagnosis package
-    "avoidable_bias": ("train", "human"),
-    "variance": ("train_dev", "train"),
-    "data_mismatch": ("dev", "train_dev"),
-    "variance_or_mismatch": ("dev", "train"),  # no train-dev error: variance and data mismatch as one gap
-    "dev_overfitting": ("test", "dev"),
-}
+from dlexp.diagnosis import SPLITS
+from dlexp.diagnosis import ALL_GAP_TERMS as GAP_TERMS  # the joint gap too (no train-dev error)
+
 MAX_CHARS = 8000  # MLflow's limit on a run tag's value (mlflow.utils.validation.MAX_TAG_VAL_LENGTH)
 
 

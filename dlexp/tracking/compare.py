@@ -23,10 +23,10 @@ class NotComparable(DlexpError):
 
 def followed_run(uri: str | None, run_id: str) -> str:
     """The run that `run_id` follows (its dlexp.follows tag); a one-line error when it follows none."""
-    from dlexp.tracking.process import client
+    from dlexp.tracking.client import client
 
     c = client(uri)
-    run = tracking_runs._resolve_run(c, run_id)
+    run = tracking_runs.resolve_run(c, run_id)
     followed = run.data.tags.get(FOLLOWS)
     if not followed:
         raise DlexpError(f"run {run.info.run_id} follows no run; give two run ids: dlexp compare A "

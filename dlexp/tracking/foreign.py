@@ -17,7 +17,7 @@ from mlflow.entities import Metric, RunTag
 
 from dlexp.diagnosis import SPLITS, Report, SplitErrors, check_error, what_if
 from dlexp.errors import ConfigError, StoreError
-from dlexp.tracking.process import DESCRIPTION
+from dlexp.tracking.client import DESCRIPTION
 from dlexp.tracking.runs import FOREIGN_TAG, find_run
 from dlexp.tracking.store import scrub
 

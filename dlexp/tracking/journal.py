@@ -124,7 +124,7 @@ def _record(c, entry: dict) -> str | None:
     s = entry["start"]
     if s.get("resume_run_id"):
         return None  # the run exists; `runs.settle` ends it FAILED if it was left RUNNING
-    from dlexp.tracking.process import experiment_id
+    from dlexp.tracking.client import experiment_id
 
     exp = experiment_id(c, s["experiment"])
     workdir = s["tags"].get("dlexp.workdir", "")

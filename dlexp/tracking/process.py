@@ -1,4 +1,4 @@
-"""The MLflow client on dlexp's store, and the tracking process that writes a run.
+"""The tracking process that writes a run (its MLflow client on the store is `client.py`).
 
 `python -m dlexp.tracking` (`__main__.py`: signals ignored first, then `serve` here) is the tracking process
 that `dlexp train` starts first, in its own session. It imports MLflow and opens the store while the training
@@ -8,182 +8,24 @@ process imports Lightning and trains, then logs what it is sent as JSON lines on
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import shutil
 import socket
 import sys
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars in dlexp's output
-import mlflow  # noqa: E402
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
-from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from dlexp.errors import StoreError
-from dlexp.tracking.store import flatten, redact, require_store, scrub, scrub_tree, sqlite_path, store_uri
+from dlexp.errors import StoreError, first_line
+from dlexp.tracking import datasets
+from dlexp.tracking.client import DESCRIPTION, client, experiment_id
+from dlexp.tracking.store import flatten, scrub, scrub_tree
 
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm bars on stderr per download
-for _name in ("mlflow", "alembic"):
-    logging.getLogger(_name).setLevel(logging.WARNING)
-
-ERROR_KEYS = ("human", "train", "train_dev", "dev", "test")
 MAX_PARAM = 500  # characters of a param value kept; the whole config is in config.yaml
-
-
-# ------------------------------------------------------------------------------------------ the store
-
-
-def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
-    """An MlflowClient on the store; a local store that does not exist yet is created only when `create`."""
-    uri = store_uri(uri) if create else require_store(uri)
-    path = sqlite_path(uri)
-    if path is not None:
-        if path.exists() and path.is_dir():
-            raise StoreError(f"{path} is a folder, not an MLflow SQLite store; point DLEXP_RUNS_DIR elsewhere")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _check_sqlite_file(path)
-    _check_server(uri)
-    try:
-        with store_lock(uri):  # a fresh store is created (alembic migrations) by one process at a time
-            c = MlflowClient(tracking_uri=uri)
-            c.search_experiments(max_results=1)  # opens (and on first use creates) the store
-    except StoreError:
-        raise
-    except MlflowException as exc:
-        raise StoreError(f"cannot open the MLflow store {redact(uri)}: {_first_line(exc)}") from None
-    except Exception as exc:  # sqlalchemy errors for files that are not databases, unreachable servers, ...
-        raise StoreError(f"cannot open the MLflow store {redact(uri)}: {_first_line(exc)}") from None
-    return c
-
-
-def _check_server(uri: str) -> None:
-    """A tracking server that is down or refuses: one line within seconds, not minutes of MLflow's retries."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    import requests
-
-    where = f"the MLflow tracking server {redact(uri)}"
-    try:
-        answer = requests.get(uri.rstrip("/") + "/health", timeout=10)
-    except requests.Timeout:
-        raise StoreError(f"cannot reach {where}: no answer within 10 s; check tracking.uri / --uri") from None
-    except requests.RequestException as exc:
-        why = "connection refused" if "refused" in str(exc).lower() else _first_line(exc)
-        raise StoreError(f"cannot reach {where}: {why}; start it (`mlflow server ...`, see the README) "
-                         "or check tracking.uri / --uri") from None
-    if answer.status_code not in (401, 403):  # /health is open on a server with authentication: ask the API
-        try:
-            answer = requests.get(uri.rstrip("/") + "/api/2.0/mlflow/experiments/search",
-                                  params={"max_results": 1}, timeout=10, **_credentials())
-        except requests.RequestException:
-            return  # MLflow's own call says what is wrong
-    if answer.status_code in (401, 403):
-        raise StoreError(_refused(where, answer, given=bool(_credentials()) or "@" in uri.split("/")[2]))
-
-
-def _credentials() -> dict:
-    """The credentials MLflow's client sends, from the environment, as `requests` keyword arguments (none: a
-    password in the URL itself, which requests then sends)."""
-    env = os.environ
-    if env.get("MLFLOW_TRACKING_TOKEN"):
-        return {"headers": {"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"}}
-    if env.get("MLFLOW_TRACKING_USERNAME") or env.get("MLFLOW_TRACKING_PASSWORD"):
-        return {"auth": (env.get("MLFLOW_TRACKING_USERNAME", ""), env.get("MLFLOW_TRACKING_PASSWORD", ""))}
-    return {}
-
-
-def _refused(where: str, answer, *, given: bool) -> str:
-    """The one line for a 401 or 403: no credentials given, credentials refused, or a user without permission."""
-    status = f"HTTP {answer.status_code} {answer.reason}"
-    if not given:
-        return (f"{where} refused dlexp ({status}): it asks for credentials; set MLFLOW_TRACKING_USERNAME and "
-                "MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN) in the environment")
-    if answer.status_code == 403:
-        return (f"{where} does not let user {os.environ.get('MLFLOW_TRACKING_USERNAME', '(token)')} in ({status}); "
-                "ask its admin for permission, or set another user's MLFLOW_TRACKING_USERNAME and "
-                "MLFLOW_TRACKING_PASSWORD")
-    return (f"{where} refused the credentials given ({status}); check "
-            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)")
-
-
-def _check_sqlite_file(path: Path) -> None:
-    """A file that exists but is not an SQLite database: say so before SQLAlchemy and alembic do, at length."""
-    if path.exists() and path.is_file() and path.stat().st_size > 0:
-        with open(path, "rb") as f:
-            head = f.read(16)
-        if head != b"SQLite format 3\x00":
-            raise StoreError(f"{path} is not an SQLite database (an MLflow store); move it away, or set "
-                             "DLEXP_RUNS_DIR to the folder that holds your mlflow.db")
-
-
-@contextmanager
-def store_lock(uri: str):
-    """An exclusive file lock next to a local SQLite store; nothing for other stores.
-
-    Several `dlexp train` processes opening one fresh store at once would each run MLflow's alembic
-    migrations and fail ('table ... already exists', 'duplicate column'); under this lock the first creates
-    the tables and the others find them. Creating the experiment is serialised the same way.
-    """
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    import fcntl
-
-    lock_path = sqlite_path(uri).with_suffix(".lock")
-    with open(lock_path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = scrub(str(exc)).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
-
-
-# MLflow 3 keeps what an experiment is for in this tag; the kind for training models (the UI's "Model training"
-# view, not its GenAI one). The values are the UI's own (ExperimentKind in MLflow's frontend).
-EXPERIMENT_KIND = "mlflow.experimentKind"
-TRAINING_KIND = "custom_model_development"
-DESCRIPTION = "mlflow.note.content"  # a run's Description in the UI (Markdown)
-
-
-def experiment_id(c: MlflowClient, name: str) -> str:
-    """The experiment's id, created once even when several processes ask at the same moment.
-
-    A dlexp experiment is marked as a model-training experiment; one made before dlexp marked them (and not
-    given another kind since) is marked on its next run.
-    """
-    exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        if EXPERIMENT_KIND not in exp.tags:
-            c.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND, TRAINING_KIND)
-        return exp.experiment_id
-    with store_lock(c.tracking_uri):
-        return _create_experiment(c, name)
-
-
-def _create_experiment(c: MlflowClient, name: str) -> str:
-    exp = c.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    kwargs = {}
-    if c.tracking_uri.startswith("sqlite:///"):
-        kwargs["artifact_location"] = (sqlite_path(c.tracking_uri).parent / "artifacts").as_uri()
-    try:
-        return c.create_experiment(name, tags={EXPERIMENT_KIND: TRAINING_KIND}, **kwargs)
-    except MlflowException:
-        exp = c.get_experiment_by_name(name)  # another process created it first
-        if exp is None:
-            raise
-        return exp.experiment_id
 
 
 # ------------------------------------------------------------------------------- the tracking process
@@ -292,7 +134,7 @@ class Session:
         if metrics:
             self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish(self, msg: dict) -> None:
+    def finish(self, msg: dict) -> list[str]:
         c, run_id = self.client, self.run_id
         now = _now()
         metrics = [Metric(k, float(v), now, 0) for k, v in msg.get("metrics", {}).items() if _finite(v)]
@@ -311,6 +153,9 @@ class Session:
 
                 for path in plots.draw(document, history, Path(tmp)):
                     c.log_artifact(run_id, str(path), "plots")
+        if msg.get("datasets"):
+            datasets.log(c, run_id, msg["datasets"])
+        warnings = self.log_model(msg["model"]) if msg.get("model") else []
         for local, target in msg.get("artifacts", {}).items():
             if Path(local).is_dir() and any(Path(local).iterdir()):
                 c.log_artifacts(run_id, local, target)
@@ -318,6 +163,26 @@ class Session:
             c.set_terminated(run_id, msg.get("status", "FINISHED"))
         for local in msg.get("cleanup", []):
             shutil.rmtree(local, ignore_errors=True)
+        return warnings
+
+    def log_model(self, sent: dict) -> list[str]:
+        """Log the run's pyfunc model (and register it when asked); a failure is a tag and a warning, never
+        a failed run: the run's diagnosis stands without its model."""
+        from dlexp.tracking import model
+
+        try:
+            model_id = model.log(self.client, self.run_id, self.run.info.experiment_id, sent["folder"], sent["spec"])
+        except Exception as exc:
+            text = f"the run's model was not logged: {first_line(exc, mask=scrub)}"
+            self.client.set_tag(self.run_id, "dlexp.model_error", text[:5000])
+            return [text]
+        if not sent.get("register"):
+            return []
+        try:
+            version = model.register(self.client, self.uri, self.run_id, sent["register"], model_id)
+        except Exception as exc:
+            return [f"the run's model was not registered as {sent['register']}: {first_line(exc, mask=scrub)}"]
+        return [f"registered the run's model as {sent['register']} version {version}"]
 
 
 def _now() -> int:
@@ -346,6 +211,7 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                 session = Session(msg)
                 reply({"run_id": session.run_id, "experiment_id": session.run.info.experiment_id})
                 from dlexp.render import plots  # noqa: F401  (matplotlib loads while the model trains)
+                from dlexp.tracking import model  # noqa: F401  (and MLflow's model code)
             elif session is None:
                 continue
             elif op == "epoch":
@@ -359,14 +225,14 @@ def serve(stdin=sys.stdin, stdout=sys.stdout) -> None:
                     runs = []
                 reply({"runs": runs})
             elif op == "finish":
-                session.finish(msg)
-                reply({"ok": True})
+                notes = session.finish(msg)
+                reply({"ok": True, "notes": notes})
                 return
         except StoreError as exc:
             reply({"error": str(exc)})
             return
         except Exception as exc:
-            reply({"error": f"MLflow logging failed: {_first_line(exc)}"})
+            reply({"error": f"MLflow logging failed: {first_line(exc, mask=scrub)}"})
             if session is None:
                 return
     # the training process went away without `finish`: never leave the run RUNNING

@@ -96,15 +96,16 @@ class Recorder:
         self._send({"op": "compatible", "config": config})
         return self._read().get("runs", [])
 
-    def finish(self, status: str, **payload) -> None:
-        """Log the final payload, end the run with `status` and wait until it is written."""
+    def finish(self, status: str, **payload) -> list[str]:
+        """Log the final payload, end the run with `status` and wait until it is written; return the tracking
+        process's notes (the model registered, or why the model was not logged)."""
         if self.finished:
-            return
+            return []
         self.finished = True
         try:
             _ = self.run_id
             self._send(dict(payload, op="finish", status=status))
-            self._read()  # the run is written and ended; the process's own exit needs no waiting for
+            return self._read().get("notes") or []  # the run is written; the process's exit needs no waiting
         finally:
             self.close(wait=False)
 

@@ -11,8 +11,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from dlexp.diagnosis.splits import JOINT_GAP
-from dlexp.errors import StoreError
-from dlexp.tracking.process import DESCRIPTION, ERROR_KEYS, _first_line, client
+from dlexp.errors import StoreError, first_line
+from dlexp.tracking.client import DESCRIPTION, ERROR_KEYS, client
 from dlexp.tracking.store import redact, scrub
 
 FOREIGN_TAG = "dlexp.metrics_from"  # on another tool's run that dlexp diagnosed: JSON {split: the run's metric}
@@ -21,7 +21,8 @@ FOREIGN_TAG = "dlexp.metrics_from"  # on another tool's run that dlexp diagnosed
 # ------------------------------------------------------------------------------------- reading runs
 
 
-def _resolve_run(c: MlflowClient, run_id: str | None):
+def resolve_run(c: MlflowClient, run_id: str | None):
+    """The run `run_id` names; the latest run (its group or curve when it is a point of one) when None."""
     if run_id is None:
         runs = latest_runs(c, limit=1)
         if not runs:
@@ -43,7 +44,7 @@ def _resolve_run(c: MlflowClient, run_id: str | None):
 def find_run(uri: str | None, run_id: str | None):
     """The client on the store and the run `run_id` (the latest run when None), a stale one settled FAILED."""
     c = client(uri)
-    return c, settle(c, _resolve_run(c, run_id))
+    return c, settle(c, resolve_run(c, run_id))
 
 
 def latest_runs(c: MlflowClient, *, limit: int = 20, experiment: str | None = None):
@@ -130,7 +131,7 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
     import yaml
 
     c = opened(uri)
-    run = settle(c, _resolve_run(c, run_id))
+    run = settle(c, resolve_run(c, run_id))
     rid = run.info.run_id
     errors = {k: run.data.metrics.get(f"error/{k}") for k in ERROR_KEYS}
     no_baseline = run.data.tags.get("dlexp.human_source") == "none"  # baseline.human_error=none: no error/human
@@ -151,11 +152,11 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
         raise StoreError(f"run {rid} ({status}) has no diagnosis: {why}; {resume}"
                          "or pick another run from `dlexp runs`")
     try:
-        document = json.loads(_load_text(c, rid, "diagnosis.json"))
+        document = json.loads(load_text(c, rid, "diagnosis.json"))
     except Exception:
         document = {}
     try:
-        config = yaml.safe_load(_load_text(c, rid, "config.yaml"))
+        config = yaml.safe_load(load_text(c, rid, "config.yaml"))
     except Exception:
         config = None
     overrides = json.loads(run.data.tags.get("dlexp.overrides", "[]"))
@@ -191,7 +192,7 @@ def describe(uri: str | None, run_id: str, *, compared: dict | None = None) -> s
     run = c.get_run(run_id)
     t, p = run.data.tags, run.data.params
     try:
-        document = json.loads(_load_text(c, run_id, "diagnosis.json"))
+        document = json.loads(load_text(c, run_id, "diagnosis.json"))
     except Exception:
         raise StoreError(f"run {run_id} has no diagnosis.json to describe") from None
     text = markdown.description(document, title=markdown.title(p.get("model.name"), p.get("data.name"), document),
@@ -199,7 +200,7 @@ def describe(uri: str | None, run_id: str, *, compared: dict | None = None) -> s
     try:
         c.set_tag(run_id, DESCRIPTION, scrub(text))
     except MlflowException as exc:
-        raise StoreError(f"cannot write the description of run {run_id}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot write the description of run {run_id}: {first_line(exc, mask=scrub)}") from None
     return text
 
 
@@ -222,14 +223,14 @@ def log_file(uri: str | None, run_id: str, path: Path) -> None:
     try:
         client(uri).log_artifact(run_id, str(path))
     except MlflowException as exc:
-        raise StoreError(f"cannot log {path.name} to run {run_id}: {_first_line(exc)}") from None
+        raise StoreError(f"cannot log {path.name} to run {run_id}: {first_line(exc, mask=scrub)}") from None
 
 
 def resume_info(uri: str | None, run_id: str) -> dict:
     """What `dlexp train --resume RUN_ID` needs: the run's overrides, its folder and where its last checkpoint is
     (None when it stopped before its first epoch ended: it starts again from the beginning)."""
     c = opened(uri)
-    run = settle(c, _resolve_run(c, run_id))
+    run = settle(c, resolve_run(c, run_id))
     t = run.data.tags
     if run.info.status == "RUNNING":
         raise StoreError(f"run {run_id} is still running (pid {t.get('dlexp.pid')} on {t.get('dlexp.host')}); "
@@ -256,7 +257,8 @@ def resume_info(uri: str | None, run_id: str) -> dict:
             "experiment": c.get_experiment(run.info.experiment_id).name}
 
 
-def _load_text(c: MlflowClient, run_id: str, name: str) -> str:
+def load_text(c: MlflowClient, run_id: str, name: str) -> str:
+    """The text of one of a run's artifacts (e.g. diagnosis.json)."""
     root = c.get_run(run_id).info.artifact_uri
     if root.startswith("file://"):  # a local store: read in place, no copy
         from urllib.parse import unquote, urlparse

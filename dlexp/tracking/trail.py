@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from dlexp.tracking.process import client
-from dlexp.tracking.runs import _load_text, _resolve_run, settle
+from dlexp.tracking.client import client
+from dlexp.tracking.runs import load_text, resolve_run, settle
 
 TRAIL = "recipe/trail.json"
 
@@ -14,7 +14,7 @@ TRAIL = "recipe/trail.json"
 def run_info(uri: str | None, run_id: str) -> dict:
     """{"run_id", "status", "kind" (recipe, seeds, curve or None), "experiment"} of a stored run."""
     c = client(uri)
-    run = settle(c, _resolve_run(c, run_id))
+    run = settle(c, resolve_run(c, run_id))
     return {"run_id": run.info.run_id, "status": run.info.status, "kind": run.data.tags.get("dlexp.kind"),
             "experiment": c.get_experiment(run.info.experiment_id).name}
 
@@ -23,7 +23,7 @@ def read_trail(uri: str | None, run_id: str) -> dict | None:
     """The document a recipe's parent run keeps in recipe/trail.json; None when it has none."""
     c = client(uri)
     try:
-        return json.loads(_load_text(c, run_id, TRAIL))
+        return json.loads(load_text(c, run_id, TRAIL))
     except (OSError, ValueError):
         return None
     except Exception:  # a remote store without the file

@@ -18,11 +18,11 @@ def source(uri: str | None, run_id: str, dest: Path) -> dict:
 
     Returns {run_id, checkpoint, tokenizer (path or None), task, classes, data, model, fingerprint}.
     """
-    from dlexp.tracking.process import client
-    from dlexp.tracking.runs import _resolve_run
+    from dlexp.tracking.client import client
+    from dlexp.tracking.runs import resolve_run
 
     c = client(uri)
-    run = _resolve_run(c, run_id)
+    run = resolve_run(c, run_id)
     rid, status = run.info.run_id, run.info.status
     if status != "FINISHED":
         raise StoreError(f"model.init_from={run_id}: that run is {status}, not finished; start from a finished "
@@ -70,7 +70,7 @@ def compatible_runs(uri: str | None, config: dict, *, exclude: str | None = None
     """
     if not searches(config):
         return []
-    from dlexp.tracking.process import client
+    from dlexp.tracking.client import client
     from dlexp.tracking.store import flatten
 
     model, data = config.get("model") or {}, config.get("data") or {}

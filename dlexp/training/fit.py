@@ -57,6 +57,7 @@ class FitResult:
     start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
     evals: dict | None = None          # split -> SplitEval (dlexp/training/evaluate.py): labels, fingerprints, ...
     own_steps: bool = False            # the user's LightningModule trained with its own steps and optimizers
+    net: torch.nn.Module | None = None  # the evaluated network (its weights go into the run's model)
 
 
 class EpochRecorder(Callback):
@@ -450,7 +451,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     diverged_at = watch.diverged_at if watch else module.diverged_at
     return FitResult(errors, recorder.history, diverged_at, checkpoint_dir, str(module.device),
                      predictions=predictions, abs_errors=abs_errors, start=start, evals=evals,
-                     own_steps=package is not None)
+                     own_steps=package is not None, net=net_eval if evals else None)
 
 
 def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:

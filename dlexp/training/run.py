@@ -23,7 +23,7 @@ from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
 from dlexp.training.launch import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
-from dlexp.tracking import outcomes
+from dlexp.tracking import datasets, outcomes
 from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, scrub_tree, store_uri
 
@@ -69,7 +69,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             init = source(uri, str(cfg.model.init_from), workdir / "init_from")
             data_cfg = _shared_tokens(cfg, init)
         splits = load_splits(data_cfg, seed=cfg.seed)
-        from dlexp.data import bayes
+        from dlexp.training import baseline as bayes
 
         human, human_range, baseline = bayes.baseline(cfg.baseline.human_error, splits, seed=cfg.seed)
         unit = {"classification": "", "lm": " (next-token prediction)"}.get(
@@ -109,6 +109,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=sizes, sampled=sampled, task=splits.task,
                         metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
                         start=result.start)
+        one_checkpoint_file(result.checkpoint_dir)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"
         if save_preprocessing(splits, workdir / "preprocessing"):
             artifacts[str(workdir / "preprocessing")] = "preprocessing"
@@ -120,8 +121,12 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         run_tags = dict(report.tags(), **{"dlexp.device": result.device})  # where it trained: cpu, cuda:0, mps
         if result.diverged_at is not None:
             run_tags["dlexp.diverged_at"] = str(result.diverged_at)
-        recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
-                        history=result.history, artifacts=artifacts, cleanup=[str(workdir)])
+        inputs = datasets.describe(data_cfg, splits, result.evals, seed=cfg.seed)  # the splits' dataset inputs
+        notes = recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
+                                history=result.history, artifacts=artifacts, datasets=inputs,
+                                model=_model(cfg, plain, splits, result, workdir), cleanup=[str(workdir)])
+        for note in notes:
+            print(f"dlexp: {note}", flush=True)
         return report
     except BaseException as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else stopper.signum or interruption(exc)
@@ -150,6 +155,31 @@ def _end_killed(recorder: Recorder, workdir: Path, exc: BaseException, signum: i
                         artifacts={str(checkpoints): "checkpoints"} if checkpoints.is_dir() else {})
     except (DlexpError, KeyboardInterrupt):  # the store's problem, or a second Ctrl-C: the run ends FAILED
         pass
+
+
+def one_checkpoint_file(checkpoints: Path | None) -> None:
+    """When the last epoch was the best, last.ckpt links to best.ckpt: keep one file, last.ckpt, so that the
+    store holds the checkpoint once (`--resume` reads last.ckpt; `model.init_from` takes best.ckpt, else
+    last.ckpt: the same weights)."""
+    if checkpoints is None:
+        return
+    last, best = checkpoints / "last.ckpt", checkpoints / "best.ckpt"
+    if last.is_symlink() and best.is_file() and last.resolve() == best.resolve():
+        last.unlink()
+        best.rename(last)
+    elif last.is_file() and best.is_file() and os.path.samefile(last, best):  # best.ckpt: a hard link to last.ckpt
+        best.unlink()
+
+
+def _model(cfg: DictConfig, plain: dict, splits, result, workdir: Path) -> dict | None:
+    """The run's model folder for the tracking process to log as an MLflow model (None: no raw-row form)."""
+    if result.net is None:
+        return None
+    from dlexp.training import export
+
+    folder = workdir / "model"
+    spec = export.save(result.net, plain["model"], splits, folder, data_name=str(cfg.data.name))
+    return {"folder": str(folder), "spec": spec, "register": cfg.tracking.get("register")} if spec else None
 
 
 def run_name(cfg: DictConfig, tags: dict) -> str:

@@ -13,7 +13,7 @@ from sklearn import datasets
 
 from dlexp import config as configs
 from dlexp.data import load
-from dlexp.data.bayes import estimate
+from dlexp.training.baseline import estimate
 
 configs.register()
 

@@ -166,3 +166,11 @@ def test_digits_split_is_fixed_by_the_seed():
 def test_unknown_source_is_a_config_error():
     with pytest.raises(ConfigError, match="nope"):
         load(OmegaConf.create({"name": "nope"}), seed=0)
+
+
+def test_bayes_is_no_data_source(dlexp_proc):
+    """The Bayes-error bracket lives in the diagnosis and on the training side, not among the data sources."""
+    result = dlexp_proc("train", "data.name=bayes")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == ["dlexp: error: unknown data source 'bayes'"]
+

@@ -255,7 +255,7 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
 
     import pandas as pd
 
-    from dlexp.tracking import process as tracking_process, runs as tracking_runs
+    from dlexp.tracking import client as tracking_client, runs as tracking_runs
 
     rng = np.random.default_rng(0)
     n = 400
@@ -287,7 +287,7 @@ def test_regression_run_has_bootstrap_intervals(tmp_path, monkeypatch):
     assert iv["avoidable_bias"][0] == pytest.approx(iv["train"][0] - 20000)
     for gap in GAPS:  # the verdict rule runs on the bootstrap intervals
         assert (gap in doc["problems"]) == (round(iv[gap][0], 12) >= doc["tolerance"]), gap
-    metrics = tracking_process.client().get_run(run["run_id"]).data.metrics
+    metrics = tracking_client.client().get_run(run["run_id"]).data.metrics
     assert metrics["error/dev/lo"] == pytest.approx(iv["dev"][0])
     assert metrics["gap/variance/hi"] == pytest.approx(iv["variance"][1])
 

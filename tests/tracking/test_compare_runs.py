@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import one_error_line
+
 from dlexp.cli import app
 from dlexp.diagnosis import GAPS, SPLITS
 
@@ -19,15 +21,6 @@ SMALL = ["data.n_train=400", "data.n_train_dev=100", "data.n_dev=100", "data.n_t
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
-
-def one_error_line(result, *words):
-    lines = [ln for ln in result.output.strip().splitlines() if ln.strip()]
-    assert result.exit_code != 0
-    assert len(lines) == 1 and lines[0].startswith("dlexp: error: "), result.output
-    for w in words:
-        assert w in lines[0]
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture(scope="module")

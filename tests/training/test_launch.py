@@ -24,7 +24,7 @@ def test_a_job_list_through_joblib_returns_each_result_in_order_and_names_the_fa
     assert run["config"]["model"]["dropout"] == 0.2
     summary = [r for r in tracking_runs.list_runs(None) if r["run_id"] == ok.run_id]
     assert summary and summary[0]["status"] == "FINISHED"
-    from dlexp.tracking.process import client
+    from dlexp.tracking.client import client
 
     assert client(None).get_run(ok.run_id).data.tags["dlexp.group"] == "g1"
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import one_error_line
+
 from dlexp.cli import app
 
 pytestmark = pytest.mark.slow
@@ -20,16 +22,6 @@ SMALL = ["data.n_train=300", "data.n_train_dev=100", "data.n_dev=100", "data.n_t
 
 def invoke(*args: str):
     return CliRunner().invoke(app, list(args))
-
-
-def one_error_line(result, *named: str) -> str:
-    assert result.exit_code not in (0, None), result.output
-    assert "Traceback" not in result.output
-    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("dlexp: error:"), result.stderr
-    for word in named:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,7 @@ def stopped(module_runs_dir):
 @pytest.mark.slow
 def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvement(stopped, module_runs_dir):
     from dlexp.tracking import runs as tracking_runs
-    from dlexp.tracking.process import client
+    from dlexp.tracking.client import client
     from dlexp.tracking.trail import read_trail
 
     code, out, err = stopped
@@ -150,7 +150,7 @@ def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvem
     (["--from", "no-such-run", "data=digits"], ["--from", "data=digits"]),
 ], ids=["budget-0", "candidates-0", "unknown-run", "from-with-other-overrides"])
 def test_bad_input_is_one_line(args, named, module_runs_dir):
-    from dlexp.tracking.process import client
+    from dlexp.tracking.client import client
 
     client(create=True)  # a store that exists, without that run
     result = CliRunner().invoke(app, ["recipe", *args])

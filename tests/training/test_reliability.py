@@ -157,7 +157,7 @@ def test_sigterm_stops_at_a_step_boundary_killed_with_a_checkpoint(stopped):
     assert code == 143, (out, err)
     one_stop_line(err)
     assert run["status"] == "KILLED"
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     workdir = Path(tracking_process.client().get_run(run["run_id"]).data.tags["dlexp.workdir"])
     assert (workdir / "checkpoints/last.ckpt").is_file()
@@ -178,7 +178,7 @@ def test_kill9_of_the_training_group_leaves_a_failed_run(stopped):
     code, out, err, run = stopped["kill9"]
     assert code == -signal.SIGKILL, (out, err)
     assert run["status"] == "FAILED"
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     assert tracking_process.client().get_run(run["run_id"]).info.status == "FAILED"  # settled in the store too
     line = one_line_error(cli("diagnose", run["run_id"]), 3)
@@ -187,7 +187,7 @@ def test_kill9_of_the_training_group_leaves_a_failed_run(stopped):
 
 @pytest.mark.slow
 def test_runs_started_together_share_no_files(stopped):
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client()
     workdirs = {c.get_run(run["run_id"]).data.tags["dlexp.workdir"] for *_, run in stopped.values()}
@@ -198,7 +198,7 @@ def test_runs_started_together_share_no_files(stopped):
 def test_resume_continues_the_same_run_to_the_uninterrupted_result(stopped, reference):
     """The SIGTERM run resumed: the same MLflow run, each epoch logged once, FINISHED, with the same errors
     and verdict as an uninterrupted run with the same seed."""
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client()
     term_id = stopped["term"][3]["run_id"]
@@ -223,7 +223,7 @@ def test_same_seed_same_errors(reference):
 
 @pytest.mark.slow
 def test_tampered_checkpoint_refused_before_the_run_is_touched(stopped):
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client()
     int_id = stopped["int"][3]["run_id"]
@@ -250,7 +250,7 @@ def test_resume_with_fewer_epochs_than_done_is_refused(runs_dir):
     run_id = next(iter(runs_json()))
     line = one_line_error(cli("train", "--resume", run_id, "trainer.max_epochs=1"), 2)
     assert "has already trained" in line and "trainer.max_epochs above" in line
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     assert tracking_process.client().get_run(run_id).info.status == "FINISHED"
 
@@ -280,7 +280,7 @@ def test_resume_after_kill9_starts_after_the_last_finished_epoch(runs_dir):
     # an epoch's line comes once its checkpoint is written: the kill loses only the epoch after it
     assert resumed[0] == done + 1, (done, result.output)
     assert resumed == list(range(resumed[0], 9))
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     history = tracking_process.client().get_metric_history(run_id, "epoch/dev_error")
     assert sorted(m.step for m in history) == list(range(1, 9))  # each epoch logged once
@@ -290,7 +290,7 @@ def test_last_ckpt_is_the_last_epoch_and_best_ckpt_the_best(runs_dir, tmp_path):
     """Three epochs whose dev error never improves after the first: last.ckpt is epoch 3, best.ckpt epoch 1."""
     result = cli("train", *SMALL, "trainer.max_epochs=3", "optimizer=sgd", "optimizer.lr=1e-12")
     assert result.exit_code == 0, result.output
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
     from dlexp.training.fit import load_checkpoint
 
     c = tracking_process.client()
@@ -349,7 +349,7 @@ def test_kill9_of_the_whole_command_leaves_a_failed_run_that_resumes(runs_dir, m
 
 def test_tracking_process_ends_the_run_failed_when_training_dies(runs_dir):
     """kill -9 of the training process alone: the tracking process sees its stdin close and ends the run FAILED."""
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     proc = subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True)
@@ -368,7 +368,7 @@ def test_a_ctrl_c_never_reaches_the_tracking_process(runs_dir, tmp_path):
     """A terminal's Ctrl-C goes to its foreground process group. The tracking process runs in its own session,
     so none reaches it, even while it still imports MLflow (training no longer waits for that); and a signal
     sent to it directly is ignored once it runs. Either way it still writes the run it is told to."""
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
     from dlexp.tracking.recorder import Recorder
 
     recorder = Recorder({"uri": None, "experiment": "dlexp", "run_name": "ctrl-c", "params": {}, "tags": {},
@@ -383,7 +383,7 @@ def test_a_ctrl_c_never_reaches_the_tracking_process(runs_dir, tmp_path):
 
 def test_stale_running_run_shown_failed(runs_dir):
     """A RUNNING run whose recorded pid is gone (or reused: another start time) is FAILED in listing and store."""
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client(create=True)
     exp = tracking_process.experiment_id(c, "dlexp")
@@ -464,7 +464,7 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
     result = cli("train", *SMALL[:-1], "optimizer=sgd", "optimizer.lr=1e6")  # [128,128]: the loss reaches inf
     assert result.exit_code == EXIT_DIVERGED, result.output
     assert "Traceback" not in result.output and "diverged (non-finite loss at step" in result.output
-    from dlexp.tracking import process as tracking_process, runs as tracking_runs
+    from dlexp.tracking import client as tracking_process, runs as tracking_runs
 
     run = tracking_runs.latest_runs(tracking_process.client(), limit=1)[0]
     assert run.data.tags["dlexp.verdict"] == "diverged"
@@ -480,7 +480,7 @@ def test_divergence_verdict_tag_and_exit_code(runs_dir):
 def test_concurrent_writers_on_a_fresh_store(runs_dir):
     """5 tracking processes (what `dlexp train` starts) create runs on one fresh SQLite store at once, while
     `dlexp runs` reads: no run and no metric lost, one experiment."""
-    from dlexp.tracking import process as tracking_process, runs as tracking_runs
+    from dlexp.tracking import client as tracking_process, runs as tracking_runs
 
     n, epochs = 5, 4
     procs = [subprocess.Popen([sys.executable, "-m", "dlexp.tracking"], stdin=subprocess.PIPE,
@@ -560,7 +560,7 @@ def test_bad_store_and_run_ids(runs_dir, monkeypatch):
     assert "cannot open the MLflow store" in line
     monkeypatch.setenv("DLEXP_RUNS_DIR", str(runs_dir.parent / "runs2"))  # MLflow caches the broken engine
 
-    from dlexp.tracking import process as tracking_process
+    from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client(create=True)
     rid = c.create_run(tracking_process.experiment_id(c, "dlexp")).info.run_id

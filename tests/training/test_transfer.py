@@ -10,6 +10,8 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import one_error_line
+
 from dlexp.cli import app
 from dlexp.data.examples import write_reviews
 
@@ -106,13 +108,6 @@ def images(module_runs_dir, tmp_path_factory):
                 "tracking.run_name=images")
     assert ok.exit_code == 0, ok.output
     return {"shapes": shapes, "run": named(module_runs_dir, "images")}
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code != 0 and "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("dlexp: error: ")
-    return line
 
 
 def test_a_text_run_cannot_start_from_a_run_without_tokenizer(pretrained, images):

@@ -13,7 +13,8 @@ from scipy.stats import norm
 from sklearn.datasets import make_friedman1
 
 from dlexp.data import Split, Splits
-from dlexp.data.bayes import bracket, combine, errors, estimate, network_bracket
+from dlexp.diagnosis.bayes import combine, network_bracket
+from dlexp.training.baseline import bracket, errors, estimate
 from dlexp.errors import DataError
 
 
@@ -78,16 +79,8 @@ def test_with_the_network_the_bracket_holds_data_synthetics_rings_which_boosting
     assert all(c[1] < a[1] - 0.1 for c, a in zip(combined, alone))  # the network's upper end is far lower
 
 
-def test_combining_takes_the_lower_upper_end_and_lowers_the_lower_end_by_the_models_gap():
-    boosting, network = (0.05, 0.20, 0.15), (0.08, 0.12, 0.09)  # (lower, upper, train-dev error)
-    assert combine("classification", boosting, network) == (0.0, 0.12)  # 0.05 - a gap of 0.06: floored at 0
-    assert combine("classification", (0.10, 0.20, 0.15), (0.12, 0.18, 0.14)) == pytest.approx((0.09, 0.18))
-    assert combine("regression", (0.8, 1.3, 1.1), (0.9, 1.2, 1.05)) == (0.8, 1.2)  # resubstitution: the lower
-    assert combine("classification", None, network) == (0.08, 0.12)  # the network alone (data=text)
-
-
 def test_refine_puts_the_networks_figures_beside_boostings_and_ignores_a_diverged_network():
-    from dlexp.data.bayes import baseline, refine
+    from dlexp.training.baseline import baseline, refine
     from dlexp.training.fit import FitResult
 
     rng = np.random.default_rng(0)

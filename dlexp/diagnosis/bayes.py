@@ -1,4 +1,6 @@
-"""An estimated bracket [lower, upper] of the Bayes error, for data whose human-level error nobody knows.
+"""An estimated bracket [lower, upper] of the Bayes error, for data whose human-level error nobody knows:
+the method, its pure parts (the plug-in and Wilson ends, the network's own bracket, the combining rule,
+`refine`) and the checks. numpy only; the reference model is fitted by `dlexp.training.baseline`.
 
 Andrew Ng's recipe measures avoidable bias against human-level error only as a stand-in for the Bayes
 error. For a table, sensor data or a warehouse query there is no human level, so `baseline.human_error=auto`
@@ -33,12 +35,8 @@ combined one holds the truth in every setting there, the boosting-alone one miss
 learn the task. The 1-nearest-neighbour bound of Cover and Hart and a nearest-neighbour noise estimate
 (the delta test) were tried for the lower end and overshoot the truth once noise features are present.
 
->>> rng = np.random.default_rng(0)
->>> def draw(n):  # two Gaussian classes 2 apart on one of 5 features: Bayes error Phi(-1) = 0.159
-...     y = rng.integers(0, 2, n); x = rng.normal(size=(n, 5)); x[:, 0] += 2.0 * y - 1.0; return x, y
->>> lo, hi, _ = bracket(*draw(2000), *draw(1000))
->>> lo < 0.159 < hi
-True
+>>> combine("classification", (0.05, 0.20, 0.15), (0.08, 0.12, 0.09))  # (lower, upper, train-dev error) each
+(0.0, 0.12)
 """
 
 from __future__ import annotations
@@ -48,13 +46,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dlexp.diagnosis.intervals import wilson
+from dlexp.diagnosis.splits import Z95
 from dlexp.errors import DataError
 
 MIN_TRAIN = 20      # rows of the training split the estimate needs (the bracket widens as they shrink)
-ONE_THREAD_BELOW = 50_000  # training rows under which boosting runs on one thread (fast anyway; OpenMP's
-                           # spinning threads slow it tenfold and more on a machine whose cores are busy)
 MIN_TRAIN_DEV = 10  # rows of the train-dev split
-Z95 = 1.959963984540054
 REFERENCE = "gradient boosting"  # how the reference model is named in the output
 NETWORK = "the network"
 METHODS = {
@@ -105,69 +102,28 @@ class Estimate:
                 "metric": self.metric, "reference_model": self.reference_name, "reference": dict(self.reference)}
 
 
-def _wilson_upper(p: float, n: int, z: float = Z95) -> float:
-    z2 = z * z
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = z / (1 + z2 / n) * math.sqrt(max(0.0, p * (1 - p) / n + z2 / (4 * n * n)))
-    return min(1.0, centre + half)
-
-
-def _flat(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x)
-    return x.reshape(len(x), -1) if x.ndim != 2 else x
-
-
-def _regression_error(residuals: np.ndarray, metric: str) -> float:
+def regression_error(residuals: np.ndarray, metric: str) -> float:
+    """RMSE, or MAE when `metric` is "mae", of the residuals."""
     if metric == "mae":
         return float(np.mean(np.abs(residuals)))
     return float(np.sqrt(np.mean(residuals ** 2)))
 
 
-def _classification_ends(confidence: np.ndarray, wrong: np.ndarray, z: float = Z95) -> tuple[float, float]:
+def classification_ends(confidence: np.ndarray, wrong: np.ndarray, z: float = Z95) -> tuple[float, float]:
     """(plug-in lower end, Wilson upper end) from each held-out row's top predicted probability and whether
     the prediction was wrong: the mean of 1 - confidence lowered by its noise, the error rate raised by it."""
     n = len(wrong)
     plug = 1.0 - np.asarray(confidence, dtype=np.float64)
     lower = max(0.0, float(plug.mean() - z * plug.std(ddof=1) / math.sqrt(n)))
-    return lower, _wilson_upper(float(np.mean(wrong)), n, z)
+    return lower, wilson(float(np.mean(wrong)), n, z=z)[1]
 
 
-def _regression_upper(abs_residuals: np.ndarray, metric: str, z: float = Z95) -> float:
+def regression_upper(abs_residuals: np.ndarray, metric: str, z: float = Z95) -> float:
     """The upper end of a normal interval on the mean absolute or squared held-out residual, in y's unit."""
     abs_residuals = np.asarray(abs_residuals, dtype=np.float64)
     loss = abs_residuals if metric == "mae" else abs_residuals ** 2
     upper = float(loss.mean() + z * loss.std(ddof=1) / math.sqrt(len(loss)))
     return upper if metric == "mae" else math.sqrt(upper)
-
-
-def reference_model(task: str, *, seed: int = 0):
-    """The reference model with scikit-learn's default settings (early stopping on above 10,000 rows)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-
-    cls = HistGradientBoostingClassifier if task == "classification" else HistGradientBoostingRegressor
-    return cls(random_state=seed)
-
-
-def bracket(x_train, y_train, x_train_dev, y_train_dev, *, task: str = "classification",
-            metric: str = "error_rate", seed: int = 0, z: float = Z95):
-    """(lower, upper, fitted reference model) for the Bayes error of the distribution of (x, y).
-
-    Classification errors are error rates; regression errors are RMSE or MAE in y's unit (`metric`).
-    """
-    x_train, x_train_dev = _flat(x_train), _flat(x_train_dev)
-    y_train, y_train_dev = np.asarray(y_train), np.asarray(y_train_dev)
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1 if len(y_train) < ONE_THREAD_BELOW else None, user_api="openmp"):
-        model = reference_model(task, seed=seed).fit(x_train, y_train)
-    if task == "classification":
-        proba = model.predict_proba(x_train_dev)  # (n, classes seen in training)
-        lower, upper = _classification_ends(proba.max(1), model.classes_[proba.argmax(1)] != y_train_dev, z)
-    else:
-        residuals = y_train_dev.astype(np.float64) - model.predict(x_train_dev)
-        upper = _regression_upper(np.abs(residuals), metric, z)
-        lower = _regression_error(y_train.astype(np.float64) - model.predict(x_train), metric)
-    return min(lower, upper), upper, model
 
 
 def network_bracket(task: str, metric: str = "error_rate", *, confidence=None, wrong=None, train_dev_abs=None,
@@ -176,10 +132,10 @@ def network_bracket(task: str, metric: str = "error_rate", *, confidence=None, w
     predicted probability (`confidence`) and whether it was `wrong`; regression, each train-dev row's
     absolute error (`train_dev_abs`) and the model's error on its training split (`train_error`)."""
     if task == "classification":
-        lower, upper = _classification_ends(confidence, wrong, z)
+        lower, upper = classification_ends(confidence, wrong, z)
         return min(lower, upper), upper, float(np.mean(wrong))
-    upper = _regression_upper(train_dev_abs, metric, z)
-    return min(float(train_error), upper), upper, _regression_error(np.asarray(train_dev_abs, np.float64), metric)
+    upper = regression_upper(train_dev_abs, metric, z)
+    return min(float(train_error), upper), upper, regression_error(np.asarray(train_dev_abs, np.float64), metric)
 
 
 def combine(task: str, reference: tuple[float, float, float] | None,
@@ -200,7 +156,7 @@ def combine(task: str, reference: tuple[float, float, float] | None,
 
 
 def refine(document: dict, splits, result) -> tuple[float, tuple[float, float], dict]:
-    """After training: the estimated baseline (`document`, from `baseline`) combined with the network's own
+    """After training: the estimated baseline (`document`, from `training.baseline.baseline`) combined with the network's own
     figures on train-dev (`result`: dlexp's FitResult, its eval pass over the splits: predicted class and top
     probability per row for classification, absolute errors for regression). Returns (human level, its
     range, the new document), which names both models' brackets and the method that combined them."""
@@ -239,16 +195,6 @@ def refine(document: dict, splits, result) -> tuple[float, tuple[float, float], 
     return (lower + upper) / 2, (lower, upper), refined
 
 
-def errors(model, split, *, task: str, metric: str) -> float:
-    """The reference model's error on one split, in the diagnosis's unit."""
-    x, y = _flat(split.x), np.asarray(split.y)
-    if len(y) == 0:
-        return float("nan")
-    if task == "classification":
-        return float(np.mean(model.predict(x) != y))
-    return _regression_error(y.astype(np.float64) - model.predict(x), metric)
-
-
 def _suggest(splits) -> str:
     if splits.task == "classification":
         return "baseline.human_error=0.05"
@@ -276,51 +222,11 @@ def check(splits) -> None:
                         "another data.target")
 
 
-def estimate(splits, *, seed: int = 0) -> Estimate:
-    """The estimated Bayes error of `splits`' training distribution (from train and train-dev only), with the
-    reference model's errors on train, train-dev and dev for the user to compare the network with."""
-    check(splits)
-    task, metric = splits.task, splits.metric
-    lower, upper, model = bracket(splits.train.x, splits.train.y, splits.train_dev.x, splits.train_dev.y,
-                                  task=task, metric=metric, seed=seed)
-    reference = {name: errors(model, getattr(splits, name), task=task, metric=metric)
-                 for name in ("train", "train_dev", "dev")}
-    return Estimate(lower=lower, upper=upper, method=METHODS[task].format(metric=metric.upper()), metric=metric,
-                    reference=reference)
-
-
-def baseline(value, splits, *, seed: int = 0) -> tuple[float | None, tuple[float, float] | None, dict]:
-    """Resolve `baseline.human_error` for these splits: (human level, its range or None, the account of where
-    it came from for the report). A number or range given by the user wins; `auto` takes the source's known
-    Bayes error, or estimates it where the source has none (tables, sql, npz, images, text); `none` sets no
-    baseline. An estimate (`"source": "estimated"`) is completed after training by `refine`; for token
-    sequences it is made there alone (human level None until then)."""
-    from dlexp import config as configs
-
-    unbounded = splits.task == "regression"
-    source = configs.human_source(value)
-    if source == "auto" and splits.bayes_error is None and splits.needs_human:
-        if getattr(splits, "datasets", None) is not None:  # the user's own Datasets, never held as arrays
-            sizes = splits.sizes()
-            if sizes["train_dev"] < MIN_TRAIN_DEV:
-                raise DataError(f"baseline.human_error=auto estimates the Bayes error from the network's train-dev "
-                                f"figures, and train-dev has {sizes['train_dev']} items (it needs {MIN_TRAIN_DEV}); "
-                                f"give your own estimate, e.g. {_suggest(splits)}, or baseline.human_error=none")
-            print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "
-                  f"train-dev figures once it is trained ({OWN}; baseline.human_error=auto)", flush=True)
-            return None, None, {"source": "estimated", "lower": None, "upper": None, "method": "",
-                                "metric": splits.metric, "reference": {}, "why": OWN}
-        if splits.vocab is not None:  # token ids are no features: the network's own bracket, after training
-            check(splits)
-            print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it from the network's own "
-                  f"train-dev figures once it is trained ({TOKENS}; baseline.human_error=auto)", flush=True)
-            return None, None, {"source": "estimated", "lower": None, "upper": None, "method": "",
-                                "metric": splits.metric, "reference": {}, "why": TOKENS}
-        print(f"dlexp: {splits.needs_human} has no known Bayes error: estimating it with {REFERENCE} now and "
-              "the network once it is trained (baseline.human_error=auto, training and train-dev splits only)",
-              flush=True)
-        est = estimate(splits, seed=seed)
-        return est.point, est.range, est.document()
-    human = configs.human_error(value, splits.bayes_error, required=splits.needs_human, unbounded=unbounded)
-    account = {"source": "known" if source == "auto" else source}
-    return human, configs.human_range(value, unbounded=unbounded), account
+def check_own(splits) -> None:
+    """Raise one DataError line when the user's own Datasets have too few train-dev items for the network's
+    bracket (the only estimate made on them: they are read batch by batch, never held as arrays)."""
+    n_td = splits.sizes()["train_dev"]
+    if n_td < MIN_TRAIN_DEV:
+        raise DataError(f"baseline.human_error=auto estimates the Bayes error from the network's train-dev "
+                        f"figures, and train-dev has {n_td} items (it needs {MIN_TRAIN_DEV}); "
+                        f"give your own estimate, e.g. {_suggest(splits)}, or baseline.human_error=none")
