@@ -19,6 +19,8 @@ False
 
 from __future__ import annotations
 
+import functools
+
 __version__ = "0.1.0"
 
 
@@ -46,6 +48,8 @@ def diagnose(*, train: float, dev: float, test: float, train_dev: float | None =
     Traceback (most recent call last):
     ValueError: train error must be a number in [0, 1], got 1.2
     """
+    from dataclasses import fields
+
     from dlexp.diagnosis import SPLITS, SplitErrors, check_error, what_if
 
     figures = {"train": train, "train_dev": train_dev, "dev": dev, "test": test}
@@ -71,4 +75,20 @@ def diagnose(*, train: float, dev: float, test: float, train_dev: float | None =
     if not tolerance >= 0:
         raise ValueError(f"tolerance must be a number >= 0, got {tolerance!r}")
     errors = SplitErrors(human=0.0 if human is None else human, **figures)
-    return what_if(errors, sizes=sizes, tolerance=tolerance, human_range=human_range, human_known=human is not None)
+    report = what_if(errors, sizes=sizes, tolerance=tolerance, human_range=human_range, human_known=human is not None)
+    return _notebook_report()(**{f.name: getattr(report, f.name) for f in fields(report)})
+
+
+@functools.cache
+def _notebook_report():
+    """`Report` as Jupyter shows it: the verdict, the table with intervals, the notes and the next steps (the
+    pure core's Report knows nothing of rendering; this is the Python API's)."""
+    from dlexp.diagnosis import Report
+
+    class NotebookReport(Report):
+        def _repr_markdown_(self) -> str:
+            from dlexp.render.markdown import diagnosis as markdown  # standard library only
+
+            return markdown(self.document())
+
+    return NotebookReport

@@ -116,7 +116,7 @@ def train(
         if report.diagnosis.verdict == "diverged":
             raise typer.Exit(EXIT_DIVERGED)
         return
-    from dlexp.training.run import run_hydra
+    from dlexp.training.launch import run_hydra
 
     reports = run_hydra((["-m"] if multirun else []) + list(overrides or []), resume=resume)
     if len(reports) == 1 and reports[0].diagnosis.verdict == "diverged":

@@ -57,12 +57,6 @@ class Report:
     def gap(self, name: str):
         return self.diagnosis.gap(name)
 
-    def _repr_markdown_(self) -> str:
-        """How Jupyter shows a report: the verdict, the table with intervals, the notes and the next steps."""
-        from dlexp.render.markdown import diagnosis as markdown  # standard library only
-
-        return markdown(self.document())
-
     def _known(self, name: str) -> bool:
         """False for the human level and avoidable bias of a run without a baseline."""
         return self.diagnosis.human_known or name not in ("human", "avoidable_bias")

@@ -6,7 +6,7 @@ script such as `dlexp train`, or `python -m dlexp train`, is not a command line 
 `-m` would start a sweep in every rank. Lightning's own watch over the ranks ends the main process with
 SIGKILL when one fails. So dlexp keeps Lightning's launcher and DDP strategy and changes only this:
 
-- each further rank runs `python -m dlexp.training.ddp SPEC`: SPEC is a pickle that the first rank writes
+- each further rank runs `python -m dlexp.training.ddp_rank SPEC`: SPEC is a pickle that the first rank writes
   into the run's folder with the job's composed config, its data splits (the very arrays rank 0 trains
   on, for a built-in source; the user's own Datasets are rebuilt by each rank from the config), the run's folder and the checkpoint to resume from. The rank trains through
   the same `fit()` and then ends: it records nothing, prints nothing to the terminal (its output goes to
@@ -57,7 +57,7 @@ def attach(trainer, *, config: dict, splits, workdir: Path, resume_from: Path | 
 
 
 class RankLauncher(_SubprocessScriptLauncher):
-    """`_SubprocessScriptLauncher` whose ranks run `python -m dlexp.training.ddp SPEC`, watched by dlexp."""
+    """`_SubprocessScriptLauncher` whose ranks run `python -m dlexp.training.ddp_rank SPEC`, watched by dlexp."""
 
     def __init__(self, cluster_environment, num_processes: int, num_nodes: int, *, spec: dict, folder: Path):
         super().__init__(cluster_environment, num_processes, num_nodes)
@@ -127,7 +127,7 @@ class RankLauncher(_SubprocessScriptLauncher):
             self.logs.append(log)
             with open(log, "w") as out:
                 # a session of its own: Ctrl-C reaches rank 0 only, which stops the others with Lightning's SIGTERM
-                self.procs.append(subprocess.Popen([sys.executable, "-m", "dlexp.training.ddp", str(spec_path)],
+                self.procs.append(subprocess.Popen([sys.executable, "-m", "dlexp.training.ddp_rank", str(spec_path)],
                                                    env=child_env, stdin=subprocess.DEVNULL, stdout=out,
                                                    stderr=subprocess.STDOUT, start_new_session=True))
 
@@ -171,47 +171,3 @@ def _last_line(log: Path) -> str:
     except OSError:
         return "no output"
     return lines[-1][:500] if lines else "no output"
-
-
-# ------------------------------------------------------------------------------------------ a rank's side
-
-
-def _watch_parent(pid: int) -> None:
-    while True:
-        time.sleep(1.0)
-        if os.getppid() != pid:  # rank 0 is gone (kill -9): nothing to train for
-            os._exit(1)
-
-
-def rank_main(spec_path: str) -> int:
-    with open(spec_path, "rb") as f:
-        spec = pickle.load(f)
-    threading.Thread(target=_watch_parent, args=(spec["parent"],), daemon=True).start()
-    from omegaconf import OmegaConf
-
-    from dlexp.training import fit
-
-    cfg = OmegaConf.create(spec["config"])
-    try:
-        splits = spec["splits"]
-        if splits is None:  # the user's own Datasets: built here from the job's config, as rank 0 did
-            from dlexp.data import load
-
-            splits = load(cfg.data, seed=cfg.seed)
-        fit.fit(cfg, splits, workdir=Path(spec["workdir"]),
-                resume_from=Path(spec["resume_from"]) if spec["resume_from"] else None)
-    except SystemExit as exc:  # Lightning's SIGTERMException: rank 0 asked every rank to stop
-        return 0 if type(exc).__name__ == "SIGTERMException" else 1
-    except BaseException as exc:
-        if os.environ.get("DLEXP_DEBUG"):
-            import traceback
-
-            traceback.print_exc()
-        text = str(exc).strip().splitlines()
-        print(f"{type(exc).__name__}: {text[0] if text else ''}", flush=True)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(rank_main(sys.argv[1]))

@@ -382,7 +382,7 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     show_bar = cfg.trainer.enable_progress_bar
     if show_bar is None:
         show_bar = sys.stdout.isatty()
-    from dlexp.training.launch import in_ray_worker
+    from dlexp.training.jobs import in_ray_worker
 
     recorder = kit.adopt(EpochRecorder, k.package)(print_lines=not show_bar and not in_ray_worker(), on_epoch=on_epoch,
                                                    train_loss=watch.train_loss if watch else None)

@@ -75,9 +75,9 @@ class Parent:
     def __init__(self, cfg: DictConfig, overrides: list[str], kind: str, name: str, *, tags: dict | None = None):
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.workdir = runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{kind}-{uuid.uuid4().hex[:8]}"
-        from dlexp.training.run import _without_secrets
+        from dlexp.training.run import without_secrets
 
-        safe = _without_secrets(plain)
+        safe = without_secrets(plain)
         self.recorder = Recorder(
             {
                 "uri": store_uri(cfg.tracking.uri),

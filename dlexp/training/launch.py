@@ -20,30 +20,12 @@ import pickle
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dlexp.diagnosis import Report
-from dlexp.errors import DlexpError
-
-JOBS_DIR = "DLEXP_JOBS_DIR"  # the folder of the command that launched this job (set by hydra.job.env_set)
-
-
-@dataclass
-class JobResult:
-    overrides: list[str]
-    report: Report | None = None
-    run_id: str | None = None
-    error: str | None = None              # one line, when the job failed
-    exc: BaseException | None = field(default=None, repr=False)  # the job's exception, to re-raise as it was
-    num: int = 0                          # the job's index in its sweep
-    log: str | None = None                # where the job's own output went, when not to the command's terminal
-    sweep_dir: str | None = None          # a sweep's folder (Hydra's multirun.yaml), as the job saw it
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
+from dlexp.errors import ConfigError, DlexpError
+from dlexp.training.jobs import JOBS_DIR, JobResult, ray_driver
+from dlexp.training.signals import interruption
 
 def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict | None = None,
              job_tags: list[dict] | None = None, resume: dict | None = None, quiet: bool = False) -> list[JobResult]:
@@ -52,7 +34,7 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
     job i's alone (its name, its seed or size), from the run's start; `resume` (from
     `tracking.runs.resume_info`) continues that run; `quiet` leaves out each job's diagnosis table (the
     recipe prints its own trail). Returns the jobs' results in job order."""
-    from dlexp.training import run
+    from dlexp.training import run  # the job: one training run through Hydra
 
     _hint_credentials([*argv, *(o for job in jobs or [] for o in job)])
     if jobs is not None:
@@ -135,76 +117,69 @@ def _register_sweeper() -> None:
     Plugins.instance().class_name_to_class.setdefault(name, JobsSweeper)
 
 
-# --------------------------------------------------------------------------------------- the job's side
+def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
+    """`dlexp train ARGV`: the jobs' reports; a single job's error is raised as it was, a sweep's failures
+    as one error naming how many jobs failed (each job printed its own line).
+
+    `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
+    from the run's last checkpoint into the same MLflow run.
+    """
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
+    info = None
+    if resume is not None:
+        from dlexp.tracking import runs as tracking_runs
+
+        if "-m" in argv or "--multirun" in argv:
+            raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
+        given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
+        info = tracking_runs.resume_info(given[-1] if given else None, resume)
+        from dlexp.training.fit import load_checkpoint
+
+        # a damaged or tampered checkpoint is refused before the run is touched
+        checkpoint = load_checkpoint(info["checkpoint"]) if info["checkpoint"] else {}
+        info["config"] = checkpoint.get("hyper_parameters", {}).get("config", {})
+        keys = {_override_key(a) for a in argv if "=" in a}
+        info["new_keys"] = sorted(keys)
+        argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
+        epochs = [a.split("=", 1)[1] for a in argv if _override_key(a) == "trainer.max_epochs"]
+        done = checkpoint.get("epoch")
+        if epochs and isinstance(done, int) and epochs[-1].lstrip("-").isdigit() and 0 < int(epochs[-1]) < done:
+            raise ConfigError(f"run {info['run_id']} has already trained {done} epochs, more than "
+                              f"trainer.max_epochs={epochs[-1]}; resume with trainer.max_epochs above {done} to "
+                              "train it longer")
+        start = info["checkpoint"] or "its start (it stopped before its first epoch ended)"
+        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {start}", flush=True)
+    results = run_jobs(argv, resume=info)
+    elsewhere = [r.log for r in results if r.log]  # submitit: each job's output went to its own file
+    if ray_driver() or elsewhere:  # one line per job and a summary, from the results (each run holds the rest)
+        from dlexp.render import terminal as render
+
+        if ray_driver():
+            import ray
+
+            ray.shutdown()  # Ray's own last lines come before dlexp's
+        for r in results:
+            if r.report is not None:
+                print(render.job_line(r.num, r.overrides, r.report), flush=True)
+        render.jobs(results)
+        if elsewhere:
+            print(f"each job's own output: {Path(elsewhere[0]).parent.parent}/*/*_log.out (and _log.err)", flush=True)
+    failed = [r for r in results if not r.ok]
+    done = [r.report for r in results if r.ok and r.report is not None]
+    if failed:
+        from dlexp.training.signals import Interrupted
+
+        if len(failed) == 1 and not done:
+            raise failed[0].exc or DlexpError(failed[0].error)
+        interrupted = next((r.exc for r in failed if isinstance(r.exc, Interrupted)), None)
+        if interrupted is not None:
+            raise interrupted
+        if interruption(None) is not None:
+            raise Interrupted(interruption(None))
+        raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
+                         + "; ".join(f"{' '.join(r.overrides) or '(no overrides)'} ({r.error})" for r in failed))
+    return done
 
 
-def _folder() -> Path | None:
-    value = os.environ.get(JOBS_DIR)
-    return Path(value) if value else None
-
-
-def context(num: int = 0) -> dict:
-    """What the command that launched job `num` tells it: {"tags": {...}, "resume": {...} | None, "quiet": ...},
-    its tags being those of every job and its own."""
-    folder = _folder()
-    if folder is None or not (folder / "context.json").is_file():
-        return {"tags": {}, "resume": None}
-    ctx = json.loads((folder / "context.json").read_text())
-    own = ctx.pop("job_tags", None) or []
-    if num < len(own):
-        ctx["tags"] = {**(ctx.get("tags") or {}), **own[num]}
-    return ctx
-
-
-def in_ray_worker() -> bool:
-    """Whether this job runs in a Ray worker (`hydra/launcher=ray`): Ray prefixes and de-duplicates each
-    line of each job, so such a job prints one line; its whole diagnosis is in its run."""
-    ray = sys.modules.get("ray")
-    if ray is None or not ray.is_initialized():
-        return False
-    return ray.get_runtime_context().worker.mode == ray.WORKER_MODE
-
-
-def submitit_log() -> str | None:
-    """The file this job's output goes to when it runs through submitit (`hydra/launcher=submitit_local` or
-    `submitit_slurm`): its lines never reach the command's terminal."""
-    if not os.environ.get("SUBMITIT_EXECUTOR") or "submitit" not in sys.modules:
-        return None
-    import submitit
-
-    return str(submitit.JobEnvironment().paths.stdout)
-
-
-def ray_driver() -> bool:
-    """Whether this command started (or joined) a Ray cluster to run its jobs."""
-    ray = sys.modules.get("ray")
-    return ray is not None and ray.is_initialized() and not in_ray_worker()
-
-
-def interrupted() -> bool:
-    """Whether an earlier job of this command was stopped by Ctrl-C / SIGTERM (a sweep stops there)."""
-    folder = _folder()
-    return folder is not None and (folder / "interrupted").exists()
-
-
-def save(result: JobResult) -> None:
-    """Hand this job's result to the command (nothing to do when no command is listening)."""
-    folder = _folder()
-    if folder is None:
-        return
-    from dlexp.training.signals import Interrupted
-
-    if isinstance(result.exc, Interrupted):
-        (folder / "interrupted").touch()
-    result.log = submitit_log()
-    try:
-        data = pickle.dumps(result)
-    except Exception:  # an exception that does not pickle: keep its line and exit code
-        code = getattr(result.exc, "exit_code", 1)
-        exc = DlexpError(result.error or "job failed")
-        exc.exit_code = code
-        result.exc = exc
-        data = pickle.dumps(result)
-    tmp = folder / f".job-{result.num:04d}-{os.getpid()}.tmp"
-    tmp.write_bytes(data)
-    tmp.replace(folder / f"job-{result.num:04d}.pkl")
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")

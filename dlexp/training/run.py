@@ -21,7 +21,7 @@ from dlexp.data import load as load_splits
 from dlexp.data import custom, save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
-from dlexp.training.launch import in_ray_worker
+from dlexp.training.jobs import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
 from dlexp.tracking import datasets, outcomes
 from dlexp.tracking.recorder import Recorder
@@ -45,7 +45,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
     workdir = Path(resume["workdir"]) if resume else \
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     if resume and resume.get("config"):
-        _warn_config_drift(resume.get("config") or {}, _without_secrets(plain), set(resume.get("new_keys", ())))
+        _warn_config_drift(resume.get("config") or {}, without_secrets(plain), set(resume.get("new_keys", ())))
     stopper = Stopper().install()
     recorder = Recorder(
         {
@@ -53,11 +53,11 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             "experiment": cfg.tracking.experiment,
             "run_name": run_name(cfg, tags or {}),
             "resume_run_id": resume["run_id"] if resume else None,
-            "params": _without_secrets(plain),
+            "params": without_secrets(plain),
             "tags": {"dlexp.overrides": json.dumps(overrides), "dlexp.workdir": str(workdir),
                      "dlexp.pid_start": process_start(os.getpid()) or "", **(tags or {}),
                      **({"dlexp.init_from": str(cfg.model.init_from)} if cfg.model.get("init_from") else {})},
-            "files": {"config.yaml": OmegaConf.to_yaml(_without_secrets(plain))},
+            "files": {"config.yaml": OmegaConf.to_yaml(without_secrets(plain))},
         },
         log_path=workdir / f"tracking-{os.getpid()}.log",
     )
@@ -274,7 +274,7 @@ def _error_analysis(splits, result, workdir) -> tuple[dict | None, dict]:
     return summary, {str(folder): "analysis"}
 
 
-def _without_secrets(plain: dict) -> dict:
+def without_secrets(plain: dict) -> dict:
     """The config as a run stores it: every URL's password masked (tracking.uri, data.url, ...)."""
     return scrub_tree(plain)
 
@@ -286,7 +286,7 @@ def main(cfg: DictConfig) -> str:
     from hydra.types import RunMode
 
     from dlexp.render import terminal as render
-    from dlexp.training import launch
+    from dlexp.training import jobs
 
     hc = HydraConfig.get()
     # the user's own config folder is part of the command line every next-step command must repeat
@@ -294,9 +294,9 @@ def main(cfg: DictConfig) -> str:
     overrides = own + list(hc.overrides.task)
     num = hc.job.num if hc.mode == RunMode.MULTIRUN else 0
     sweep_dir = hc.sweep.dir if hc.mode == RunMode.MULTIRUN else None
-    if launch.interrupted():
+    if jobs.interrupted():
         return "skipped"  # a sweep stops at the first Ctrl-C / SIGTERM
-    ctx = launch.context(num)
+    ctx = jobs.context(num)
     try:
         report = train(cfg, overrides, tags=ctx.get("tags") or None, resume=ctx.get("resume"))
     except Exception as exc:
@@ -307,82 +307,12 @@ def main(cfg: DictConfig) -> str:
         text = str(exc) if isinstance(exc, DlexpError) else f"{type(exc).__name__}: {exc}"
         line = scrub(text).strip().splitlines()[0] if text.strip() else type(exc).__name__
         run_id = getattr(exc, "run_id", None)
-        launch.save(launch.JobResult(overrides, error=line, exc=exc, num=num, run_id=run_id, sweep_dir=sweep_dir))
+        jobs.save(jobs.JobResult(overrides, error=line, exc=exc, num=num, run_id=run_id, sweep_dir=sweep_dir))
         if hc.mode == RunMode.MULTIRUN:  # say which job, now (it may run in a worker process)
             print(f"dlexp: error: job {' '.join(overrides)}: {line}", file=sys.stderr, flush=True)
         return "failed"
     # a Ray worker's lines reach the terminal prefixed, de-duplicated and late: the command prints its line
-    if not ctx.get("quiet") and not launch.in_ray_worker():
+    if not ctx.get("quiet") and not jobs.in_ray_worker():
         render.diagnosis(report, title=f"{cfg.model.name} on {cfg.data.name}")
-    launch.save(launch.JobResult(overrides, report=report, run_id=report.run_id, num=num, sweep_dir=sweep_dir))
+    jobs.save(jobs.JobResult(overrides, report=report, run_id=report.run_id, num=num, sweep_dir=sweep_dir))
     return report.diagnosis.verdict
-
-
-def run_hydra(argv: list[str], *, resume: str | None = None) -> list[Report]:
-    """`dlexp train ARGV`: the jobs' reports; a single job's error is raised as it was, a sweep's failures
-    as one error naming how many jobs failed (each job printed its own line).
-
-    `resume`: a run id; its recorded overrides come first, `argv`'s override them, and training continues
-    from the run's last checkpoint into the same MLflow run.
-    """
-    from dlexp.training import launch
-
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # composition errors reach dlexp, which prints one line
-    info = None
-    if resume is not None:
-        from dlexp.tracking import runs as tracking_runs
-
-        if "-m" in argv or "--multirun" in argv:
-            raise DlexpError("--resume continues one run; it cannot be combined with -m/--multirun")
-        given = [a.split("=", 1)[1] for a in argv if a.startswith(("tracking.uri=", "+tracking.uri="))]
-        info = tracking_runs.resume_info(given[-1] if given else None, resume)
-        from dlexp.training.fit import load_checkpoint
-
-        # a damaged or tampered checkpoint is refused before the run is touched
-        checkpoint = load_checkpoint(info["checkpoint"]) if info["checkpoint"] else {}
-        info["config"] = checkpoint.get("hyper_parameters", {}).get("config", {})
-        keys = {_override_key(a) for a in argv if "=" in a}
-        info["new_keys"] = sorted(keys)
-        argv = [o for o in info["overrides"] if _override_key(o) not in keys] + list(argv)
-        epochs = [a.split("=", 1)[1] for a in argv if _override_key(a) == "trainer.max_epochs"]
-        done = checkpoint.get("epoch")
-        if epochs and isinstance(done, int) and epochs[-1].lstrip("-").isdigit() and 0 < int(epochs[-1]) < done:
-            raise ConfigError(f"run {info['run_id']} has already trained {done} epochs, more than "
-                              f"trainer.max_epochs={epochs[-1]}; resume with trainer.max_epochs above {done} to "
-                              "train it longer")
-        start = info["checkpoint"] or "its start (it stopped before its first epoch ended)"
-        print(f"dlexp: resuming run {info['run_id']} ({info['status']}) from {start}", flush=True)
-    results = launch.run_jobs(argv, resume=info)
-    elsewhere = [r.log for r in results if r.log]  # submitit: each job's output went to its own file
-    if launch.ray_driver() or elsewhere:  # one line per job and a summary, from the results (each run holds the rest)
-        from dlexp.render import terminal as render
-
-        if launch.ray_driver():
-            import ray
-
-            ray.shutdown()  # Ray's own last lines come before dlexp's
-        for r in results:
-            if r.report is not None:
-                print(render.job_line(r.num, r.overrides, r.report), flush=True)
-        render.jobs(results)
-        if elsewhere:
-            print(f"each job's own output: {Path(elsewhere[0]).parent.parent}/*/*_log.out (and _log.err)", flush=True)
-    failed = [r for r in results if not r.ok]
-    done = [r.report for r in results if r.ok and r.report is not None]
-    if failed:
-        from dlexp.training.signals import Interrupted
-
-        if len(failed) == 1 and not done:
-            raise failed[0].exc or DlexpError(failed[0].error)
-        interrupted = next((r.exc for r in failed if isinstance(r.exc, Interrupted)), None)
-        if interrupted is not None:
-            raise interrupted
-        if interruption(None) is not None:
-            raise Interrupted(interruption(None))
-        raise DlexpError(f"{len(failed)} of {len(results)} jobs failed: "
-                         + "; ".join(f"{' '.join(r.overrides) or '(no overrides)'} ({r.error})" for r in failed))
-    return done
-
-
-def _override_key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")

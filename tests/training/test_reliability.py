@@ -603,13 +603,13 @@ def test_ui_loopback_by_default_and_security_kept(runs_dir, monkeypatch):
 
 def test_secrets_never_shown(runs_dir, monkeypatch):
     from dlexp.cli import app as typer_app
-    from dlexp.training.run import _without_secrets
+    from dlexp.training.run import without_secrets
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
     result = cli("runs", "--uri", "http://ana:s3cret@127.0.0.1:9")
     one_line_error(result, 3)
     assert "s3cret" not in result.output and "ana:***@" in result.output
-    plain = _without_secrets({"tracking": {"uri": "postgresql://ana:s3cret@db/mlflow"}})
+    plain = without_secrets({"tracking": {"uri": "postgresql://ana:s3cret@db/mlflow"}})
     assert "s3cret" not in json.dumps(plain)
     assert typer_app.pretty_exceptions_show_locals is False
