@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from dlexp.config import DigitsData, SyntheticData
+from dlexp.config.schema import DigitsData, SyntheticData
 from dlexp.data import SPLIT_NAMES, load
 from dlexp.data import synthetic
 from dlexp.errors import ConfigError
