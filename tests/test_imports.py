@@ -119,3 +119,13 @@ def test_each_floor_keeps_its_heavy_imports_out():
 def test_no_module_uses_another_modules_underscore_names():
     found = {(name, used) for name, (_, private) in IMPORTS.items() for used in private}
     assert found <= KNOWN_PRIVATE, f"underscore names used across modules: {sorted(found - KNOWN_PRIVATE)}"
+
+
+def test_every_command_function_parses_calls_one_function_and_renders_in_under_45_lines():
+    """`dlexp/cli.py`: each command stays thin (its work lives in the room that owns it)."""
+    tree = ast.parse((ROOT / "cli.py").read_text())
+    commands = {node.name: node.end_lineno - min([d.lineno for d in node.decorator_list] + [node.lineno]) + 1
+                for node in tree.body if isinstance(node, ast.FunctionDef)
+                and any("command" in ast.unparse(d) for d in node.decorator_list)}
+    assert {"train", "diagnose", "compare", "recipe"} <= set(commands)
+    assert {name: n for name, n in commands.items() if n >= 45} == {}
