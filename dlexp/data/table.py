@@ -174,9 +174,10 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
                 raise DataError(f"{w} lacks column{'s' if len(missing_cols) > 1 else ''} "
                                 f"{', '.join(missing_cols)}; available columns: {', '.join(frame.columns)}")
     used = features + [cfg.target]
-    main = _missing(cfg, main, used, main_where, checks).reset_index(drop=True)
-    dev = None if dev is None else _missing(cfg, dev, used, dev_where, checks).reset_index(drop=True)
-    test = None if test is None else _missing(cfg, test, used, test_where, checks).reset_index(drop=True)
+    main, dev, test = (None if f is None else _missing(cfg, f, used, w, checks)
+                       for f, w in ((main, main_where), (dev, dev_where), (test, test_where)))
+    origin = [None if f is None else f.index.to_numpy() + 1 for f in (main, dev, test)]  # 1-based file rows
+    main, dev, test = (None if f is None else f.reset_index(drop=True) for f in (main, dev, test))
     if len(main) == 0:
         raise DataError(f"{main_where} has no rows left after dropping missing values")
 
@@ -272,10 +273,18 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
                 targets.append(ys_by_source[src][idx])
         return pd.concat(frames_, ignore_index=True), np.concatenate(targets)
 
+    def file_rows(part):
+        """Each example's data row in its file; None for a training pool that mixes two files."""
+        if isinstance(part, tuple):
+            return origin[part[0]][part[1]]
+        return None if (part[:, 0] != 0).any() else origin[0][part[:, 1]]
+
     raw = {name: rows(part) for name, part in parts.items()}
+    numbers = {name: file_rows(part) for name, part in parts.items()}
     if cfg.n_train is not None:
         xf, yt = raw["train"]
         raw["train"] = (xf.iloc[: cfg.n_train], yt[: cfg.n_train])
+        numbers["train"] = None if numbers["train"] is None else numbers["train"][: cfg.n_train]
 
     # the preprocessing, fitted on the training split only
     transform = _preprocessing(cfg, numeric, categorical)
@@ -302,7 +311,7 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
     std = std if std > 0 else 1.0
     description = _describe(transform, numeric, categorical, features, cfg.target, task, metric, classes,
                             mean, std, main_where)
-    splits = {name: Split(xs[name], yt.astype(np.float32) if task == "regression" else yt)
+    splits = {name: Split(xs[name], yt.astype(np.float32) if task == "regression" else yt, rows=numbers[name])
               for name, (_, yt) in raw.items()}
     return Splits(**splits, n_classes=len(classes) if task == "classification" else 1, bayes_error=None,
                   task=task, metric=metric, target_mean=mean, target_std=std,

@@ -35,6 +35,7 @@ class Report:
     # Bayes error adds lower, upper, method and the reference model's errors ("reference": split -> error)
     baseline: Mapping | None = None
     start: Mapping | None = None  # model.init_from: run_id, loaded / total tensors, new ones, frozen, tokenizer
+    labels: Mapping | None = None  # wrong labels per split: count, rate, interval (see diagnosis/labels.py)
 
     def _known(self, name: str) -> bool:
         """False for the human level and avoidable bias of a run without a baseline."""
@@ -62,6 +63,7 @@ class Report:
             **({"curve": dict(self.curve)} if self.curve else {}),
             **({"baseline": dict(self.baseline)} if self.baseline else {}),
             **({"init_from": dict(self.start)} if self.start else {}),
+            **({"label_issues": dict(self.labels)} if self.labels else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }

@@ -53,6 +53,7 @@ class FitResult:
     # regression: split -> per-example absolute error (n,) in the target's unit, numpy, from the same pass
     abs_errors: dict | None = None
     start: dict | None = None          # model.init_from: where the weights came from (see `start_from`)
+    probabilities: dict | None = None  # classification: dev and test -> full softmax (n, n_classes), numpy
 
 
 class EpochRecorder(Callback):
@@ -297,17 +298,18 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
         raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
                           step=trainer.global_step)
-    predictions, errors = None, {}
+    predictions, errors, probabilities = None, {}, None
     if trainer.is_global_zero and splits.task == "classification":
         # one pass gives both the error rates and what the error analysis needs
-        predictions = predict(module.net, splits, device=module.device)
+        probabilities = {}  # dev and test's full softmax: the label-issue search reads it
+        predictions = predict(module.net, splits, device=module.device, probabilities=probabilities)
         errors = {name: float((pred != getattr(splits, name).y).mean()) if len(pred) else 0.0
                   for name, (pred, _) in predictions.items()}
     abs_errors = None
     if trainer.is_global_zero and splits.task != "classification":
         errors, abs_errors = evaluate(module.net, splits, device=module.device)
     return FitResult(errors, recorder.history, module.diverged_at, checkpoint_dir, str(module.device),
-                     predictions=predictions, abs_errors=abs_errors, start=start)
+                     predictions=predictions, abs_errors=abs_errors, start=start, probabilities=probabilities)
 
 
 def objective(splits: Splits) -> Objective:
@@ -315,8 +317,10 @@ def objective(splits: Splits) -> Objective:
 
 
 @torch.inference_mode()
-def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192) -> dict:
-    """One eval-mode pass over each split -> {split: (predicted class (n,), top probability (n,))} as numpy.
+def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8192,
+            probabilities: dict | None = None) -> dict:
+    """One eval-mode pass over each split -> {split: (predicted class (n,), top probability (n,))} as numpy;
+    `probabilities`, when given, receives dev and test's full softmax from the same pass.
 
     Both come from the same logits, so the errors and the error analysis cost a single pass; each batch's
     results stay on the device until the split is done (one transfer per split).
@@ -326,11 +330,17 @@ def predict(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8
     for name in SPLIT_NAMES:
         split = getattr(splits, name)
         x = torch.from_numpy(split.x).to(device)
-        preds, confs = [], []
+        preds, confs, probs = [], [], []
+        keep = probabilities is not None and name in ("dev", "test")
         for i in range(0, len(x), batch_size):
-            conf, pred = torch.softmax(net(x[i:i + batch_size]).float(), dim=1).max(dim=1)
+            prob = torch.softmax(net(x[i:i + batch_size]).float(), dim=1)
+            conf, pred = prob.max(dim=1)
             preds.append(pred)
             confs.append(conf)
+            if keep:
+                probs.append(prob)
+        if probs:
+            probabilities[name] = torch.cat(probs).cpu().numpy()
         if preds:
             out[name] = (torch.cat(preds).cpu().numpy(), torch.cat(confs).cpu().numpy())
         else:
