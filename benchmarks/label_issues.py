@@ -13,6 +13,7 @@ share of seeds whose interval covers the true rate.
 from __future__ import annotations
 
 import argparse
+import warnings
 import tempfile
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def measure(rate: float, seed: int, folder: Path) -> dict:
     found = np.isin(rows[wrong], flipped).sum()
     n, true_rate = len(rows), truth.mean()
     lo, hi = wilson(wrong.mean(), n)
-    return {"precision": found / max(1, wrong.sum()) if wrong.any() else float("nan"),
+    return {"precision": found / wrong.sum() if wrong.any() and truth.any() else float("nan"),
             "recall": found / truth.sum() if truth.any() else float("nan"),
             "true": true_rate, "rate": wrong.mean(), "lo": lo, "hi": hi, "covered": lo <= true_rate <= hi}
 
@@ -67,6 +68,7 @@ def main() -> None:
     ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.05, 0.1, 0.2])
     ap.add_argument("--seeds", type=int, default=3)
     args = ap.parse_args()
+    warnings.simplefilter("ignore", RuntimeWarning)  # the mean of no precision (0% flips)
     print("| flips | precision | recall | true rate | estimated rate [95% interval] | interval covers |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dlexp.errors import ConfigError
+from dlexp.errors import ConfigError, StoreError
 
 
 def resolve(uri: str | None, value: str, dest: Path) -> str:
@@ -17,10 +17,10 @@ def resolve(uri: str | None, value: str, dest: Path) -> str:
     from dlexp.diagnosis.labels import CSV
     from dlexp.tracking.process import client
 
-    c = client(uri)
     try:
+        c = client(uri)
         run = c.get_run(value)
-    except MlflowException:
+    except (MlflowException, StoreError):  # no such run, or no store yet: no run to read either way
         raise ConfigError(f"data.exclude_rows={value}: no such file and no run with that id in the store; give a "
                           "run id from `dlexp runs` or a file of row numbers (one a line)") from None
     try:

@@ -49,12 +49,13 @@ def cross_validated(x: np.ndarray, y: np.ndarray, n_classes: int, *, seed: int) 
 
 
 def flag(y: np.ndarray, probs: np.ndarray) -> np.ndarray:
-    """Boolean mask of the labels confident learning finds wrong."""
+    """Boolean mask of the labels confident learning finds wrong (in this process: a forked worker pool
+    would hang once torch's threads have started)."""
     from cleanlab.filter import find_label_issues
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return np.asarray(find_label_issues(y, probs, filter_by="prune_by_noise_rate"), dtype=bool)
+        return np.asarray(find_label_issues(y, probs, filter_by="prune_by_noise_rate", n_jobs=1), dtype=bool)
 
 
 def probabilities(splits, result, *, seed: int) -> dict[str, np.ndarray]:
