@@ -100,3 +100,15 @@ def test_excluding_the_rows_of_an_unknown_run_is_one_line_exit_2(runs_dir, dlexp
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
     assert "data.exclude_rows=no-such-run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dlexp_diagnose_and_next_read_the_label_step_back_from_the_store(noisy, dlexp_proc):
+    import json
+
+    report, _, _ = noisy
+    proc = dlexp_proc("diagnose", report.run_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["label_issues"] == json.loads(json.dumps(report.document()["label_issues"]))
+    assert doc["actions"][0]["problem"] == "labels"
+    assert f"data.exclude_rows={report.run_id}" in doc["actions"][0]["command"]
