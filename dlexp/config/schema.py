@@ -32,6 +32,7 @@ class SyntheticData:
     target_fraction: float = 0.0
     task_seed: int = 0
     batch_size: int = 256
+    exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 
 @dataclass
@@ -48,6 +49,7 @@ class CarvedSplits:
 @dataclass
 class DigitsData(CarvedSplits):
     name: str = "digits"
+    exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 
 class Task(str, Enum):
@@ -95,6 +97,7 @@ class TableData(TabularOptions):
     path: str = MISSING                      # .csv/.tsv/.parquet
     dev_path: Optional[str] = None           # dev/test distribution, when it differs from training
     test_path: Optional[str] = None
+    exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 
 @dataclass

@@ -18,6 +18,7 @@ SPLIT_NAMES = ("train", "train_dev", "dev", "test")
 class Split:
     x: np.ndarray  # (n, n_features) float32; (n, C, H, W) images; (n, seq_len) int64 tokens, 0 = padding
     y: np.ndarray  # (n,) int64 class labels; float32 targets for regression; (n, seq_len) next tokens (lm)
+    rows: np.ndarray | None = None  # each example's row in its source (a table: 1-based data row of its file)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -97,4 +98,9 @@ def load(data_cfg, *, seed: int) -> Splits:
         module = importlib.import_module(f"dlexp.data.{name}")
     except ModuleNotFoundError:
         raise ConfigError(f"unknown data source '{name}'") from None
-    return module.build(data_cfg, seed=seed)
+    splits = module.build(data_cfg, seed=seed)
+    if data_cfg.get("exclude_rows"):
+        from dlexp.data.exclude import apply
+
+        splits = apply(splits, str(data_cfg.exclude_rows))
+    return splits

@@ -168,15 +168,17 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
     checks: list[str] = []
     features = _columns(cfg, main, where[0])
     _same_columns(features + [cfg.target], (dev, where[1]), (test, where[2]))
-    frames = [None if f is None else _missing(cfg, f, features + [cfg.target], w, checks).reset_index(drop=True)
-              for f, w in zip((main, dev, test), where)]
+    kept = [None if f is None else _missing(cfg, f, features + [cfg.target], w, checks)
+            for f, w in zip((main, dev, test), where)]
+    origin = [None if f is None else f.index.to_numpy() + 1 for f in kept]  # each row's 1-based number in its file
+    frames = [None if f is None else f.reset_index(drop=True) for f in kept]
     if len(frames[0]) == 0:
         raise DataError(f"{where[0]} has no rows left after dropping missing values")
     present = [(f, w) for f, w in zip(frames, where) if f is not None]
     numeric, categorical = _kinds(cfg, features, present, where[0])
     task, classes, ys = _targets(cfg, present, where[0])
     parts = _parts(cfg, frames, ys, task, seed, where, checks)
-    raw = _rows(parts, frames, ys, features, n_train=cfg.n_train)
+    raw, numbers = _rows(parts, frames, ys, features, n_train=cfg.n_train, origin=origin)
     transform = _preprocessing(cfg, numeric, categorical)
     prepared = {name: _prepare(xf, numeric, categorical, cfg) for name, (xf, _) in raw.items()}
     transform.fit(prepared["train"])  # fitted on the training split only
@@ -186,7 +188,7 @@ def from_frames(cfg, main, dev=None, test=None, *, seed: int, where=("the table"
     checks += _absent_classes(raw, classes) if task == "classification" else []
     checks += _small_splits(cfg, raw, task, stats)
     splits = _splits(cfg, raw, xs, transform, task, classes, (numeric, categorical, features), checks, stats,
-                     where[0])
+                     where[0], rows=numbers)
     splits.preprocessing.update(numeric=numeric, categorical=categorical, column_types=column_types(main, features),
                                 example=_example(raw["train"][0]))
     return splits
@@ -326,8 +328,9 @@ def _parts(cfg, frames, ys, task, seed: int, where, checks: list[str]) -> dict:
     return {"train": pool[train_p], "train_dev": pool[td_p], "dev": (1, dev_i), "test": test_part}
 
 
-def _rows(parts: dict, frames, ys, features: list[str], *, n_train: int | None) -> dict:
-    """{split: (DataFrame of the features, target array)}; the training split cut to `n_train` rows."""
+def _rows(parts: dict, frames, ys, features: list[str], *, n_train: int | None, origin) -> tuple[dict, dict]:
+    """({split: (DataFrame of the features, target array)}, {split: each example's data row in its file, or
+    None for a training pool that mixes two files}); the training split cut to `n_train` rows."""
     import pandas as pd
 
     by_source = [ys[0], ys[1] if frames[1] is not None else None, ys[-1] if frames[2] is not None else None]
@@ -344,11 +347,18 @@ def _rows(parts: dict, frames, ys, features: list[str], *, n_train: int | None) 
                 targets.append(by_source[src][idx])
         return pd.concat(xfs, ignore_index=True), np.concatenate(targets)
 
+    def file_rows(part):
+        if isinstance(part, tuple):
+            return origin[part[0]][part[1]]
+        return None if (part[:, 0] != 0).any() else origin[0][part[:, 1]]
+
     raw = {name: rows(part) for name, part in parts.items()}
+    numbers = {name: file_rows(part) for name, part in parts.items()}
     if n_train is not None:
         xf, yt = raw["train"]
         raw["train"] = (xf.iloc[:n_train], yt[:n_train])
-    return raw
+        numbers["train"] = None if numbers["train"] is None else numbers["train"][:n_train]
+    return raw, numbers
 
 
 def _small_splits(cfg, raw: dict, task: str, stats: dict) -> list[str]:
@@ -364,7 +374,7 @@ def _small_splits(cfg, raw: dict, task: str, stats: dict) -> list[str]:
     return found
 
 
-def _splits(cfg, raw, xs, transform, task, classes, columns, checks, stats, source) -> Splits:
+def _splits(cfg, raw, xs, transform, task, classes, columns, checks, stats, source, *, rows: dict) -> Splits:
     """The Splits object: arrays, the target's scale for regression, and the account of the preprocessing."""
     numeric, categorical, features = columns
     metric = _value(cfg.metric) if task == "regression" else "error_rate"
@@ -374,7 +384,7 @@ def _splits(cfg, raw, xs, transform, task, classes, columns, checks, stats, sour
     std = std if std > 0 else 1.0
     description = _describe(transform, numeric, categorical, features, cfg.target, task, metric, classes,
                             mean, std, source)
-    splits = {name: Split(xs[name], yt.astype(np.float32) if task == "regression" else yt)
+    splits = {name: Split(xs[name], yt.astype(np.float32) if task == "regression" else yt, rows=rows[name])
               for name, (_, yt) in raw.items()}
     return Splits(**splits, n_classes=len(classes) if task == "classification" else 1, bayes_error=None,
                   task=task, metric=metric, target_mean=mean, target_std=std,

@@ -39,6 +39,7 @@ class Report:
     # where the errors came from when dlexp did not measure them itself: {"metrics": {split: the run's metric
     # name}, "accuracy": bool} for a run another tool logged, {"tool": "lightning-callback"} for dlexp.lightning
     source: Mapping | None = None
+    labels: Mapping | None = None  # wrong labels per split: count, rate, interval (see diagnosis/labels.py)
 
     # the diagnosis at hand, for notebooks: report.verdict, report.problems, report.gap("variance").interval
     @property
@@ -86,6 +87,7 @@ class Report:
             **({"baseline": dict(self.baseline)} if self.baseline else {}),
             **({"init_from": dict(self.start)} if self.start else {}),
             **({"source": dict(self.source)} if self.source else {}),
+            **({"label_issues": dict(self.labels)} if self.labels else {}),
             "actions": [{"problem": a.problem, "action": a.action, "why": a.why, "command": a.command}
                         for a in self.actions],
         }

@@ -97,6 +97,12 @@ def diagnosis(report: Report, *, title: str | None = None, out: Console | None =
         out.print(Text(f"{name} (scikit-learn defaults) reaches {_fmt(reference['dev'], metric)} on dev; "
                        f"this network {_fmt(d.errors.dev, metric)}"), soft_wrap=True)
 
+    if report.labels:  # wrong labels (diagnosis/labels.py)
+        from dlexp.diagnosis.labels import lines as label_lines
+
+        for line in label_lines(report.labels, human=d.errors.human if d.human_known else None,
+                                tolerance=d.tolerance):
+            out.print(Text(line), soft_wrap=True)
     lines = Text()
     style = {"within_tolerance": "bold green", "inconclusive": "bold yellow"}.get(d.verdict, "bold red")
     lines.append("verdict: ", style="bold")

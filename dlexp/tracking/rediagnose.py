@@ -147,8 +147,13 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
         from dlexp.tracking.transfer import compatible_runs
 
         pretrained = compatible_runs(uri, config, exclude=run["run_id"])
-    report = Report(d, recommend(d, config or None, overrides=run["overrides"], pretrained=pretrained,
-                                 train_size=(doc.get("sizes") or {}).get("train")), run_id=run["run_id"],
+    from dlexp.diagnosis import labels as label_steps  # wrong labels: the label steps come first
+
+    steps = label_steps.steps(doc.get("label_issues"), tolerance=tolerance, run_id=run["run_id"],
+                              overrides=run["overrides"], source=(config.get("data") or {}).get("name"))
+    report = Report(d, steps + recommend(d, config or None, overrides=run["overrides"], pretrained=pretrained,
+                                         train_size=(doc.get("sizes") or {}).get("train")), run_id=run["run_id"],
+                    labels=doc.get("label_issues"),
                     sizes=doc.get("sizes") or {}, task=task, metric=doc.get("metric", "error_rate"),
                     checks=tuple(doc.get("checks") or ()), seeds=seeds or None, analysis=doc.get("analysis"),
                     curve=doc.get("curve"), baseline=baseline, start=doc.get("init_from"), source=doc.get("source"),

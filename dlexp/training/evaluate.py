@@ -35,6 +35,7 @@ class SplitEval:
     fingerprint: str              # SHA-256 of the scored examples' inputs and labels (see `Fingerprint`)
     rows: np.ndarray | None = None  # dataset indices scored, when a sample was scored; None: the whole split
     total: int | None = None      # the split's size when a sample was scored
+    probabilities: np.ndarray | None = None  # classification, when asked: the full softmax (n, n_classes)
 
 
 class Fingerprint:
@@ -82,7 +83,7 @@ def _numpy(t) -> np.ndarray:
 @torch.inference_mode()
 def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objective, device,
                      n: int | None = None, labels: np.ndarray | None = None,
-                     fingerprint: str | None = None) -> SplitEval:
+                     fingerprint: str | None = None, keep_probabilities: bool = False) -> SplitEval:
     """The pass itself: `batches` yields `(x, y)` (tensors or arrays; moved to `device` here).
 
     `n`: how many examples `batches` holds, when known (the fingerprint's header). An in-memory split passes
@@ -91,7 +92,7 @@ def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objecti
     regression, classification = objective.task == "regression", objective.task == "classification"
     total = torch.zeros((), device=device, dtype=torch.float64)
     scored = 0
-    preds, confs, diffs, ys = [], [], [], []
+    preds, confs, diffs, ys, probs = [], [], [], [], []
     prints = Fingerprint(n) if fingerprint is None else None
     for x, y in batches:
         if prints is not None:
@@ -103,7 +104,10 @@ def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objecti
         out = forward(x)
         scored = scored + objective.count(y)  # examples; real next tokens for a language model
         if classification:
-            conf, pred = torch.softmax(out.float(), dim=1).max(dim=1)
+            prob = torch.softmax(out.float(), dim=1)
+            conf, pred = prob.max(dim=1)
+            if keep_probabilities:
+                probs.append(prob)
             preds.append(pred)
             confs.append(conf)
             total += (pred != y).sum().double()
@@ -122,8 +126,11 @@ def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objecti
         confidence = torch.cat(confs).cpu().numpy() if confs else np.zeros(0, dtype=np.float32)
     elif regression:
         abs_errors = torch.cat(diffs).double().cpu().numpy() if diffs else np.zeros(0, dtype=np.float64)
-    return SplitEval(error, len(labels), labels, predicted, confidence, abs_errors,
-                     fingerprint if fingerprint is not None else prints.finish(labels))
+    result = SplitEval(error, len(labels), labels, predicted, confidence, abs_errors,
+                       fingerprint if fingerprint is not None else prints.finish(labels))
+    if probs:
+        result.probabilities = torch.cat(probs).cpu().numpy()
+    return result
 
 
 def evaluate_loader(forward: Callable, loader: Iterable, *, objective: Objective, device,
@@ -161,9 +168,10 @@ def _size(loader) -> int | None:
 
 
 def evaluate_arrays(net: torch.nn.Module, x: torch.Tensor, y: np.ndarray, *, objective: Objective, device,
-                    fingerprint: str, batch_size: int = 8192) -> SplitEval:
+                    fingerprint: str, batch_size: int = 8192, keep_probabilities: bool = False) -> SplitEval:
     """The built-in in-memory split: `x` already on `device`, sliced; its labels `y` and fingerprint known."""
     net.eval()
     y_dev = torch.from_numpy(y).to(device)
     batches = ((x[i:i + batch_size], y_dev[i:i + batch_size]) for i in range(0, len(y), batch_size))
-    return evaluate_batches(net, batches, objective=objective, device=device, labels=y, fingerprint=fingerprint)
+    return evaluate_batches(net, batches, objective=objective, device=device, labels=y, fingerprint=fingerprint,
+                            keep_probabilities=keep_probabilities)

@@ -514,7 +514,8 @@ def measure(net: torch.nn.Module, splits: Splits, *, device, batch_size: int = 8
         split = getattr(splits, name)
         x, y, rows = sample_arrays(split.x, split.y, max_eval_examples, seed=seed, split=name)
         out[name] = evaluate_arrays(net, torch.from_numpy(np.ascontiguousarray(x)).to(device), y, objective=obj,
-                                    device=device, fingerprint=fingerprint(x, y), batch_size=batch_size)
+                                    device=device, fingerprint=fingerprint(x, y), batch_size=batch_size,
+                                    keep_probabilities=name in ("dev", "test"))  # the wrong-label search reads them
         if rows is not None:
             out[name].rows, out[name].total = rows, len(split)
     return out

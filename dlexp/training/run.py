@@ -68,6 +68,11 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
 
             init = source(uri, str(cfg.model.init_from), workdir / "init_from")
             data_cfg = _shared_tokens(cfg, init)
+        if data_cfg.get("exclude_rows"):  # a run id -> the rows it flagged, fetched from the store
+            from dlexp.tracking.flagged import resolve
+
+            data_cfg = data_cfg.copy()
+            data_cfg.exclude_rows = resolve(uri, str(data_cfg.exclude_rows), workdir / "exclude_rows")
         splits = load_splits(data_cfg, seed=cfg.seed)
         from dlexp.training import baseline as bayes
 
@@ -106,8 +111,16 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             plain["model"]["knobs"] = dict(plain["model"].get("knobs") or {}, own_optimizer=True)
         actions = recommend(diagnosis, plain, overrides=overrides, train_size=splits.sizes()["train"],
                             pretrained=_pretrained_runs(recorder, plain, diagnosis))
-        report = Report(diagnosis, actions, run_id=recorder.run_id, sizes=sizes, sampled=sampled, task=splits.task,
-                        metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
+        from dlexp.diagnosis import labels as label_steps
+        from dlexp.training import labels as label_issues
+
+        flagged = label_issues.find(splits, result, workdir, seed=cfg.seed)  # analysis/label_issues.csv
+        actions = label_steps.steps(flagged, tolerance=tolerance, run_id=recorder.run_id, overrides=overrides,
+                                    source=cfg.data.name) + actions
+        if flagged:
+            artifacts = artifacts or {str(workdir / "analysis"): "analysis"}
+        report = Report(diagnosis, actions, run_id=recorder.run_id, labels=flagged, sizes=sizes, sampled=sampled,
+                        task=splits.task, metric=splits.metric, checks=splits.checks, analysis=analysis, baseline=baseline,
                         start=result.start)
         one_checkpoint_file(result.checkpoint_dir)
         artifacts[str(result.checkpoint_dir)] = "checkpoints"

@@ -1,0 +1,34 @@
+"""`data.exclude_rows=RUN_ID`: fetch the rows that run flagged (its analysis/label_issues.csv) from the store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dlexp.errors import ConfigError, StoreError
+
+
+def resolve(uri: str | None, value: str, dest: Path) -> str:
+    """`value` as a file of rows: an existing file as it is; else a run id, whose label_issues.csv is downloaded
+    into `dest`. An unknown run, or one that flagged nothing, is one ConfigError line."""
+    if Path(value).expanduser().is_file():
+        return value
+    from mlflow.exceptions import MlflowException
+
+    from dlexp.diagnosis.labels import CSV
+    from dlexp.tracking.process import client
+
+    try:
+        c = client(uri)
+        run = c.get_run(value)
+    except (MlflowException, StoreError):  # no such run, or no store yet: no run to read either way
+        raise ConfigError(f"data.exclude_rows={value}: no such file and no run with that id in the store; give a "
+                          "run id from `dlexp runs` or a file of row numbers (one a line)") from None
+    try:
+        kept = {Path(f.path).name for f in c.list_artifacts(run.info.run_id, "analysis")}
+    except Exception:  # noqa: BLE001 - an unreadable artifact folder reads as an empty one
+        kept = set()
+    if CSV not in kept:
+        raise ConfigError(f"data.exclude_rows={value}: that run kept no analysis/{CSV} (it flagged no labels, or "
+                          "was not a classification run)")
+    dest.mkdir(parents=True, exist_ok=True)
+    return c.download_artifacts(run.info.run_id, f"analysis/{CSV}", str(dest))

@@ -1,0 +1,114 @@
+"""Wrong labels: a table with labels flipped at known rows is found out, a clean one is not, and the label
+step's command trains without the flagged rows. Real training (1 epoch), real MLflow store, real Hydra."""
+
+from __future__ import annotations
+
+import csv
+import shlex
+
+import numpy as np
+import pytest
+
+from dlexp.training.run import run_hydra
+
+pytestmark = pytest.mark.slow
+COLS = ["a", "b", "c", "d"]
+
+
+def write_table(path, n: int, *, flips: float, seed: int) -> np.ndarray:
+    """Three well-separated classes in 4 features; labels flipped to another class at rate `flips`.
+    Returns the flipped rows, 1-based, as the CSV counts data rows."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.normal(size=(n, 4)) + 4.0 * np.eye(3, 4)[y]
+    flipped = rng.random(n) < flips
+    y[flipped] = (y[flipped] + rng.integers(1, 3, flipped.sum())) % 3
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(COLS + ["label"])
+        out.writerows([*map(lambda v: round(float(v), 4), row), f"k{c}"] for row, c in zip(x, y))
+    return np.flatnonzero(flipped) + 1
+
+
+def train(*args: str):
+    (report,) = run_hydra(["data=table", "data.target=label", "trainer.max_epochs=1", "baseline.human_error=0.01",
+                           "data.min_split_rows=10", *args])
+    return report
+
+
+def flagged_csv(report) -> list[dict]:
+    from mlflow import MlflowClient
+
+    from dlexp.tracking.store import store_uri
+
+    path = MlflowClient(store_uri(None)).download_artifacts(report.run_id, "analysis/label_issues.csv")
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def noisy(module_runs_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tables")
+    flipped = write_table(folder / "train.csv", 1500, flips=0.1, seed=0)
+    write_table(folder / "dev.csv", 400, flips=0.0, seed=1)
+    args = (f"data.path={folder / 'train.csv'}", f"data.dev_path={folder / 'dev.csv'}")
+    return train(*args), flipped, args
+
+
+def test_flipped_training_labels_are_found_and_counted(noisy):
+    report, flipped, _ = noisy
+    rows = flagged_csv(report)
+    assert list(rows[0]) == ["split", "row", "given", "suggested", "confidence"]
+    train_rows = [r for r in rows if r["split"] == "train"]
+    confidence = [float(r["confidence"]) for r in train_rows]
+    assert confidence == sorted(confidence, reverse=True)  # worst first
+    found = np.isin([int(r["row"]) for r in train_rows], flipped)
+    doc = report.document()["label_issues"]
+    n_train = report.sizes["train"]
+    assert found.mean() >= 0.8, "precision of the flagged training rows"
+    train_flipped = len(set(flipped) & set(int(r["row"]) for r in train_rows)) / (0.1 * n_train)
+    assert train_flipped >= 0.8, "recall (against the expected number of flips in the training split)"
+    lo, hi = doc["train"]["interval"]
+    assert lo <= 0.1 <= hi and doc["train"]["count"] == len(train_rows)
+    assert doc["dev"]["rate"] <= 0.04  # the dev file is clean
+
+
+def test_the_label_step_comes_first_and_its_command_trains_without_the_flagged_rows(noisy):
+    report, _, args = noisy
+    step = report.actions[0]
+    assert step.problem == "labels" and f"data.exclude_rows={report.run_id}" in step.command
+    command = shlex.split(step.command)
+    assert command[:2] == ["dlexp", "train"] and all(a in command for a in args)
+    cleaned = train(*command[2:])
+    dropped = report.document()["label_issues"]["train"]["count"]
+    assert cleaned.sizes["train"] == report.sizes["train"] - dropped
+    assert any(f"left out {dropped} training rows" in c for c in cleaned.checks)
+    assert cleaned.diagnosis.errors.train < report.diagnosis.errors.train
+    assert cleaned.sizes["dev"] == report.sizes["dev"]  # dev and test are the same examples
+
+
+def test_a_clean_table_has_few_wrong_labels_and_no_label_step(module_runs_dir, tmp_path):
+    write_table(tmp_path / "clean.csv", 1200, flips=0.0, seed=2)
+    report = train(f"data.path={tmp_path / 'clean.csv'}")
+    doc = report.document()["label_issues"]
+    assert doc["train"]["rate"] <= 0.02 and doc["train"]["interval"][0] < 0.01
+    assert all(a.problem != "labels" for a in report.actions)
+
+
+def test_excluding_the_rows_of_an_unknown_run_is_one_line_exit_2(runs_dir, dlexp_proc):
+    proc = dlexp_proc("train", "data=digits", "trainer.max_epochs=1", "data.exclude_rows=no-such-run")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "data.exclude_rows=no-such-run" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dlexp_diagnose_and_next_read_the_label_step_back_from_the_store(noisy, dlexp_proc):
+    import json
+
+    report, _, _ = noisy
+    proc = dlexp_proc("diagnose", report.run_id, "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["label_issues"] == json.loads(json.dumps(report.document()["label_issues"]))
+    assert doc["actions"][0]["problem"] == "labels"
+    assert f"data.exclude_rows={report.run_id}" in doc["actions"][0]["command"]
