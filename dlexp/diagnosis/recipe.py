@@ -109,7 +109,7 @@ def decide(comparison: Mapping, *, tolerance: float, target: str | None = None) 
     if improved and raised:
         gaps = (comparison.get("gaps") or {})
         what = ", ".join(f"{g} {_pct(gaps[g]['diff'])}" for g in raised)
-        reason += (f"; it raises {what} past the tolerance {tolerance:.2%}: accepted, and "
+        reason += (f"; it raises {what} past the tolerance {tolerance:.2%}: progress all the same, and "
                    f"{'that gap is a problem' if len(raised) == 1 else 'those gaps are problems'} for the next rounds")
     return Decision(improved, improved, tuple(raised), reason)
 
