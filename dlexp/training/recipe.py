@@ -287,7 +287,7 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
             if stopped:
                 break
             chosen = chosen[:state["budget"] - state["used"]]
-            inc = _round(uri, state, inc, problem, chosen, echo=echo)
+            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=_raised_by(state["trail"], inc.run_id, problem))
     except BaseException as exc:
         from dlexp.training.signals import Interrupted
 
@@ -359,12 +359,21 @@ def helped_by(trail: list[dict], run_id: str) -> list[Helped]:
             for r in rows]
 
 
-def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo) -> Incumbent:
+def _raised_by(trail: list[dict], run_id: str, problem: str) -> str:
+    """" (raised by round 2's train longer)" when the change that made `run_id` the incumbent raised `problem`."""
+    made = next((r for r in trail if r.get("run_id") == run_id and r.get("accepted")), None)
+    if made is None or problem not in (made.get("raised") or []):
+        return ""
+    return f" (raised by round {made['round']}'s {label(made['action'])})"
+
+
+def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo,
+           why: str = "") -> Incumbent:
     from dlexp.tracking import runs as stored_runs
     from dlexp.tracking.compare import compare_runs
 
     number = max((r["round"] for r in state["trail"]), default=0) + 1
-    echo(f"dlexp: round {number} · {problem}: training {len(chosen)} candidate"
+    echo(f"dlexp: round {number} · {problem}{why}: training {len(chosen)} candidate"
          f"{'s' if len(chosen) > 1 else ''} against run {inc.run_id} (dev error {inc.report.diagnosis.errors.dev:.2%})")
     for c in chosen:
         echo(f"  $ {c.command}")
@@ -427,8 +436,12 @@ def _outcome(decision, dev: dict) -> str:
 def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     """The recipe's JSON document: start, trail, final, why it stopped, what is left to try."""
     left = []
-    if inc is not None:  # the incumbent's candidates not compared with it yet, and the actions done by hand
-        tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}
+    if inc is not None:  # what worked, again; the incumbent's candidates not compared with it yet; the actions
+        tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}  # done by hand
+        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool_of(inc)):
+            if c.key not in tried:
+                tried.add(c.key)
+                left.append({"problem": c.problem, "action": c.action, "command": c.command})
         actions = recommend(held_out(inc.report), inc.config or None, overrides=inc.overrides)
         for a in actions:
             if a.command is None or a.problem == "inconclusive":
