@@ -109,8 +109,8 @@ def decide(comparison: Mapping, *, tolerance: float, target: str | None = None) 
     if improved and raised:
         gaps = (comparison.get("gaps") or {})
         what = ", ".join(f"{g} {_pct(gaps[g]['diff'])}" for g in raised)
-        reason += (f"; it raises {what} past the tolerance {tolerance:.2%}: progress all the same, and "
-                   f"{'that gap is a problem' if len(raised) == 1 else 'those gaps are problems'} for the next rounds")
+        reason += (f"; it raises {what} past the tolerance {tolerance:.2%}, "
+                   f"{'a problem' if len(raised) == 1 else 'problems'} of the incumbent once kept")
     return Decision(improved, improved, tuple(raised), reason)
 
 
