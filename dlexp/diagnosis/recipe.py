@@ -308,7 +308,7 @@ def again(h: Helped, current: Mapping, base: Sequence[str]) -> Candidate | None:
         moved = None if value is None else _scale(name, current.get(name), h.was.get(name), value)
         if moved is None:
             return None
-        new.append(f"{name}={_text(moved)}")
+        new.append(f"{key}={_text(moved)}")
     if [o.split("=", 1)[1] for o in new] == [o.split("=", 1)[1] for o in h.overrides]:
         return None  # capped: no further step
     return Candidate(h.problem, f"{family(h.action).capitalize()} again: {' '.join(new)}", tuple(new), _on_top(base, new))
