@@ -3,7 +3,7 @@ sampler over the knobs a user would write down (model logistic or mlp, widths 64
 5-40 epochs, learning rate 1e-3-1e-2, dropout 0-0.3).
 
 Problems, each induced on the synthetic source: bias (`experiment=underfit`: a linear model on a non-linear
-task), variance (`experiment=overfit`: a wide network on 500 noisy examples, 100 epochs), mismatch
+task), variance (`experiment=overfit`'s settings: a wide network on 500 noisy examples, 100 epochs), mismatch
 (`experiment=mismatch`: dev/test shifted away from training), noisy (`data.label_noise=0.3`: 30% of the labels
 wrong, with the default network). Every method starts from a fresh process and a fresh MLflow store, and trains
 through dlexp itself: the recipe as `dlexp recipe --json`, the searches through `dlexp.training.launch.run_jobs`
@@ -35,7 +35,8 @@ from pathlib import Path
 
 PROBLEMS = {
     "bias": ["experiment=underfit"],
-    "variance": ["experiment=overfit"],
+    # experiment=overfit, spelled out: a search's model=logistic drops the model keys (the preset's would not go)
+    "variance": ["data.n_train=500", "data.label_noise=0.1", "model.hidden=[512,512]", "trainer.max_epochs=100"],
     "mismatch": ["experiment=mismatch"],
     "noisy": ["data.label_noise=0.3"],
 }
@@ -68,7 +69,8 @@ def worker(method: str, base: list[str], budget: int, seed: int) -> None:
     from dlexp.training.launch import run_jobs
 
     def train(params: dict) -> tuple[float, float]:
-        r = run_jobs([], jobs=[base + overrides_of(params)], quiet=True)[0]
+        own = [o for o in base if not o.startswith("model.")]  # the trial sets the model and its keys
+        r = run_jobs([], jobs=[own + overrides_of(params)], quiet=True)[0]
         if not r.ok:
             return float("nan"), float("nan")
         e = r.report.diagnosis.errors
