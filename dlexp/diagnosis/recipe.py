@@ -46,7 +46,16 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return self.command
+        return key_of(self.command)
+
+
+def key_of(command: str) -> str:
+    """A candidate's identity: the overrides of its command, in any order.
+
+    >>> key_of("dlexp train b=2 'a=[1,2]'") == key_of("dlexp train a=[1,2] b=2")
+    True
+    """
+    return " ".join(sorted(a for a in shlex.split(command)[2:] if a != "-m"))
 
 
 def _pct(x: float) -> str:
@@ -77,11 +86,12 @@ def decide(comparison: Mapping, *, tolerance: float, target: str | None = None) 
     """Accept B (the candidate) over A (the incumbent) from their comparison document?
 
     Accepted when B's dev error is significantly lower (the 95% interval of the difference B - A lies
-    below 0; without an interval, p < 0.05 and a negative difference) and no other watched gap rose
-    past the tolerance: a gap counts as raised when the lower end of the 95% interval of its change
-    reaches the tolerance (dlexp's problem rule, applied to the change), or, without an interval, when
-    the change itself does. `target` (the gap the candidate addresses) is exempt; dev_overfitting and
-    the test split are never read.
+    below 0; without an interval, p < 0.05 and a negative difference): the dev error is the sum of every
+    gap, so a significant drop is progress even when another gap rose. A watched gap other than `target`
+    (the gap the candidate addresses) counts as raised when the lower end of the 95% interval of its change
+    reaches the tolerance (dlexp's problem rule, applied to the change), or, without an interval, when the
+    change itself does; the reason says so, and that gap is a problem for the rounds that follow (the largest
+    problem of the new incumbent comes first). dev_overfitting and the test split are never read.
     """
     dev = (comparison.get("splits") or {}).get("dev") or {}
     improved, reason = _significant_drop(dev)
@@ -99,8 +109,9 @@ def decide(comparison: Mapping, *, tolerance: float, target: str | None = None) 
     if improved and raised:
         gaps = (comparison.get("gaps") or {})
         what = ", ".join(f"{g} {_pct(gaps[g]['diff'])}" for g in raised)
-        reason += f", but it raises {what} past the tolerance {tolerance:.2%}"
-    return Decision(improved and not raised, improved, tuple(raised), reason)
+        reason += (f"; it raises {what} past the tolerance {tolerance:.2%}, "
+                   f"{'a problem' if len(raised) == 1 else 'problems'} of the incumbent once kept")
+    return Decision(improved, improved, tuple(raised), reason)
 
 
 def best(decisions: Sequence[tuple[Decision, float]]) -> int | None:
@@ -174,21 +185,162 @@ def _same(value, text: str) -> bool:
         return str(value) == text
 
 
-def next_round(pool: Sequence[Candidate], tried: set[str], k: int) -> tuple[str | None, list[Candidate]]:
-    """The next round: up to `k` untried candidates of the first problem (largest first) that has any.
+def next_round(pool: Sequence[Candidate], tried: set[str], k: int,
+               follow: Sequence[Candidate] = ()) -> tuple[str | None, list[Candidate]]:
+    """The next round: up to `k` untried candidates of the first problem (largest first) that has any,
+    the follow-ups of that problem (`follow`: what worked, see `follow_ups`) before its other actions.
+    `tried` holds the keys (`key_of`) of the candidates already compared with the incumbent.
 
-    >>> pool = [Candidate("avoidable_bias", "a", (), "c1"), Candidate("avoidable_bias", "b", (), "c2"),
-    ...         Candidate("avoidable_bias", "c", (), "c3"), Candidate("variance", "d", (), "c4")]
-    >>> [c.command for c in next_round(pool, set(), 2)[1]], [c.command for c in next_round(pool, {"c1", "c2"}, 2)[1]]
-    (['c1', 'c2'], ['c3'])
-    >>> next_round(pool, {"c1", "c2", "c3"}, 2)[0], next_round(pool, {"c1", "c2", "c3", "c4"}, 2)
+    >>> pool = [Candidate("avoidable_bias", "a", (), "dlexp train a=1"), Candidate("avoidable_bias", "b", (), "dlexp train b=1"),
+    ...         Candidate("avoidable_bias", "c", (), "dlexp train c=1"), Candidate("variance", "d", (), "dlexp train d=1")]
+    >>> [c.action for c in next_round(pool, set(), 2)[1]], [c.action for c in next_round(pool, {"a=1", "b=1"}, 2)[1]]
+    (['a', 'b'], ['c'])
+    >>> next_round(pool, {"a=1", "b=1", "c=1"}, 2)[0], next_round(pool, {"a=1", "b=1", "c=1", "d=1"}, 2)
     ('variance', (None, []))
+    >>> again = Candidate("avoidable_bias", "c again", (), "dlexp train c=2")
+    >>> [c.action for c in next_round(pool, set(), 2, [again])[1]]
+    ['c again', 'a']
     """
-    untried = [c for c in pool if c.key not in tried]
-    if not untried:
-        return None, []
-    problem = untried[0].problem
-    return problem, [c for c in untried if c.problem == problem][:k]
+    problems = list(dict.fromkeys(c.problem for c in pool))
+    for problem in problems:
+        seen, chosen = set(tried), []
+        for c in [f for f in follow if f.problem == problem] + [c for c in pool if c.problem == problem]:
+            if c.key not in seen:
+                seen.add(c.key)
+                chosen.append(c)
+        if chosen:
+            return problem, chosen[:k]
+    return None, []
+
+
+# ------------------------------------------------------------------------------------ follow what works
+
+
+# settings that are shares: a step that scales them stops at this value
+SHARES = ("dropout", "target_fraction", "label_smoothing")
+SHARE_CAP = 0.9
+
+
+@dataclass(frozen=True)
+class Helped:
+    """A candidate of the round that made the incumbent whose dev error dropped significantly."""
+    problem: str
+    action: str
+    overrides: tuple[str, ...]   # what it set on top of the incumbent it was compared with
+    was: Mapping                 # that incumbent's values of those keys (None: not in its config)
+    accepted: bool               # the one kept (the others lost to a larger drop)
+
+
+def family(action: str) -> str:
+    """What kind of action it is, whatever its step: repeats and combinations name their original.
+
+    >>> family("Bigger model: double the width of every hidden layer"), family("Bigger model again: model.hidden=[512]")
+    ('bigger model', 'bigger model')
+    >>> family("Combine with Train longer: trainer.max_epochs=10")
+    'train longer'
+    """
+    from dlexp.diagnosis.actions import label
+
+    head = action.split(":")[0].strip().removeprefix("Combine with ").removesuffix(" again")
+    return label(head)
+
+
+def _number(text):
+    """A number or a list of numbers written as an override value; None for anything else."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, list) and value
+                                           and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)):
+        return value
+    return None
+
+
+def _scale(key: str, now, was, value):
+    """`value` moved once more by the ratio value/was (elementwise for a list); None when it cannot be."""
+    if isinstance(value, list):
+        if not isinstance(was, list) or len(was) != len(value) or not isinstance(now, list) or len(now) != len(value):
+            return None
+        out = [_scale(key, n, w, v) for n, w, v in zip(now, was, value)]
+        return None if any(o is None for o in out) else out
+    if not isinstance(was, (int, float)) or isinstance(was, bool) or was == 0 or not isinstance(now, (int, float)):
+        return None
+    new = now * (value / was)
+    if key.rsplit(".", 1)[-1] in SHARES:
+        new = min(new, SHARE_CAP)
+    if isinstance(value, int) and isinstance(was, int):
+        return max(1, int(round(new)))
+    return float(f"{new:.3g}")
+
+
+def _text(value) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(_text(v) for v in value) + "]"
+    return str(value) if isinstance(value, int) else f"{value:.3g}"
+
+
+def _on_top(base: Sequence[str], new: Sequence[str]) -> str:
+    from dlexp.diagnosis.actions import merge_overrides
+
+    return " ".join(["dlexp", "train"] + [shlex.quote(a) for a in merge_overrides(base, new)])
+
+
+def again(h: Helped, current: Mapping, base: Sequence[str]) -> Candidate | None:
+    """The accepted action once more from the new incumbent, by the step that helped: each numeric setting
+    moved by the same ratio (a width doubled again, epochs doubled again, a learning rate moved by 3x
+    again, or by 0.3x when that is what helped). None when a setting is not a number (``model=mlp``).
+
+    >>> h = Helped("avoidable_bias", "Tune the learning rate: optimizer.lr=0.009", ("optimizer.lr=0.009",),
+    ...            {"optimizer.lr": 0.003}, True)
+    >>> again(h, {"optimizer.lr": 0.009}, ["model=mlp", "optimizer.lr=0.009"]).command
+    'dlexp train model=mlp optimizer.lr=0.027'
+    """
+    new = []
+    for o in h.overrides:
+        key, _, text = o.partition("=")
+        name = key.lstrip("+~")
+        value = _number(text)
+        moved = None if value is None else _scale(name, current.get(name), h.was.get(name), value)
+        if moved is None:
+            return None
+        new.append(f"{key}={_text(moved)}")
+    if [o.split("=", 1)[1] for o in new] == [o.split("=", 1)[1] for o in h.overrides]:
+        return None  # capped: no further step
+    return Candidate(h.problem, f"{family(h.action).capitalize()} again: {' '.join(new)}", tuple(new), _on_top(base, new))
+
+
+def follow_ups(helped: Sequence[Helped], current: Mapping, base: Sequence[str],
+               pool: Sequence[Candidate]) -> list[Candidate]:
+    """Follow what worked in the round that made the incumbent, in this order:
+
+    1. the accepted action again (`again`), or, when its step is not a number, the incumbent's own action of
+       the same family (``model=mlp`` accepted: "Bigger model: double the width" of the new model);
+    2. each other action that lowered the dev error significantly in that round, on top of the accepted one
+       (the bigger model accepted, training longer also helped: bigger and longer).
+
+    `current`: the incumbent's config flattened to dotted keys; `base`: its overrides; `pool`: its candidates.
+    """
+    out = []
+    for h in helped:
+        if not h.accepted:
+            continue
+        step = again(h, current, base)
+        if step is None:
+            step = next((c for c in pool if family(c.action) == family(h.action)), None)
+        if step is not None:
+            out.append(step)
+    for h in helped:
+        if h.accepted:
+            continue
+        new = [o for o in h.overrides if not _same(current.get(o.split("=", 1)[0].lstrip("+~")), o.split("=", 1)[1])]
+        if new:
+            out.append(Candidate(h.problem, f"Combine with {h.action}", tuple(new), _on_top(base, new)))
+    return out
 
 
 def stop_reason(verdict: str, *, left: int, budget_left: int) -> str | None:

@@ -341,7 +341,8 @@ def recipe(doc: dict, *, out: Console | None = None) -> None:
         else:
             sign = "+" if r["diff"] >= 0 else ""
             change = f"{sign}{_fmt(r['diff'], metric)} {_fmt_ci(r.get('interval'), metric)}"
-        mark = Text("yes", style="bold green") if r["accepted"] else Text(
+        raised = ", ".join(r.get("raised") or [])
+        mark = Text("yes" + (f" (raises {raised})" if raised else ""), style="bold green") if r["accepted"] else Text(
             "no" + (f": {r['outcome']}" if r.get("outcome") else ""), style="red")
         # the start's command, then what each candidate changes (its whole command is in the trail files)
         changed = [a for a in shlex.split(r["command"])[2:] if a not in base and a != "-m"]

@@ -1,8 +1,8 @@
 """`dlexp recipe`: Andrew Ng's loop, run by dlexp while the user sleeps.
 
     start run ─► diagnose (test held out) ─► the largest problem's top K actions ─► train them, one job
-    list through Hydra's launcher ─► compare each with the incumbent, paired, on dev ─► accept the best
-    when dev drops significantly and no other gap rises past the tolerance ─► repeat
+    list through Hydra's launcher (what worked last round first) ─► compare each with the incumbent, paired,
+    on dev ─► accept the largest significant drop (a gap that rose is the next rounds' problem) ─► repeat
 
 Every decision is a pure function of `dlexp.diagnosis.recipe`; this module trains, reads back and keeps
 the trail. A parent `recipe` run in MLflow holds every training run as a child (mlflow.parentRunId), the
@@ -26,7 +26,8 @@ from pathlib import Path
 
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
-from dlexp.diagnosis.recipe import HELD_OUT, Candidate, best, candidates, decide, next_round, stop_reason
+from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, candidates, decide, follow_ups, key_of,
+                                   next_round, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -283,14 +284,15 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
             inc = load_incumbent(uri, state["incumbent"])
         while True:
             pool = pool_of(inc)
-            tried = {r["command"] for r in state["trail"] if r.get("incumbent") == inc.run_id}
-            problem, chosen = next_round(pool, tried, state["k"])
+            tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}
+            follow = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
+            problem, chosen = next_round(pool, tried, state["k"], follow)
             verdict = held_out(inc.report).verdict
             stopped = stop_reason(verdict, left=len(chosen), budget_left=state["budget"] - state["used"])
             if stopped:
                 break
             chosen = chosen[:state["budget"] - state["used"]]
-            inc = _round(uri, state, inc, problem, chosen, echo=echo)
+            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=_raised_by(state["trail"], inc.run_id, problem))
     except BaseException as exc:
         from dlexp.training.signals import interruption
 
@@ -351,12 +353,33 @@ def _train(state: dict, jobs: list[list[str]], *, names: list[str], follows: str
     return results
 
 
-def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo) -> Incumbent:
+def helped_by(trail: list[dict], run_id: str) -> list[Helped]:
+    """The candidates that lowered the dev error significantly in the round that made `run_id` the
+    incumbent (the accepted one first); none for the start run."""
+    made = next((r for r in trail if r.get("run_id") == run_id and r.get("accepted")), None)
+    if made is None:
+        return []
+    rows = [r for r in trail if r["round"] == made["round"] and r.get("improved") and r.get("overrides") is not None]
+    rows.sort(key=lambda r: not r["accepted"])
+    return [Helped(r["problem"], r["action"], tuple(r["overrides"]), r.get("was") or {}, bool(r["accepted"]))
+            for r in rows]
+
+
+def _raised_by(trail: list[dict], run_id: str, problem: str) -> str:
+    """" (raised by round 2's train longer)" when the change that made `run_id` the incumbent raised `problem`."""
+    made = next((r for r in trail if r.get("run_id") == run_id and r.get("accepted")), None)
+    if made is None or problem not in (made.get("raised") or []):
+        return ""
+    return f" (raised by round {made['round']}'s {label(made['action'])})"
+
+
+def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Candidate], *, echo,
+           why: str = "") -> Incumbent:
     from dlexp.tracking import runs as stored_runs
     from dlexp.tracking.compare import compare_runs
 
     number = max((r["round"] for r in state["trail"]), default=0) + 1
-    echo(f"dlexp: round {number} · {problem}: training {len(chosen)} candidate"
+    echo(f"dlexp: round {number} · {problem}{why}: training {len(chosen)} candidate"
          f"{'s' if len(chosen) > 1 else ''} against run {inc.run_id} (dev error {inc.report.diagnosis.errors.dev:.2%})")
     for c in chosen:
         echo(f"  $ {c.command}")
@@ -367,9 +390,11 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
     rows, decisions = [], []
     for c, r in zip(chosen, results):
         state["used"] += 1
+        flat = _flat(inc.config)
         row = {"round": number, "problem": problem, "action": c.action, "command": c.command, "run_id": r.run_id,
                "incumbent": inc.run_id, "dev_error": None, "diff": None, "interval": None, "p_value": None,
-               "method": None, "accepted": False}
+               "method": None, "accepted": False, "improved": False, "raised": [], "overrides": list(c.overrides),
+               "was": {k: flat.get(k) for k in (o.split("=", 1)[0].lstrip("+~") for o in c.overrides)}}
         if not r.ok:
             row["reason"], row["outcome"] = f"failed: {r.error}", "failed"
             rows.append(row)
@@ -380,7 +405,8 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         dev = comparison["splits"]["dev"]
         decision = decide(comparison, tolerance=inc.report.diagnosis.tolerance, target=problem)
         row.update(errors=_seen_errors(r.report), dev_error=dev.get("b"), diff=dev.get("diff"), interval=dev.get("interval"),
-                   p_value=dev.get("p_value"), method=dev.get("method"), reason=decision.reason)
+                   p_value=dev.get("p_value"), method=dev.get("method"), reason=decision.reason,
+                   improved=decision.improved, raised=list(decision.raised))
         rows.append(row)
         decisions.append((decision, dev.get("diff") or 0.0))
         row["outcome"] = _outcome(decision, dev)
@@ -393,7 +419,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
             if d is not None and d.accepted and i != pick:
                 rows[i]["reason"] += f"; {rows[pick]['action'].split(':')[0]} lowered it more"
                 rows[i]["outcome"] = "a larger drop won"
-        rows[pick]["outcome"] = "accepted"
+        rows[pick]["outcome"] = _outcome(decisions[pick][0], {})
     state["trail"].extend(rows)
     for row in rows:
         mark = "accepted" if row["accepted"] else "not accepted"
@@ -408,9 +434,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
 def _outcome(decision, dev: dict) -> str:
     """A candidate's fate in a few words, for the trail table."""
     if decision.accepted:
-        return "accepted"
-    if decision.improved:
-        return "raises " + ", ".join(decision.raised)
+        return "accepted" + (f" (raises {', '.join(decision.raised)})" if decision.raised else "")
     interval = dev.get("interval")
     return "worse" if interval and interval[0] > 0 else "within noise"
 
@@ -418,8 +442,12 @@ def _outcome(decision, dev: dict) -> str:
 def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     """The recipe's JSON document: start, trail, final, why it stopped, what is left to try."""
     left = []
-    if inc is not None:  # the incumbent's candidates not compared with it yet, and the actions done by hand
-        tried = {r["command"] for r in state["trail"] if r.get("incumbent") == inc.run_id}
+    if inc is not None:  # what worked, again; the incumbent's candidates not compared with it yet; the actions
+        tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}  # done by hand
+        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool_of(inc)):
+            if c.key not in tried:
+                tried.add(c.key)
+                left.append({"problem": c.problem, "action": c.action, "command": c.command})
         actions = recommend(held_out(inc.report), inc.config or None, overrides=inc.overrides)
         for a in actions:
             if a.command is None or a.problem == "inconclusive":
@@ -440,7 +468,8 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     return {
         "run_id": state["parent"],
         "start": state["start"],
-        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors")} for r in state["trail"]],
+        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors", "improved", "raised", "overrides", "was")}
+                  for r in state["trail"]],
         "final": final_doc,
         "stopped_because": state.get("stopped_because"),
         "left_to_try": left,

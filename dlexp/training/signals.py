@@ -25,6 +25,9 @@ class Interrupted(DlexpError):
 
     def __init__(self, signum: int, *, checkpoint: str | None = None, step: int | None = None,
                  run_id: str | None = None):
+        if isinstance(signum, str):  # rebuilt from its message: OmegaConf re-raises an error as type(e)(message)
+            words = signum.split("stopped by ", 1)[-1].split()
+            signum = getattr(signal.Signals, words[0] if words else "", signal.SIGINT)
         self.signum, self.checkpoint, self.step, self.run_id = signum, checkpoint, step, run_id
         name = signal.Signals(signum).name
         text = f"stopped by {name}" + (f" at step {step}" if step is not None else "")

@@ -169,3 +169,25 @@ def test_the_test_split_is_held_out_while_selecting():
     # whatever the test error, the recipe sees the same run
     same = held_out(Report(diagnose(SplitErrors(0.01, 0.012, 0.014, 0.016, 0.016), sizes=sizes), (), sizes=sizes))
     assert same.gaps == blind.gaps and same.verdict == blind.verdict
+
+
+@pytest.mark.slow
+def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_interval(runs_dir):
+    """The bias problem, small: the recipe ends with a training error below the start run's, and the paired
+    95% interval of that difference (dlexp compare on the same training examples) lies below 0."""
+    from dlexp.tracking.compare import compare_runs
+
+    proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", *TINY, "trainer.max_epochs=3", "--budget", "3",
+                           "--candidates", "1", "--json"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    start, final = doc["start"], doc["final"]
+    assert start["verdict"] == "avoidable_bias" and doc["accepted"] >= 1
+    assert final["run_id"] != start["run_id"]
+    train = compare_runs(None, start["run_id"], final["run_id"]).document()["splits"]["train"]
+    assert train["b"] < train["a"] and train["interval"][1] < 0, train
+    # round 2 follows what worked: after the linear model gave way to the MLP, a bigger model again
+    rows = doc["trail"]
+    assert rows[0]["accepted"] and rows[0]["improved"] and rows[0]["overrides"] == ["model=mlp"]
+    assert len(rows) == 2 and rows[1]["action"].startswith("Bigger model") and "model.hidden=" in rows[1]["command"]

@@ -1,0 +1,185 @@
+"""`dlexp recipe` against blind search on the same budget of training runs: random search and Optuna's TPE
+sampler over the knobs a user would write down (model logistic or mlp, widths 64-256 with 2 or 3 layers,
+5-40 epochs, learning rate 1e-3-1e-2, dropout 0-0.3).
+
+Problems, each induced on the synthetic source: bias (`experiment=underfit`: a linear model on a non-linear
+task), variance (`experiment=overfit`'s settings: a wide network on 500 noisy examples, 100 epochs), mismatch
+(`experiment=mismatch`: dev/test shifted away from training), noisy (`data.label_noise=0.3`: 30% of the labels
+wrong, with the default network). Every method starts from a fresh process and a fresh MLflow store, and trains
+through dlexp itself: the recipe as `dlexp recipe --json`, the searches through `dlexp.training.launch.run_jobs`
+(one `dlexp train` job per trial, in one process, as a user's Optuna objective would call it). A search of
+budget 16 draws the same first 8 trials as one of budget 8 (random: the same seed; TPE: 4 random start-up
+trials, then TPE), so one search of the largest budget gives every smaller budget as its prefix; the recipe
+runs once per budget.
+
+Prints, per problem and budget, each method's median (over seeds) final dev error (the best dev error of its
+runs: the model it picked), the test error of that model, and the wall time; `--out FILE` keeps every figure.
+
+    python benchmarks/recipe_vs_search.py --problems bias --seeds 0 --budgets 8
+    python benchmarks/recipe_vs_search.py [--problems bias variance mismatch noisy] [--seeds 0 1 2]
+        [--budgets 8 16] [--methods recipe random tpe] [--n-train 2000] [--n-dev 1000] [--n-test 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PROBLEMS = {
+    "bias": ["experiment=underfit"],
+    # experiment=overfit, spelled out: a search's model=logistic drops the model keys (the preset's would not go)
+    "variance": ["data.n_train=500", "data.label_noise=0.1", "model.hidden=[512,512]", "trainer.max_epochs=100"],
+    "mismatch": ["experiment=mismatch"],
+    "noisy": ["data.label_noise=0.3"],
+}
+KEEP_TRAIN = {"variance"}  # the preset's few training examples are its point: --n-train leaves them alone
+TPE_STARTUP = 4
+
+
+def space_random(rng: random.Random) -> dict:
+    return {"model": rng.choice(["logistic", "mlp"]), "width": rng.randint(64, 256), "layers": rng.randint(2, 3),
+            "epochs": rng.randint(5, 40), "lr": 10 ** rng.uniform(-3, -2), "dropout": rng.uniform(0.0, 0.3)}
+
+
+def space_optuna(trial) -> dict:
+    return {"model": trial.suggest_categorical("model", ["logistic", "mlp"]),
+            "width": trial.suggest_int("width", 64, 256), "layers": trial.suggest_int("layers", 2, 3),
+            "epochs": trial.suggest_int("epochs", 5, 40), "lr": trial.suggest_float("lr", 1e-3, 1e-2, log=True),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3)}
+
+
+def overrides_of(p: dict) -> list[str]:
+    out = [f"model={p['model']}", f"trainer.max_epochs={p['epochs']}", f"optimizer.lr={p['lr']:.3g}"]
+    if p["model"] == "mlp":
+        out += [f"model.hidden=[{','.join([str(p['width'])] * p['layers'])}]", f"model.dropout={p['dropout']:.2f}"]
+    return out
+
+
+def worker(method: str, base: list[str], budget: int, seed: int) -> None:
+    """One search in this process: prints one JSON line per trial (dev, test, seconds since the start)."""
+    t0 = time.perf_counter()
+    from dlexp.training.launch import run_jobs
+
+    def train(params: dict) -> tuple[float, float]:
+        own = [o for o in base if not o.startswith("model.")]  # the trial sets the model and its keys
+        r = run_jobs([], jobs=[own + overrides_of(params)], quiet=True)[0]
+        if not r.ok:
+            return float("nan"), float("nan")
+        e = r.report.diagnosis.errors
+        return e.dev, e.test
+
+    def emit(dev, test, params):
+        print(json.dumps({"dev": dev, "test": test, "t": time.perf_counter() - t0, "params": params}), flush=True)
+
+    if method == "random":
+        rng = random.Random(seed)
+        for _ in range(budget):
+            p = space_random(rng)
+            emit(*train(p), p)
+        return
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP))
+    for _ in range(budget):
+        trial = study.ask()
+        p = space_optuna(trial)
+        dev, test = train(p)
+        study.tell(trial, dev if dev == dev else 1.0)
+        emit(dev, test, p)
+
+
+def run_search(method: str, base: list[str], budget: int, seed: int, env: dict) -> list[dict]:
+    proc = subprocess.run([sys.executable, __file__, "--worker", method, "--budget", str(budget), "--seed", str(seed),
+                           "--", *base], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
+    return [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
+
+
+def run_recipe(base: list[str], budget: int, env: dict) -> dict:
+    t = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", *base, "--budget", str(budget), "--json"],
+                          env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"recipe failed: {' '.join(base)}\n{proc.stderr[-3000:]}")
+    doc = json.loads(proc.stdout)
+    accepted = [r["action"] for r in doc["trail"] if r["accepted"]]
+    return {"dev": doc["final"]["errors"]["dev"], "test": doc["final"]["errors"]["test"],
+            "t": time.perf_counter() - t, "stopped": doc["stopped_because"], "used": doc["budget"]["used"],
+            "accepted": accepted}
+
+
+def best_of(trials: list[dict], budget: int) -> dict:
+    done = [t for t in trials[:budget] if t["dev"] == t["dev"]]
+    pick = min(done, key=lambda t: t["dev"])
+    return {"dev": pick["dev"], "test": pick["test"], "t": trials[budget - 1]["t"], "params": pick["params"]}
+
+
+def env_for(folder: Path) -> dict:
+    env = dict(os.environ, DLEXP_RUNS_DIR=str(folder / "runs"))
+    env.pop("DLEXP_TRACKING_URI", None)
+    return env
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--problems", nargs="+", default=list(PROBLEMS), choices=list(PROBLEMS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--budgets", nargs="+", type=int, default=[8, 16])
+    ap.add_argument("--methods", nargs="+", default=["recipe", "random", "tpe"], choices=["recipe", "random", "tpe"])
+    ap.add_argument("--n-train", type=int, default=2000)
+    ap.add_argument("--n-dev", type=int, default=1000)
+    ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--out", type=Path, help="write every figure to this JSON file")
+    ap.add_argument("--worker", choices=["random", "tpe"], help=argparse.SUPPRESS)
+    ap.add_argument("--budget", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("base", nargs="*", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args.worker, args.base, args.budget, args.seed)
+        return
+    print(f"cores: {os.cpu_count()}; problems {args.problems}, seeds {args.seeds}, budgets {args.budgets}", flush=True)
+    results: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for problem in args.problems:
+            sizes = [f"data.n_dev={args.n_dev}", f"data.n_test={args.n_test}"]
+            if problem not in KEEP_TRAIN:
+                sizes.insert(0, f"data.n_train={args.n_train}")
+            for seed in args.seeds:
+                base = PROBLEMS[problem] + sizes + [f"seed={seed}"]
+                for method in args.methods:
+                    folder = Path(tmp) / f"{problem}-{seed}-{method}"
+                    if method == "recipe":
+                        for b in args.budgets:
+                            r = run_recipe(base, b, env_for(folder / str(b)))
+                            results.append(dict(r, problem=problem, seed=seed, method=method, budget=b))
+                            print(json.dumps(results[-1]), flush=True)
+                        continue
+                    trials = run_search(method, base, max(args.budgets), seed, env_for(folder))
+                    for b in args.budgets:
+                        results.append(dict(best_of(trials, b), problem=problem, seed=seed, method=method, budget=b))
+                        print(json.dumps(results[-1]), flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=2))
+    print(f"\n{'problem':<10}{'budget':>7}  {'method':<8}{'dev (median)':>14}{'test of pick':>14}{'wall s':>9}  seeds")
+    for problem in args.problems:
+        for b in args.budgets:
+            for method in args.methods:
+                rows = [r for r in results if (r["problem"], r["budget"], r["method"]) == (problem, b, method)]
+                med = {k: statistics.median(r[k] for r in rows) for k in ("dev", "test", "t")}
+                print(f"{problem:<10}{b:>7}  {method:<8}{med['dev']:>14.2%}{med['test']:>14.2%}{med['t']:>9.0f}  "
+                      f"{len(rows)}")
+
+
+if __name__ == "__main__":
+    main()
