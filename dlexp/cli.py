@@ -428,13 +428,12 @@ def recipe(
     """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
 
     Each round trains the largest problem's top actions (--candidates), what worked last round first (the
-    accepted action again by the same step, the other actions that helped on top of it), compares each with
-    the incumbent, paired on dev, and accepts the one that lowers the dev error most, when significantly (a
-    gap that rises is the next rounds' problem). Stops when every gap is within tolerance, at an inconclusive verdict,
-    when nothing helps, or at --budget training runs. The test error is read once, for the final model.
+    accepted action again, the others that helped on top of it), compares each with the incumbent, paired on
+    dev, and accepts the one that lowers the dev error most, when significantly (a gap that rises is the next
+    round's problem). Stops when every gap is within tolerance, at an inconclusive verdict, when nothing helps,
+    or at --budget training runs. The test error is read once, for the final model.
 
-    Every run is a child of one MLflow parent `recipe` run, which keeps the trail (CSV, JSON) and a plot of
-    the errors along the accepted path. Ctrl-C stops after writing the trail; --from PARENT continues it.
+    Every run is a child of one MLflow `recipe` run (the trail, a plot); Ctrl-C writes the trail, --from continues.
     """
     from dlexp.render import terminal as render
     from dlexp.training.recipe import Stopped
