@@ -1,6 +1,6 @@
 """dlexp on a CUDA GPU: picked without being named, data moved once, mixed precision, DDP, a GPU checkpoint
 resumed on the CPU, a user's own Dataset through DataLoader workers. Skipped where there is no GPU
-(tests/gpu/conftest.py); `python benchmarks/device_check.py OUT` runs them on a lent GPU machine."""
+(`pytestmark` below); `python benchmarks/device_check.py OUT` runs them on a lent GPU machine."""
 
 from __future__ import annotations
 
@@ -14,7 +14,18 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.gpu, pytest.mark.slow]
+NO_GPU = ("no CUDA device here (torch.cuda.is_available() is False); these run on a GPU machine: "
+          "python benchmarks/device_check.py OUT")
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# skipped, each with the reason, where torch sees no CUDA device: a CPU machine's summary (-ra) counts them
+pytestmark = [pytest.mark.gpu, pytest.mark.slow, pytest.mark.skipif(not _cuda(), reason=NO_GPU)]
 
 TINY = ["data.n_train=500", "data.n_train_dev=200", "data.n_dev=200", "data.n_test=200"]
 # large enough that the verdict (avoidable bias: a hard task, 5 epochs) does not hang on noise

@@ -9,7 +9,7 @@ import shlex
 import numpy as np
 import pytest
 
-from dlexp.training.run import run_hydra
+from dlexp.training.launch import run_hydra
 
 pytestmark = pytest.mark.slow
 COLS = ["a", "b", "c", "d"]

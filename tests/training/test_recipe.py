@@ -14,22 +14,13 @@ import threading
 import time
 
 import pytest
+from conftest import one_error_line
 from typer.testing import CliRunner
 
 from dlexp.cli import app
 
 TINY = ["experiment=underfit", "data.n_train=600", "data.n_train_dev=300", "data.n_dev=300", "data.n_test=300",
         "data.batch_size=64", "trainer.max_epochs=2", "early_stopping.patience=0"]
-
-
-def one_error_line(code, stderr, *named):
-    assert code not in (0, None)
-    assert "Traceback" not in stderr
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("dlexp: error:"), stderr
-    for word in named:
-        assert word in lines[0], (word, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +145,7 @@ def test_bad_input_is_one_line(args, named, module_runs_dir):
 
     client(create=True)  # a store that exists, without that run
     result = CliRunner().invoke(app, ["recipe", *args])
-    one_error_line(result.exit_code, result.stderr, *named)
+    one_error_line(result, *named)
 
 
 def test_the_test_split_is_held_out_while_selecting():
