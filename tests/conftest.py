@@ -166,14 +166,23 @@ def _stop_group(proc: subprocess.Popen) -> None:
 @pytest.fixture(scope="session")
 def mlflow_server(postgres, tmp_path_factory):
     """One `mlflow server` on that PostgreSQL with a shared artifact folder, as the README starts it: its URL."""
-    import time
-    import urllib.request
-
     root = tmp_path_factory.mktemp("mlflow-server")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in _ISOLATE}
+    proc, log, url = _mlflow_server(["--backend-store-uri", postgres("mlflow")], root, port, env, "mlflow server")
+    yield url
+    _stop_group(proc)
+    log.close()
+
+
+def _mlflow_server(args: list[str], root, port: int, env: dict, what: str):
+    """Start `mlflow server ARGS` in its own process group, its output in root/server.log, and wait (180 s at
+    most, then fail with the log's end) until /health answers: (process, log file, URL)."""
+    import time
+    import urllib.request
+
     log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--backend-store-uri", postgres("mlflow"),
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", *args,
                              "--artifacts-destination", str(root / "artifacts"),
                              "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
                             stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -183,16 +192,13 @@ def mlflow_server(postgres, tmp_path_factory):
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return proc, log, url
         except OSError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("mlflow server did not start:\n" + (root / "server.log").read_text()[-3000:])
+            _stop_group(proc)
+            pytest.fail(f"{what} did not start:\n" + (root / "server.log").read_text()[-3000:])
         time.sleep(0.5)
-    yield url
-    _stop_group(proc)
-    log.close()
 
 
 AUTH_ADMIN = ("admin", "team-pass-1234")  # the authenticated server's admin, as its auth config sets it
@@ -203,9 +209,6 @@ def auth_server(tmp_path_factory):
     """One `mlflow server --app-name basic-auth` (MLflow's own authentication, from `mlflow[auth]`), as the
     README's team-server recipe starts it, on a SQLite store (the session's PostgreSQL stays the other server's):
     its URL. Its admin is AUTH_ADMIN; a request without credentials gets 401."""
-    import time
-    import urllib.request
-
     pytest.importorskip("flask_wtf", reason="mlflow[auth] (dlexp[server]) is not installed")
     root = tmp_path_factory.mktemp("mlflow-auth")
     (root / "auth.ini").write_text(
@@ -216,25 +219,8 @@ def auth_server(tmp_path_factory):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in _ISOLATE and not k.startswith("MLFLOW_TRACKING_")}
     env.update(MLFLOW_AUTH_CONFIG_PATH=str(root / "auth.ini"), MLFLOW_FLASK_SERVER_SECRET_KEY="dlexp-tests")
-    log = open(root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
-                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-                             "--artifacts-destination", str(root / "artifacts"),
-                             "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            os.killpg(proc.pid, 9)
-            pytest.fail("mlflow server --app-name basic-auth did not start:\n" + (root / "server.log").read_text()[-3000:])
-        time.sleep(0.5)
+    proc, log, url = _mlflow_server(["--app-name", "basic-auth", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}"],
+                                    root, port, env, "mlflow server --app-name basic-auth")
     yield {"url": url, "root": root, "admin": AUTH_ADMIN}
     _stop_group(proc)
     log.close()
