@@ -357,6 +357,7 @@ class DiagnosisConfig:
     tolerance: float = 0.01
     relative_tolerance: Optional[float] = None  # set: tolerance = this x the spread of the target (see docs)
     max_eval_examples: Optional[int] = None  # set: each split's error on a seeded sample of at most this many
+    label_issues: Optional[bool] = None  # the wrong-label search: null = tables (table, sql, digits); true / false
 
 
 @dataclass

@@ -57,14 +57,23 @@ def lines(doc: Mapping, *, human: float | None = None, tolerance: float = 0.0) -
 
 
 def steps(doc: Mapping | None, *, tolerance: float, run_id: str | None, overrides: Sequence[str] = (),
-          source: str | None = None) -> tuple[Action, ...]:
+          source: str | None = None, human: float | None = None) -> tuple[Action, ...]:
     """The label steps, to go first among the next steps: train without the flagged training rows (an exact
-    command repeating the run's overrides), and review the dev labels when dev's rate clears the tolerance."""
+    command repeating the run's overrides), and review the dev labels when dev's rate clears the tolerance.
+
+    Wrong-looking labels up to the human level are what the human level already counts (the irreducible
+    error: examples even a person labels either way, as in data=synthetic's known Bayes error), so the
+    training step comes only when the rate's lower end clears the tolerance above the human level.
+
+    >>> doc = {"train": {"count": 125, "rate": 0.0125, "interval": [0.0105, 0.0149]}}
+    >>> steps(doc, tolerance=0.01, run_id=None, human=0.05), len(steps(doc, tolerance=0.01, run_id=None))
+    ((), 1)
+    """
     out: list[Action] = []
     if not doc:
         return ()
     train, dev = doc.get("train"), doc.get("dev")
-    if clears(train, tolerance) and train.get("count"):
+    if clears(train, tolerance + (human or 0.0)) and train.get("count"):
         command = None
         if run_id and source in EXCLUDABLE:
             args = merge_overrides(overrides, [f"data.exclude_rows={run_id}"])

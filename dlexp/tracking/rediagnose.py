@@ -150,7 +150,8 @@ def rediagnose(uri: str | None, run_id: str | None, *, human: float | None = Non
     from dlexp.diagnosis import labels as label_steps  # wrong labels: the label steps come first
 
     steps = label_steps.steps(doc.get("label_issues"), tolerance=tolerance, run_id=run["run_id"],
-                              overrides=run["overrides"], source=(config.get("data") or {}).get("name"))
+                              overrides=run["overrides"], source=(config.get("data") or {}).get("name"),
+                              human=d.errors.human if d.human_known else None)
     report = Report(d, steps + recommend(d, config or None, overrides=run["overrides"], pretrained=pretrained,
                                          train_size=(doc.get("sizes") or {}).get("train")), run_id=run["run_id"],
                     labels=doc.get("label_issues"),

@@ -75,6 +75,20 @@ def probabilities(splits, result, *, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
+TABLES = ("table", "sql", "digits")  # where a linear reference model's cross-validated probabilities are trusted
+
+
+def wanted(setting: bool | None, source: str) -> bool:
+    """Whether to look for wrong labels: `diagnosis.label_issues`, or by default on tables only. Elsewhere (the
+    generated sources, images, text) the linear reference model misses what the network learns, and its
+    disagreements would read as wrong labels.
+
+    >>> wanted(None, "digits"), wanted(None, "synthetic"), wanted(True, "synthetic"), wanted(False, "table")
+    (True, False, True, False)
+    """
+    return bool(setting) if setting is not None else source in TABLES
+
+
 def find(splits, result, workdir: Path, *, seed: int) -> dict | None:
     """Flag each split's likely wrong labels; write the CSV; return {split: {count, rate, interval, n, ...}}."""
     from dlexp.data import Splits

@@ -114,9 +114,10 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         from dlexp.diagnosis import labels as label_steps
         from dlexp.training import labels as label_issues
 
-        flagged = label_issues.find(splits, result, workdir, seed=cfg.seed)  # analysis/label_issues.csv
+        flagged = (label_issues.find(splits, result, workdir, seed=cfg.seed)  # analysis/label_issues.csv
+                   if label_issues.wanted(cfg.diagnosis.get("label_issues"), str(cfg.data.name)) else None)
         actions = label_steps.steps(flagged, tolerance=tolerance, run_id=recorder.run_id, overrides=overrides,
-                                    source=cfg.data.name) + actions
+                                    source=cfg.data.name, human=human if baseline["source"] != "none" else None) + actions
         if flagged:
             artifacts = artifacts or {str(workdir / "analysis"): "analysis"}
         report = Report(diagnosis, actions, run_id=recorder.run_id, labels=flagged, sizes=sizes, sampled=sampled,

@@ -130,7 +130,7 @@ def assert_finished_with_four_errors(runs, name: str):
     for curve in ("epoch/dev_error", "epoch/train_loss"):  # one point per epoch
         assert sorted(m.step for m in client.get_metric_history(run.info.run_id, curve)) == [1, 2], curve
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
-    assert {"checkpoints/best.ckpt", "checkpoints/last.ckpt"} <= artifacts
+    assert "checkpoints/last.ckpt" in artifacts  # best.ckpt too, unless the last epoch was the best (one file)
     return client, run
 
 

@@ -89,7 +89,7 @@ def moment(name, monkeypatch, state) -> list[str]:
     elif name == "evaluation":
         from dlexp.training import fit
 
-        sigint_before(monkeypatch, fit, "predict", state)
+        sigint_before(monkeypatch, fit, "measure", state)  # the eval pass over the four splits
     elif name == "recording":
         from dlexp.tracking.recorder import Recorder
 
