@@ -117,9 +117,9 @@ def test_bad_steps_are_one_line_and_a_non_zero_exit(lineage):
 
 
 def test_ui_opens_mlflows_model_training_view_on_the_experiment(lineage, monkeypatch):
-    import subprocess
+    from dlexp.tracking import serve
 
-    monkeypatch.setattr(subprocess, "call", lambda cmd, env=None: 0)  # the server itself is MLflow's
+    monkeypatch.setattr(serve, "serve", lambda cmd, env: 0)  # the server itself is MLflow's
     result = invoke("ui", "--port", "5123")
     assert result.exit_code == 0, result.output
     # MLflow 3's UI chooses its GenAI or Model-training view from this parameter (or the user's own switch)
