@@ -563,11 +563,15 @@ def test_bad_store_and_run_ids(runs_dir, monkeypatch):
     from dlexp.tracking import client as tracking_process
 
     c = tracking_process.client(create=True)
-    rid = c.create_run(tracking_process.experiment_id(c, "dlexp")).info.run_id
+    exp = tracking_process.experiment_id(c, "dlexp")
+    # a dlexp run (its tags say so) that was killed before any error was measured
+    rid = c.create_run(exp, tags={"dlexp.overrides": "[]"}).info.run_id
     c.set_terminated(rid, "KILLED")
     line = one_line_error(cli("diagnose", rid), 3)
     assert "has no diagnosis" in line and f"--resume {rid}" in line
-    assert "no checkpoint to resume from" in one_line_error(cli("train", "--resume", rid), 3)
+    bare = c.create_run(exp).info.run_id  # a run with neither dlexp's tags nor a checkpoint
+    c.set_terminated(bare, "KILLED")
+    assert "no checkpoint to resume from" in one_line_error(cli("train", "--resume", bare), 3)
     assert "no run with id 'nope'" in one_line_error(cli("diagnose", "nope"), 3)
     assert "no run with id 'nope'" in one_line_error(cli("train", "--resume", "nope"), 3)
     assert "--limit must be positive" in one_line_error(cli("runs", "-n", "0"), 2)
