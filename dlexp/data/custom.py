@@ -11,10 +11,7 @@ its signature accepts them.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +20,7 @@ import numpy as np
 
 from dlexp.config import CUSTOM_DATA_KEYS
 from dlexp.errors import ConfigError, DataError
+from dlexp.targets import importable, locate
 
 SPLITS = ("train", "train_dev", "dev", "test")
 LABEL_SAMPLE = 10_000  # training items read to infer the task, the number of classes and the target's scale
@@ -169,17 +167,8 @@ def _plain(v):
 
 def resolve(target: str):
     """The callable named `pkg.module.name`, the working directory importable."""
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    module_name, _, attr = target.rpartition(".")
-    if not module_name:
-        raise ConfigError(f"data._target_ '{target}' cannot be imported: give a dotted path, pkg.module.make_data")
-    try:
-        module = importlib.import_module(module_name)
-        return getattr(module, attr)
-    except Exception as exc:
-        raise ConfigError(f"data._target_ '{target}' cannot be imported: {type(exc).__name__}: "
-                          f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+    importable()
+    return locate(target, "data")
 
 
 def _datasets(made, target: str) -> tuple[dict, dict]:

@@ -9,13 +9,11 @@ signature of each callable is checked first, so a typo is one line instead of a 
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import os
-import sys
 from collections.abc import Mapping
 
 from dlexp.errors import ConfigError
+from dlexp.targets import importable, locate
 
 RESERVED = ("name", "knobs")  # dlexp's own keys of a model section: never passed to the callable
 
@@ -43,13 +41,6 @@ def build(model_cfg, *, n_features: int, n_classes: int, input_shape: tuple[int,
         raise ConfigError(f"{target}() returned {type(out).__name__}, not a torch nn.Module; return the network "
                           "(one logit per class, one output for regression) or a LightningModule")
     return out
-
-
-def importable() -> None:
-    """The working directory on sys.path, as `python -c` and `python -m` have it."""
-    cwd = os.getcwd()
-    if cwd not in sys.path and "" not in sys.path:
-        sys.path.insert(0, cwd)
 
 
 def check(config: dict, path: str, *, offered: Mapping, top: bool = True):
@@ -80,35 +71,6 @@ def check(config: dict, path: str, *, offered: Mapping, top: bool = True):
         required = p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
         if required and name not in given:
             raise ConfigError(f"{target}() needs the argument '{name}': set {path}.{name}=VALUE")
-    return fn
-
-
-def locate(target: str, path: str):
-    """The object `target` names (`pkg.mod.Name`, as Hydra's instantiate finds it), or one line saying why not."""
-    parts, module, error, i = target.split("."), None, f"No module named '{target}'", 0
-    where = f"{path}._target_ '{target}' cannot be imported"
-    for i in range(len(parts), 0, -1):
-        name = ".".join(parts[:i])
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-                error = f"No module named '{exc.name}'"
-                continue  # `name` is no module: a shorter one may hold the rest as attributes
-            raise ConfigError(f"{where}: {name} imports what is not installed: {exc}") from None
-        except Exception as exc:  # the user's module failed while importing
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise ConfigError(f"{where}: importing {name} raised {type(exc).__name__}: {text}") from None
-        break
-    if module is None:
-        raise ConfigError(f"{where}: {error} (the working directory {os.getcwd()} is importable)")
-    fn = module
-    for attr in parts[i:]:
-        if not hasattr(fn, attr):
-            raise ConfigError(f"{where}: {'.'.join(parts[:i])} has no '{attr}'")
-        fn = getattr(fn, attr)
-    if not callable(fn):
-        raise ConfigError(f"{path}._target_ '{target}' is a {type(fn).__name__}, not a class or a function")
     return fn
 
 
