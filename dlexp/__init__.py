@@ -41,12 +41,13 @@ def diagnose(*, train: float, dev: float, test: float, train_dev: float | None =
     `gap(name)`, `actions` (each with problem, action, why), `document()` (the JSON of `dlexp diagnose --json`),
     and shows itself as a table in Jupyter. Bad figures raise ValueError.
 
-    >>> d = diagnose(train=0.02, dev=0.09, test=0.09, human=0.01)
-    >>> d.verdict, [a.action for a in d.actions][:1]
-    ('variance_or_mismatch', ['Measure a train-dev split: hold out part of the training data and measure its error'])
-    >>> diagnose(train=1.2, dev=0.1, test=0.1, human=0.01)
-    Traceback (most recent call last):
-    ValueError: train error must be a number in [0, 1], got 1.2
+    Examples:
+        >>> d = diagnose(train=0.02, dev=0.09, test=0.09, human=0.01)
+        >>> d.verdict, [a.action for a in d.actions][:1]
+        ('variance_or_mismatch', ['Measure a train-dev split: hold out part of the training data and measure its error'])
+        >>> diagnose(train=1.2, dev=0.1, test=0.1, human=0.01)
+        Traceback (most recent call last):
+        ValueError: train error must be a number in [0, 1], got 1.2
     """
     from dataclasses import fields
 
