@@ -71,8 +71,7 @@ def test_readme_is_a_front_page():
 
 
 def test_test_extra_brings_the_docs_extra():
-    import tomllib
-
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is in the standard library from Python 3.11")
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert {"mkdocs", "mkdocs-material", "mkdocstrings[python]"} <= {re.split(r"[<>=]", d)[0] for d in extras["docs"]}
     assert any("docs" in d for d in extras["test"] if d.startswith("dlexp["))
