@@ -67,7 +67,7 @@ def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> 
 
         check_paths(frame[PATH], PATH, rows)
     try:
-        frame[COLUMN] = score(model, frame[schema.input_names()], CHUNK.get(kind, CHUNK["table"]))  # the model's columns
+        frame[COLUMN] = score(model, frame[schema.input_names()], CHUNK.get(kind, CHUNK["table"]))
     except MlflowException as exc:  # the signature's check: a missing column, a value of the wrong type
         raise DataError(f"{rows} does not fit run {rid[:8]}'s model: {first_line(exc, mask=scrub)}") from None
     if out is None:
