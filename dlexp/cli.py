@@ -303,8 +303,9 @@ def report(
 @friendly
 def predict(
     run_id: Annotated[str, typer.Argument(help="The run whose model scores the rows.", show_default=False)],
-    rows: Annotated[str, typer.Argument(help="CSV, TSV or Parquet file of new rows (the training table's "
-                                             "columns; x0, x1, ... for feature vectors).", show_default=False)],
+    rows: Annotated[str, typer.Argument(help="CSV, TSV or Parquet file of new rows: the training table's "
+                                             "columns (x0, x1, ... for feature vectors), a text run's text column, "
+                                             "or a `path` column of image files.", show_default=False)],
     out: Annotated[Optional[str], typer.Option(
         "--out", "-o", help="CSV to write (default: stdout): the rows with a `prediction` column.",
         show_default=False)] = None,

@@ -43,6 +43,7 @@ class Splits:
     preprocessing: Any = None         # fitted transform to keep with the run (see save_preprocessing)
     description: Mapping[str, Any] = field(default_factory=dict)  # JSON-able account of the preprocessing
     augment: Mapping[str, Any] | None = None  # images: random warps of training batches (models/augment.py)
+    examples: tuple = ()              # a few raw training inputs (texts, image paths): the model's input example
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}

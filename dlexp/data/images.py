@@ -138,6 +138,7 @@ def build(cfg, *, seed: int) -> Splits:
                           f"{'them' if len(absent) > 1 else 'it'}")
     return Splits(**splits, n_classes=len(classes), bayes_error=None, needs_human="data=images",
                   checks=tuple(checks), augment=dict(AUGMENT) if cfg.augment else None,
+                  examples=tuple(str(sources[parts["train"][0]][0][j].resolve()) for j in parts["train"][1][:3]),
                   description={"source": str(cfg.path), "classes": classes, "image_size": size, "color": color,
                                "channel_mean": mean.ravel().tolist(), "channel_std": std.ravel().tolist(),
                                "augment": dict(AUGMENT) if cfg.augment else None})

@@ -241,4 +241,5 @@ def build(cfg, *, seed: int) -> Splits:
     return Splits(**splits, n_classes=vocab if lm else len(classes), bayes_error=None,
                   task="lm" if lm else "classification", vocab=vocab,
                   needs_human=None if lm else "data=text", checks=tuple(checks), stats=stats,
-                  preprocessing=TextPreprocessing(tok), description=description)
+                  preprocessing=TextPreprocessing(tok), description=description,
+                  examples=tuple(split_texts["train"][:3]))

@@ -1,7 +1,8 @@
-"""A run's model as an MLflow model: a pyfunc under `model` (a LoggedModel of the run) that takes raw rows.
-
-The training process writes the model folder (training/export.py: weights, spec, a table's encoders); the
-tracking process logs it here, so `dlexp train` never imports MLflow's model code:
+"""A run's model as an MLflow model: a pyfunc under `model` (a LoggedModel of the run) that takes raw inputs:
+a table's raw columns (x0, x1, ... for feature vectors), a DataFrame with a text run's text column (or
+`{"text": [...]}`), or one with a column `path` of image files. The training process writes the model
+folder (training/export.py: weights, spec, the fitted preprocessing); the tracking process logs it here, so
+`dlexp train` never imports MLflow's model code:
 
     mlflow.pyfunc.load_model("runs:/RUN_ID/model").predict(frame)   # class names, or numbers (regression)
 
@@ -19,6 +20,7 @@ from mlflow.entities import LoggedModelOutput
 
 
 NAME = "model"  # the run's model: runs:/RUN_ID/model
+KIND = "dlexp_kind"  # the MLmodel's metadata: what the model reads (table, flat, text, images)
 REQUIREMENTS = ("dlexp", "torch", "pytorch-lightning", "scikit-learn", "pandas", "numpy", "omegaconf", "mlflow")
 
 
@@ -54,7 +56,8 @@ def log(client, run_id: str, experiment_id: str, folder: str, spec: dict) -> str
                      model_id=logged.model_id)
         mlflow.pyfunc.save_model(str(path), python_model=DlexpModel(), artifacts={"model": folder},
                                  signature=signature(spec), input_example=pd.DataFrame(spec["example"]),
-                                 pip_requirements=_requirements(), mlflow_model=meta)
+                                 pip_requirements=_requirements(), mlflow_model=meta,
+                                 metadata={KIND: spec.get("kind", "table")})
         client.log_model_artifacts(logged.model_id, str(path))
     client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
     client.finalize_logged_model(logged.model_id, "READY")

@@ -8,18 +8,39 @@ from pathlib import Path
 from dlexp.errors import ConfigError, DataError, first_line
 from dlexp.tracking import runs as tracking_runs
 from dlexp.tracking.client import client
-from dlexp.tracking.model import register
+from dlexp.tracking.model import KIND, register
 from dlexp.tracking.store import require_store, scrub
 
 COLUMN = "prediction"  # the column added to the rows written out
+CHUNK = {"images": 256, "text": 4096, "table": 50_000}  # rows scored per step of the progress bar
+
+
+def score(model, frame, chunk: int):
+    """The model's predictions for `frame`, with a progress bar on stderr when that is a terminal and the
+    file takes more than one step (`chunk` rows)."""
+    import numpy as np
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    if len(frame) <= chunk or not console.is_terminal:
+        return model.predict(frame)
+    parts = []
+    columns = (TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("scoring", total=len(frame))
+        for start in range(0, len(frame), chunk):
+            parts.append(np.asarray(model.predict(frame.iloc[start:start + chunk])))
+            bar.advance(task, len(parts[-1]))
+    return np.concatenate(parts)
 
 
 def model_id(run) -> str:
     """The run's logged model; one line when it has none."""
     outputs = run.outputs.model_outputs if run.outputs else []
     if not outputs:
-        raise ConfigError(f"run {run.info.run_id} has no model (only finished runs on tables and feature vectors "
-                          "log one, from this version of dlexp on)")
+        raise ConfigError(f"run {run.info.run_id} has no model (finished runs on tables, feature vectors, text and "
+                          "images log one, from this version of dlexp on; data=custom and data.task=lm runs do not)")
     return outputs[-1].model_id  # a resumed run logs its model again: the newest
 
 
@@ -38,12 +59,17 @@ def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> 
     frame = read(rows, "INPUT")
     mlflow.set_tracking_uri(uri)
     model = mlflow.pyfunc.load_model(f"models:/{mid}")  # the run's model (runs:/RUN_ID/model names it too)
-    check_rows(frame, model.metadata.get_input_schema(), rows)
+    kind = (model.metadata.metadata or {}).get(KIND, "table")
+    schema = model.metadata.get_input_schema()
+    check_rows(frame, schema, rows)
+    if kind == "images":
+        from dlexp.training.export import PATH
+
+        check_paths(frame[PATH], PATH, rows)
     try:
-        scored = model.predict(frame)
+        frame[COLUMN] = score(model, frame[schema.input_names()], CHUNK.get(kind, CHUNK["table"]))
     except MlflowException as exc:  # the signature's check: a missing column, a value of the wrong type
         raise DataError(f"{rows} does not fit run {rid[:8]}'s model: {first_line(exc, mask=scrub)}") from None
-    frame[COLUMN] = scored
     if out is None:
         frame.to_csv(sys.stdout, index=False)
     else:
@@ -74,6 +100,14 @@ def check_rows(frame, schema, where: str) -> None:
                 pos = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DataError(f"column {spec.name!r} of {where} needs numbers but row {pos + 1} holds "
                                 f"{values.iloc[pos]!r}")
+
+
+def check_paths(paths, column: str, where: str) -> None:
+    """One DataError line for the first image path (relative to the current directory) that names no file."""
+    for i, path in enumerate(paths):
+        if not Path(str(path)).expanduser().is_file():
+            raise DataError(f"column {column!r} of {where} names no image file at row {i + 1}: {path} (paths are read "
+                            "relative to the current directory)")
 
 
 def register_run(uri: str | None, run_id: str, name: str) -> int:

@@ -193,6 +193,8 @@ def _model(cfg: DictConfig, plain: dict, splits, result, workdir: Path) -> dict 
 
     folder = workdir / "model"
     spec = export.save(result.net, plain["model"], splits, folder, data_name=str(cfg.data.name))
+    if spec is None and getattr(splits, "datasets", None) is not None and not in_ray_worker():
+        print(f"dlexp: {export.NOT_LOGGED}", flush=True)  # the user's own Datasets: one line, no model
     return {"folder": str(folder), "spec": spec, "register": cfg.tracking.get("register")} if spec else None
 
 

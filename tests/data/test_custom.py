@@ -160,6 +160,19 @@ def test_a_datamodule_with_or_without_a_train_dev_loader(own, module, train_dev)
                                        "dev": 120, "test": 120}
 
 
+def test_a_run_on_the_users_datasets_logs_no_model_and_says_so_in_one_line(own):
+    result = invoke("train", *TINY, "data._target_=own_data.make_data", "data.n_train=100")
+    assert result.exit_code == 0, result.output
+    said = [ln for ln in result.output.splitlines() if "MLflow model" in ln]
+    assert said == ["dlexp: no MLflow model logged: data=custom reads your own Datasets, whose preprocessing dlexp "
+                    "cannot pack with the weights; the weights are in the run's checkpoints/ (model.init_from=RUN_ID "
+                    "takes them)"]
+    run = _last(own)
+    assert run.info.status == "FINISHED" and not run.outputs.model_outputs
+    scored = invoke("predict", run.info.run_id, "rows.csv")
+    assert scored.exit_code == 2 and "has no model" in scored.output and "data=custom" in scored.output
+
+
 @pytest.mark.parametrize("args, words", [
     (["data._target_=own_data.nothing"], ["data._target_ 'own_data.nothing' cannot be imported"]),
     (["data._target_=not_a_module.make"], ["cannot be imported", "No module named 'not_a_module'"]),
