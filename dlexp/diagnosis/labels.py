@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dlexp.diagnosis.actions import Action, merge_overrides
 
 CSV = "label_issues.csv"  # in the run's analysis/ folder
-EXCLUDABLE = ("table", "digits", "synthetic")  # sources that know data.exclude_rows
+EXCLUDABLE = ("table", "digits", "synthetic", "text", "images")  # sources that know data.exclude_rows
 _NAMES = {"train": "training", "train_dev": "train-dev", "dev": "dev", "test": "test"}
 
 

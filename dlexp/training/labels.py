@@ -238,7 +238,9 @@ def find(splits, result, workdir: Path, *, seed: int) -> dict | None:
 
 
 def _classes(splits) -> list | None:
-    return (splits.preprocessing or {}).get("classes") if isinstance(splits.preprocessing, dict) else None
+    """The class names, where the source keeps them (a table's preprocessing, text's description)."""
+    kept = splits.preprocessing.get("classes") if isinstance(splits.preprocessing, dict) else None
+    return kept or (splits.description or {}).get("classes")
 
 
 def write(rows, path: Path, *, classes=None) -> None:

@@ -157,3 +157,20 @@ def test_a_clean_regression_table_flags_few_outliers(module_runs_dir, tmp_path):
     report = train(f"data.path={tmp_path / 'clean.csv'}", "data.task=regression")
     doc = report.document()["label_issues"]
     assert doc["train"]["kind"] == "outliers" and doc["train"]["rate"] <= 0.01
+
+
+def test_text_is_searched_through_the_networks_features_and_rows_name_the_files_rows(module_runs_dir, tmp_path):
+    import pandas as pd
+
+    from dlexp.data.examples import write_reviews
+
+    files = write_reviews(tmp_path, labelled=400, unlabelled=10, label_noise=0.1)
+    (report,) = run_hydra(["data=text", "model=gru", f"data.path={files['labelled']}", "data.max_length=24",
+                           "trainer.max_epochs=2", "baseline.human_error=0.05", "diagnosis.label_issues=true"])
+    doc = report.document()["label_issues"]
+    assert doc["train"]["method"] == "5-fold logistic regression on the network's features"
+    assert doc["dev"]["method"] == "the network" and 0 <= doc["train"]["rate"] <= 1
+    labels = pd.read_csv(files["labelled"])["label"]
+    rows = flagged_csv(report)
+    assert rows and all(labels[int(r["row"]) - 1] == r["given"] for r in rows)  # the file's own label, by its row
+    assert all(r["suggested"] in set(labels) and r["suggested"] != r["given"] for r in rows)
