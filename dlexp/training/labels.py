@@ -170,7 +170,10 @@ def out_of_sample(splits, result, *, seed: int) -> dict[str, tuple]:
 
     regression = splits.task == "regression"
     out = {}
-    given = reference_inputs(splits, result.net) if len(splits.train) and len(splits.train_dev) else None
+    try:
+        given = reference_inputs(splits, result.net) if len(splits.train) and len(splits.train_dev) else None
+    except Exception:  # noqa: BLE001 - the user's items or collate the network reads but a flat array cannot hold
+        given = None   # train and train-dev go unsearched; dev and test still come from the network
     if given is not None:
         parts, what, scale = given
         x = np.concatenate([parts["train"][0], parts["train_dev"][0]])
