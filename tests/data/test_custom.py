@@ -168,7 +168,8 @@ def test_wrong_labels_at_known_indices_of_the_users_own_datasets_are_found(own):
     found = np.isin(ours, flipped)
     assert found.mean() >= 0.8 and found.sum() >= 8, (ours, flipped)  # measured: precision 1.0, 9 of 12 found
     doc = _doc(own, run)["label_issues"]
-    assert doc["train"]["method"] == "5-fold logistic regression on the inputs" and doc["dev"]["method"] == "the network"
+    assert doc["train"]["method"] == "5-fold logistic regression on the inputs"
+    assert doc["dev"]["method"] == "the network"
     assert doc["dev"]["rate"] <= 0.05, doc["dev"]  # the dev split is clean
     assert "of training labels look wrong" in result.output
 
