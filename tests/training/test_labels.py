@@ -174,3 +174,18 @@ def test_text_is_searched_through_the_networks_features_and_rows_name_the_files_
     rows = flagged_csv(report)
     assert rows and all(labels[int(r["row"]) - 1] == r["given"] for r in rows)  # the file's own label, by its row
     assert all(r["suggested"] in set(labels) and r["suggested"] != r["given"] for r in rows)
+
+
+def test_the_networks_features_are_what_its_last_linear_layer_reads():
+    import torch
+
+    from dlexp.training.features import in_memory
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = np.random.default_rng(0).normal(size=(700, 4)).astype(np.float32), np.arange(700) % 3
+    feats, labels, inputs = in_memory(net, x, y)
+    with torch.no_grad():
+        expected = torch.relu(net[0](torch.from_numpy(x))).numpy()
+    assert feats.shape == (700, 8) and np.allclose(feats, expected, atol=1e-6)
+    assert np.array_equal(labels, y) and inputs is None and net.training  # its mode is given back
