@@ -125,7 +125,7 @@ def dataset_rows(ds) -> np.ndarray:
     return np.arange(len(ds))
 
 
-def reference_inputs(splits, net) -> tuple[dict, str, bool] | None:
+def reference_inputs(splits, net, *, seed: int = 0) -> tuple[dict, str, bool] | None:
     """What the reference model reads for train and train-dev: ({split: (x, y, rows)}, what x is, whether to
     standardize it); None when there is nothing to read it with."""
     from dlexp.data import Splits
@@ -149,14 +149,12 @@ def reference_inputs(splits, net) -> tuple[dict, str, bool] | None:
     if net is None:
         return None
     from dlexp.training.features import read
-    from dlexp.training.loaders import loader
-
-    from dlexp.training.loaders import sampled
+    from dlexp.training.loaders import loader, sampled
 
     small = int(np.prod(splits.input_shape)) <= SMALL
     out = {}
     for name in ("train", "train_dev"):
-        ds, _ = sampled(splits, name, CAP, seed=0)  # at most CAP items, read once through the network
+        ds, _ = sampled(splits, name, CAP, seed=seed)  # at most CAP items, read once through the network
         feats, y, flat = read(net, loader(ds, batch_size=BATCH, num_workers=0, collate=splits.collate.get(name)),
                               keep_inputs=small)
         y = y if y.ndim == 1 else y.reshape(len(y), -1)[:, 0]  # a regression target of shape (1,)
@@ -175,7 +173,7 @@ def out_of_sample(splits, result, *, seed: int) -> dict[str, tuple]:
     regression = splits.task == "regression"
     out = {}
     try:
-        given = reference_inputs(splits, result.net) if len(splits.train) and len(splits.train_dev) else None
+        given = reference_inputs(splits, result.net, seed=seed) if len(splits.train) and len(splits.train_dev) else None
     except Exception:  # noqa: BLE001 - the user's items or collate the network reads but a flat array cannot hold
         given = None   # train and train-dev go unsearched; dev and test still come from the network
     if given is not None:
