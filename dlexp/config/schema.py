@@ -144,6 +144,7 @@ class ImagesData(CarvedSplits):
     image_size: int = 32                     # every image is resized to image_size x image_size
     color: Color = Color.rgb
     augment: bool = False                    # random crops, flips, small rotations of training batches
+    exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 
 class TextTask(str, Enum):
@@ -171,6 +172,7 @@ class TextData(CarvedSplits):
     max_length: int = 64                     # tokens per text, [BOS] and [EOS] included
     tokenizer_path: Optional[str] = None     # reuse a saved tokenizer.json (model.init_from sets it)
     unlabelled_path: Optional[str] = None    # unlabelled text to pre-train on (the diagnosis proposes it)
+    exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 
 def custom_data():

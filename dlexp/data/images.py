@@ -127,7 +127,9 @@ def build(cfg, *, seed: int) -> Splits:
     mean = raw["train"][0].mean(axis=(0, 2, 3), keepdims=True)
     std = raw["train"][0].std(axis=(0, 2, 3), keepdims=True)
     std[std == 0] = 1.0
-    splits = {name: Split(np.ascontiguousarray((x - mean) / std), y) for name, (x, y) in raw.items()}
+    # rows: each image's 1-based place in its folder's file list (class folders, then paths, sorted)
+    splits = {name: Split(np.ascontiguousarray((x - mean) / std), y, rows=parts[name][1] + 1)
+              for name, (x, y) in raw.items()}
     checks = []
     seen = set(np.unique(splits["train"].y).tolist())
     for name in ("train_dev", "dev", "test"):

@@ -230,7 +230,8 @@ def build(cfg, *, seed: int) -> Splits:
     if lm:
         splits = {name: Split(ids[:, :-1].copy(), ids[:, 1:].copy()) for name, ids in encoded.items()}
     else:
-        splits = {name: Split(encoded[name], labels[src][i]) for name, (src, i) in parts.items()}
+        # rows: each text's 1-based data row in its file (the wrong-label CSV and data.exclude_rows name it)
+        splits = {name: Split(encoded[name], labels[src][i], rows=i + 1) for name, (src, i) in parts.items()}
     description = {"source": str(cfg.path), "task": "lm" if lm else "classification",
                    "text_column": cfg.text_column, "tokenizer": _value(cfg.tokenizer) if not reused else "reused",
                    "tokenizer_path": str(cfg.tokenizer_path) if reused else None,

@@ -36,6 +36,7 @@ class SplitEval:
     rows: np.ndarray | None = None  # dataset indices scored, when a sample was scored; None: the whole split
     total: int | None = None      # the split's size when a sample was scored
     probabilities: np.ndarray | None = None  # classification, when asked: the full softmax (n, n_classes)
+    residuals: np.ndarray | None = None  # regression: prediction - y (n,) in the target's unit, float64
 
 
 class Fingerprint:
@@ -112,22 +113,23 @@ def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objecti
             confs.append(conf)
             total += (pred != y).sum().double()
         elif regression:  # the same arithmetic as Objective.error_sum, kept per example
-            diff = (out.squeeze(-1).float() * objective.std + objective.mean - y).abs()
+            diff = out.squeeze(-1).float() * objective.std + objective.mean - y  # signed: the outlier search
             diffs.append(diff)
-            total += (diff if objective.metric == "mae" else diff * diff).sum().double()
+            total += (diff.abs() if objective.metric == "mae" else diff * diff).sum().double()
         else:
             total += objective.error_sum(out, y).double()
     if labels is None:
         labels = np.concatenate(ys) if ys else np.zeros(0, dtype=np.int64)
     error = float(objective.finish(total.item(), int(scored))) if len(labels) else 0.0
-    predicted = confidence = abs_errors = None
+    predicted = confidence = abs_errors = residuals = None
     if classification:
         predicted = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
         confidence = torch.cat(confs).cpu().numpy() if confs else np.zeros(0, dtype=np.float32)
     elif regression:
-        abs_errors = torch.cat(diffs).double().cpu().numpy() if diffs else np.zeros(0, dtype=np.float64)
+        residuals = torch.cat(diffs).double().cpu().numpy() if diffs else np.zeros(0, dtype=np.float64)
+        abs_errors = np.abs(residuals)
     result = SplitEval(error, len(labels), labels, predicted, confidence, abs_errors,
-                       fingerprint if fingerprint is not None else prints.finish(labels))
+                       fingerprint if fingerprint is not None else prints.finish(labels), residuals=residuals)
     if probs:
         result.probabilities = torch.cat(probs).cpu().numpy()
     return result
@@ -135,7 +137,7 @@ def evaluate_batches(forward: Callable, batches: Iterable, *, objective: Objecti
 
 def evaluate_loader(forward: Callable, loader: Iterable, *, objective: Objective, device,
                     max_batches: int | None = None, rows: np.ndarray | None = None,
-                    total: int | None = None) -> SplitEval:
+                    total: int | None = None, keep_probabilities: bool = False) -> SplitEval:
     """Score `forward(x) -> logits` (or one output per example for regression) over `loader`'s `(x, y)`
     batches in eval mode; `max_batches` stops after that many.
 
@@ -152,7 +154,8 @@ def evaluate_loader(forward: Callable, loader: Iterable, *, objective: Objective
         batches = itertools.islice(loader, max_batches)
         bs = getattr(loader, "batch_size", None)
         n = min(n, max_batches * bs) if n is not None and bs else None
-    result = evaluate_batches(forward, batches, objective=objective, device=device, n=n)
+    result = evaluate_batches(forward, batches, objective=objective, device=device, n=n,
+                              keep_probabilities=keep_probabilities)
     result.rows, result.total = rows, total
     return result
 

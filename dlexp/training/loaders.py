@@ -84,7 +84,8 @@ def measure(net: torch.nn.Module, splits: DataSplits, objective: Objective, *, d
         out[name] = evaluate_loader(net, loader(ds, batch_size=batch_size, num_workers=num_workers,
                                                 collate=splits.collate.get(name), pin_memory=pin),
                                     objective=objective, device=device, rows=rows,
-                                    total=len(splits.datasets[name]) if rows is not None else None)
+                                    total=len(splits.datasets[name]) if rows is not None else None,
+                                    keep_probabilities=name in ("dev", "test"))  # the wrong-label search
     return out
 
 

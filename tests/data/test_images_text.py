@@ -214,3 +214,16 @@ def test_matching_weights_load_and_a_new_head_when_classes_differ():
     other = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
     with pytest.raises(TrainingError, match="model.init_from=A: none of its .* weight tensors matches"):
         load_matching(other, state, source="A")
+
+
+def test_text_rows_name_the_files_rows_and_data_exclude_rows_leaves_them_out(reviews, tmp_path):
+    s = splits_of("data=text", f"data.path={reviews['labelled']}", "data.max_length=24")
+    labels = pd.read_csv(reviews["labelled"])["label"]
+    names = s.description["classes"]
+    assert all(names[y] == labels[r - 1] for y, r in zip(s.train.y, s.train.rows))  # 1-based data rows
+    listed = tmp_path / "rows.txt"
+    listed.write_text("\n".join(str(r) for r in s.train.rows[:7]) + "\n")
+    cut = splits_of("data=text", f"data.path={reviews['labelled']}", "data.max_length=24",
+                    f"data.exclude_rows={listed}")
+    assert len(cut.train) == len(s.train) - 7 and not set(s.train.rows[:7]) & set(cut.train.rows)
+    assert cut.sizes()["dev"] == s.sizes()["dev"]

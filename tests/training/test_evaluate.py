@@ -34,13 +34,15 @@ def test_a_loader_and_the_in_memory_pass_agree_and_the_fingerprint_is_the_whole_
     assert shuffled.fingerprint != a.fingerprint and shuffled.error == pytest.approx(wrong)
 
 
-def test_regression_keeps_each_absolute_error_in_the_targets_unit_and_max_batches_stops_early():
+def test_regression_keeps_each_error_signed_and_absolute_in_the_targets_unit_and_max_batches_stops_early():
     x, _ = _data()
     t = x[:, 0] * 3 + 10
     net = torch.nn.Linear(5, 1)
     obj = Objective("regression", "mae", mean=10.0, std=2.0)
     full = evaluate_loader(net, DataLoader(TensorDataset(x, t), batch_size=10), objective=obj, device="cpu")
-    expected = (net(x).squeeze(-1) * 2.0 + 10.0 - t).abs().detach().numpy()
+    signed = (net(x).squeeze(-1) * 2.0 + 10.0 - t).detach().numpy()  # prediction - target
+    expected = np.abs(signed)
+    assert np.allclose(full.residuals, signed, atol=1e-5)  # the sign: the outlier search reads it
     assert np.allclose(full.abs_errors, expected, atol=1e-5) and full.error == pytest.approx(expected.mean(), rel=1e-5)
     part = evaluate_loader(net, DataLoader(TensorDataset(x, t), batch_size=10), objective=obj, device="cpu",
                            max_batches=3)

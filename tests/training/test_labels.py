@@ -9,6 +9,7 @@ import shlex
 import numpy as np
 import pytest
 
+from dlexp.diagnosis.labels import lines
 from dlexp.training.launch import run_hydra
 
 pytestmark = pytest.mark.slow
@@ -112,3 +113,79 @@ def test_dlexp_diagnose_and_next_read_the_label_step_back_from_the_store(noisy, 
     assert doc["label_issues"] == json.loads(json.dumps(report.document()["label_issues"]))
     assert doc["actions"][0]["problem"] == "labels"
     assert f"data.exclude_rows={report.run_id}" in doc["actions"][0]["command"]
+
+
+def write_regression_table(path, n: int, *, outliers: float, seed: int) -> np.ndarray:
+    """A target linear in 4 features plus a little noise; at rate `outliers` the target moved by 4-8 of its
+    standard deviations, up or down. Returns those rows, 1-based."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    y = x @ np.array([1.5, -2.0, 1.0, 0.5]) + rng.normal(0.0, 0.3, n)
+    moved = rng.random(n) < outliers
+    y[moved] += rng.choice([-1.0, 1.0], moved.sum()) * rng.uniform(4, 8, moved.sum()) * y.std()
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(COLS + ["label"])
+        out.writerows([*map(lambda v: round(float(v), 4), row), round(float(t), 4)] for row, t in zip(x, y))
+    return np.flatnonzero(moved) + 1
+
+
+def test_regression_outliers_at_known_rows_are_flagged_as_outliers(module_runs_dir, tmp_path):
+    moved = write_regression_table(tmp_path / "train.csv", 1200, outliers=0.03, seed=3)
+    write_regression_table(tmp_path / "dev.csv", 300, outliers=0.0, seed=4)
+    write_regression_table(tmp_path / "test.csv", 300, outliers=0.0, seed=5)
+    report = train(f"data.path={tmp_path / 'train.csv'}", f"data.dev_path={tmp_path / 'dev.csv'}",
+                   f"data.test_path={tmp_path / 'test.csv'}", "data.task=regression", "trainer.max_epochs=3")
+    rows = flagged_csv(report)
+    ours = [r for r in rows if r["split"] in ("train", "train_dev")]  # every row of train.csv is in one of them
+    assert ours and all(r["suggested"] == "" for r in rows)
+    found = np.isin([int(r["row"]) for r in ours], moved)
+    assert found.mean() >= 0.9, "precision of the flagged rows (measured: 1.0)"
+    assert found.sum() / len(moved) >= 0.9, "recall (measured: 1.0)"
+    doc = report.document()["label_issues"]
+    assert doc["train"]["kind"] == "outliers" and doc["train"]["threshold"] == 3.5
+    assert "ridge" in doc["train"]["method"] and doc["dev"]["method"] == "the network"
+    lo, hi = doc["train"]["interval"]
+    assert lo <= 0.03 <= hi
+    assert all(a.problem != "labels" for a in report.actions)  # outliers take no step
+    text = "\n".join(lines(doc))
+    assert "training targets are outliers" in text and "look wrong" not in text
+
+
+def test_a_clean_regression_table_flags_few_outliers(module_runs_dir, tmp_path):
+    write_regression_table(tmp_path / "clean.csv", 1200, outliers=0.0, seed=6)
+    report = train(f"data.path={tmp_path / 'clean.csv'}", "data.task=regression")
+    doc = report.document()["label_issues"]
+    assert doc["train"]["kind"] == "outliers" and doc["train"]["rate"] <= 0.01
+
+
+def test_text_is_searched_through_the_networks_features_and_rows_name_the_files_rows(module_runs_dir, tmp_path):
+    import pandas as pd
+
+    from dlexp.data.examples import write_reviews
+
+    files = write_reviews(tmp_path, labelled=400, unlabelled=10, label_noise=0.1)
+    (report,) = run_hydra(["data=text", "model=gru", f"data.path={files['labelled']}", "data.max_length=24",
+                           "trainer.max_epochs=2", "baseline.human_error=0.05", "diagnosis.label_issues=true"])
+    doc = report.document()["label_issues"]
+    assert doc["train"]["method"] == "5-fold logistic regression on the network's features"
+    assert doc["dev"]["method"] == "the network" and 0 <= doc["train"]["rate"] <= 1
+    labels = pd.read_csv(files["labelled"])["label"]
+    rows = flagged_csv(report)
+    assert rows and all(labels[int(r["row"]) - 1] == r["given"] for r in rows)  # the file's own label, by its row
+    assert all(r["suggested"] in set(labels) and r["suggested"] != r["given"] for r in rows)
+
+
+def test_the_networks_features_are_what_its_last_linear_layer_reads():
+    import torch
+
+    from dlexp.training.features import in_memory
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x, y = np.random.default_rng(0).normal(size=(700, 4)).astype(np.float32), np.arange(700) % 3
+    feats, labels, inputs = in_memory(net, x, y)
+    with torch.no_grad():
+        expected = torch.relu(net[0](torch.from_numpy(x))).numpy()
+    assert feats.shape == (700, 8) and np.allclose(feats, expected, atol=1e-6)
+    assert np.array_equal(labels, y) and inputs is None and net.training  # its mode is given back
