@@ -423,6 +423,8 @@ def recipe(
     start_from: Annotated[Optional[str], typer.Option(
         "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
                                          "run continues that recipe where it stopped.", show_default=False)] = None,
+    same_data: Annotated[bool, typer.Option(
+        "--same-data", help="Keep the training set as it is: no 'more training data' candidates.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
 ) -> None:
     """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
@@ -442,7 +444,8 @@ def recipe(
     quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
         with quiet:  # with --json, progress lines go to stderr and only the document to stdout
-            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from)
+            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from,
+                             keep_data=same_data)
     except Stopped as stop:
         if not as_json and stop.document:
             render.recipe(stop.document)
