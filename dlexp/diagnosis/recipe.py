@@ -258,15 +258,29 @@ def still_falling(curve: Sequence[float]) -> bool:
     return min(curve[-tail:]) < min(curve[:-tail])
 
 
+def past_best(curve: Sequence[float]) -> bool:
+    """Had the dev error passed its best well before training stopped? True when its best epoch lies in the
+    first half and the last epoch is above it: the epochs after it fitted noise, early stopping is promising.
+
+    >>> past_best([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33]), past_best([0.5, 0.4, 0.3, 0.29])
+    (True, False)
+    """
+    if len(curve) < 4:
+        return False
+    at = min(range(len(curve)), key=curve.__getitem__)
+    return at < len(curve) // 2 and curve[-1] > curve[at]
+
+
 def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: float,
-         current: Mapping, base: Sequence[str], *, falling: bool = False) -> Candidate | None:
+         current: Mapping, base: Sequence[str], *, falling: bool = False, overtrained: bool = False) -> Candidate | None:
     """One candidate that takes the problem's first move of each `BOLD` family at once when its gap is at
     least `BOLD_RATIO` x the tolerance (a linear model 65% above the human level: a network, trained 4x
     longer, with a 3x learning rate); None when the gap is nearer, or fewer than two families have a move.
     Training longer takes the square of its single step (x2 -> x4); of a learning-rate sweep, the highest value.
     Variance: dropout with weight decay, or, when the dev error was still falling at the last epoch
     (`falling`, see `still_falling`), dropout with twice the epochs (regularization slows the fit: the epochs
-    pay back the bias it raises).
+    pay back the bias it raises); when it had passed its best in the first half of the epochs (`overtrained`,
+    see `past_best`), dropout with early stopping.
 
     >>> pool = [Candidate("avoidable_bias", "Bigger model: mlp", ("model=mlp",), "dlexp train model=mlp"),
     ...         Candidate("avoidable_bias", "Train longer", ("trainer.max_epochs=10",), "dlexp train trainer.max_epochs=10"),
@@ -286,6 +300,8 @@ def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: 
     longer = problem == "variance" and falling and isinstance(current.get(EPOCHS), int)
     if longer:
         families = families[:1]
+    elif problem == "variance" and overtrained:
+        families = (families[0], "early stopping on the dev error")
     parts, names = [], []
     for fam in families:
         moves = [c for c in pool if c.problem == problem and family(c.action) == fam and c.overrides]
@@ -370,17 +386,20 @@ def _number(text):
 
 
 def _scale(key: str, now, was, value):
-    """`value` moved once more by the ratio value/was (elementwise for a list); None when it cannot be."""
+    """`value` moved once more by the ratio value/was (elementwise for a list; a share by the same amount,
+    value - was, up to SHARE_CAP); None when it cannot be."""
     if isinstance(value, list):
         if not isinstance(was, list) or len(was) != len(value) or not isinstance(now, list) or len(now) != len(value):
             return None
         out = [_scale(key, n, w, v) for n, w, v in zip(now, was, value)]
         return None if any(o is None for o in out) else out
-    if not isinstance(was, (int, float)) or isinstance(was, bool) or was == 0 or not isinstance(now, (int, float)):
+    if not isinstance(was, (int, float)) or isinstance(was, bool) or not isinstance(now, (int, float)):
+        return None
+    if key.rsplit(".", 1)[-1] in SHARES:  # a share moves by the same amount again: dropout 0 -> 0.2 -> 0.4
+        return float(f"{min(now + (value - was), SHARE_CAP):.3g}")
+    if was == 0:
         return None
     new = now * (value / was)
-    if key.rsplit(".", 1)[-1] in SHARES:
-        new = min(new, SHARE_CAP)
     if isinstance(value, int) and isinstance(was, int):
         return max(1, int(round(new)))
     return float(f"{new:.3g}")
@@ -401,7 +420,7 @@ def _on_top(base: Sequence[str], new: Sequence[str]) -> str:
 def again(h: Helped, current: Mapping, base: Sequence[str]) -> Candidate | None:
     """The accepted action once more from the new incumbent, by the step that helped: each numeric setting
     moved by the same ratio (a width doubled again, epochs doubled again, a learning rate moved by 3x
-    again, or by 0.3x when that is what helped). None when a setting is not a number (``model=mlp``).
+    again, or by 0.3x when that is what helped; a share such as dropout by the same amount). None when a setting is not a number (``model=mlp``).
 
     >>> h = Helped("avoidable_bias", "Tune the learning rate: optimizer.lr=0.009", ("optimizer.lr=0.009",),
     ...            {"optimizer.lr": 0.003}, True)

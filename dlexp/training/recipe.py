@@ -27,7 +27,7 @@ from pathlib import Path
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
 from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, bold, candidates, decide, follow_ups, key_of,
-                                   next_round, same_data, still_falling, stop_reason)
+                                   next_round, past_best, same_data, still_falling, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -125,16 +125,17 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
 
 def bold_steps(uri: str, inc: Incumbent, pool: list[Candidate]) -> list[Candidate]:
     """The bold candidate of each problem whose gap is far from the tolerance (see `bold`), read with the
-    incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer)."""
+    incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer; past
+    its best early: it stops early)."""
     from dlexp.tracking.runs import dev_curve
 
     d = held_out(inc.report)
     gaps = {g.name: g.value for g in d.gaps}
-    falling = still_falling(dev_curve(uri, inc.run_id))
+    curve = dev_curve(uri, inc.run_id)
     out = []
     for problem in dict.fromkeys(c.problem for c in pool):
         step = bold(pool, problem, gaps.get(problem), d.tolerance, _flat(inc.config), inc.overrides,
-                    falling=falling)
+                    falling=still_falling(curve), overtrained=past_best(curve))
         if step is not None:
             out.append(step)
     return out

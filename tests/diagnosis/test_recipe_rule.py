@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from dlexp.diagnosis.recipe import (Candidate, Decision, Helped, again, best, bold, candidates, decide, family,
-                                    follow_ups, next_round, same_data, still_falling, stop_reason)
+                                    follow_ups, next_round, past_best, same_data, still_falling, stop_reason)
 
 
 def comparison(dev, *, gaps=None, test=None):
@@ -127,6 +127,9 @@ AGAIN = {
                         "data.n_train=8000"),
     "a-share-stops-at-0.9": (("model.dropout=0.6",), {"model.dropout": 0.2}, {"model.dropout": 0.6},
                              "model.dropout=0.9"),
+    # a share moves by the same amount again, from 0 too: dropout 0 -> 0.2 -> 0.4 (not x2 from 0.2 to 0.8)
+    "dropout-from-0-again": (("model.dropout=0.2",), {"model.dropout": 0.0}, {"model.dropout": 0.2},
+                             "model.dropout=0.4"),
 }
 
 
@@ -209,7 +212,8 @@ BIAS_POOL = [cand("avoidable_bias", "Bigger model: a multi-layer perceptron inst
              cand("variance", "Regularization: weight decay", "optimizer.weight_decay=0.0001"),
              cand("variance", "Early stopping on the dev error", "early_stopping.patience=3")]
 NOW = {"trainer.max_epochs": 5, "optimizer.lr": 0.003}
-# problem, gap (tolerance 0.01), dev still falling -> the bold step's overrides (None: no bold step)
+# problem, gap (tolerance 0.01), dev curve (True: still falling, "past": past its best early) -> the bold
+# step's overrides (None: no bold step)
 BOLD_CASES = {
     # 65% above the human level: a network, trained 4x longer (the square of x2), the higher learning rate
     "bias-far": ("avoidable_bias", 0.65, False, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
@@ -218,6 +222,8 @@ BOLD_CASES = {
     "variance-far": ("variance", 0.22, False, ("model.dropout=0.2", "optimizer.weight_decay=0.0001")),
     # the dev error still falling at the last epoch: regularize and train twice as long
     "variance-far-still-falling": ("variance", 0.22, True, ("model.dropout=0.2", "trainer.max_epochs=10")),
+    # the dev error had passed its best early (100 epochs on 500 examples): regularize and stop early
+    "variance-far-overtrained": ("variance", 0.22, "past", ("model.dropout=0.2", "early_stopping.patience=3")),
     "mismatch-has-none": ("data_mismatch", 0.5, False, None),
     "no-gap": ("avoidable_bias", None, False, None),
 }
@@ -225,7 +231,8 @@ BOLD_CASES = {
 
 @pytest.mark.parametrize("problem, gap, falling, expected", BOLD_CASES.values(), ids=BOLD_CASES.keys())
 def test_bold_step_table(problem, gap, falling, expected):
-    got = bold(BIAS_POOL, problem, gap, 0.01, NOW, ["experiment=underfit"], falling=falling)
+    got = bold(BIAS_POOL, problem, gap, 0.01, NOW, ["experiment=underfit"], falling=falling is True,
+               overtrained=falling == "past")
     assert (got and got.overrides) == expected
     if got is not None:
         assert got.problem == problem and got.action.startswith("Bold step: ")
@@ -248,6 +255,15 @@ def test_a_bold_step_needs_two_kinds_of_move():
     ([], False)])
 def test_dev_still_falling_at_the_last_epoch(curve, falling):
     assert still_falling(curve) is falling
+
+
+@pytest.mark.parametrize("curve, past", [
+    ([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33], True),  # best at epoch 4 of 10, then worse
+    ([0.56, 0.40, 0.30, 0.28, 0.27, 0.26, 0.25, 0.26], False),              # best late: nothing to stop early
+    ([0.56, 0.30, 0.30, 0.30, 0.30, 0.30], False),                          # flat, no worse at the end
+    ([0.5, 0.3, 0.4], False)])
+def test_dev_past_its_best_early(curve, past):
+    assert past_best(curve) is past
 
 
 def test_same_data_drops_the_moves_that_add_training_rows():
