@@ -7,7 +7,8 @@ task), variance (`experiment=overfit`'s settings: a wide network on 500 noisy ex
 (`experiment=mismatch`: dev/test shifted away from training), noisy (`data.label_noise=0.3`: 30% of the labels
 wrong, with the default network). Every method starts from a fresh process and a fresh MLflow store, and trains
 through dlexp itself: the recipe as `dlexp recipe --json`, the searches through `dlexp.training.launch.run_jobs`
-(one `dlexp train` job per trial, in one process, as a user's Optuna objective would call it). A search of
+(one `dlexp train` job per trial, in one process, as a user's Optuna objective would call it). The recipe
+runs with `--same-data` (the searches cannot add training rows; `--recipe-more-data` lets it). A search of
 budget 16 draws the same first 8 trials as one of budget 8 (random: the same seed; TPE: 4 random start-up
 trials, then TPE), so one search of the largest budget gives every smaller budget as its prefix; the recipe
 runs once per budget.
@@ -17,7 +18,7 @@ runs: the model it picked), the test error of that model, and the wall time; `--
 
     python benchmarks/recipe_vs_search.py --problems bias --seeds 0 --budgets 8
     python benchmarks/recipe_vs_search.py [--problems bias variance mismatch noisy] [--seeds 0 1 2]
-        [--budgets 8 16] [--methods recipe random tpe] [--n-train 2000] [--n-dev 1000] [--n-test 1000]
+        [--budgets 8 16] [--methods recipe random tpe] [--n-train 2000] [--n-dev 1000] [--n-test 1000] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 PROBLEMS = {
@@ -105,9 +108,10 @@ def run_search(method: str, base: list[str], budget: int, seed: int, env: dict) 
     return [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
 
 
-def run_recipe(base: list[str], budget: int, env: dict) -> dict:
+def run_recipe(base: list[str], budget: int, env: dict, *, more_data: bool = False) -> dict:
     t = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", *base, "--budget", str(budget), "--json"],
+    own = [] if more_data else ["--same-data"]  # the searches cannot add training rows: neither does the recipe
+    proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", *base, "--budget", str(budget), "--json", *own],
                           env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"recipe failed: {' '.join(base)}\n{proc.stderr[-3000:]}")
@@ -139,7 +143,11 @@ def main() -> None:
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-dev", type=int, default=1000)
     ap.add_argument("--n-test", type=int, default=1000)
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="methods x seeds run at once, each in its own process (wall times then share the cores)")
     ap.add_argument("--out", type=Path, help="write every figure to this JSON file")
+    ap.add_argument("--recipe-more-data", action="store_true",
+                    help="let the recipe add training rows (by default it runs with --same-data, as the searches)")
     ap.add_argument("--worker", choices=["random", "tpe"], help=argparse.SUPPRESS)
     ap.add_argument("--budget", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -150,25 +158,29 @@ def main() -> None:
         return
     print(f"cores: {os.cpu_count()}; problems {args.problems}, seeds {args.seeds}, budgets {args.budgets}", flush=True)
     results: list[dict] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for problem in args.problems:
-            sizes = [f"data.n_dev={args.n_dev}", f"data.n_test={args.n_test}"]
-            if problem not in KEEP_TRAIN:
-                sizes.insert(0, f"data.n_train={args.n_train}")
-            for seed in args.seeds:
-                base = PROBLEMS[problem] + sizes + [f"seed={seed}"]
-                for method in args.methods:
-                    folder = Path(tmp) / f"{problem}-{seed}-{method}"
-                    if method == "recipe":
-                        for b in args.budgets:
-                            r = run_recipe(base, b, env_for(folder / str(b)))
-                            results.append(dict(r, problem=problem, seed=seed, method=method, budget=b))
-                            print(json.dumps(results[-1]), flush=True)
-                        continue
-                    trials = run_search(method, base, max(args.budgets), seed, env_for(folder))
-                    for b in args.budgets:
-                        results.append(dict(best_of(trials, b), problem=problem, seed=seed, method=method, budget=b))
-                        print(json.dumps(results[-1]), flush=True)
+    lock = threading.Lock()
+
+    def one(tmp: str, problem: str, seed: int, method: str) -> None:
+        sizes = [f"data.n_dev={args.n_dev}", f"data.n_test={args.n_test}"]
+        if problem not in KEEP_TRAIN:
+            sizes.insert(0, f"data.n_train={args.n_train}")
+        base = PROBLEMS[problem] + sizes + [f"seed={seed}"]
+        folder = Path(tmp) / f"{problem}-{seed}-{method}"
+        if method == "recipe":
+            rows = [dict(run_recipe(base, b, env_for(folder / str(b)), more_data=args.recipe_more_data),
+                         problem=problem, seed=seed, method=method, budget=b) for b in args.budgets]
+        else:
+            trials = run_search(method, base, max(args.budgets), seed, env_for(folder))
+            rows = [dict(best_of(trials, b), problem=problem, seed=seed, method=method, budget=b) for b in args.budgets]
+        with lock:
+            for row in rows:
+                results.append(row)
+                print(json.dumps(row), flush=True)
+
+    tasks = [(p, s, m) for p in args.problems for s in args.seeds for m in args.methods]
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for f in [pool.submit(one, tmp, *t) for t in tasks]:
+            f.result()
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
     print(f"\n{'problem':<10}{'budget':>7}  {'method':<8}{'dev (median)':>14}{'test of pick':>14}{'wall s':>9}  seeds")

@@ -424,6 +424,7 @@ def recipe(
     start_from: Annotated[Optional[str], typer.Option(
         "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
                                          "run continues that recipe where it stopped.", show_default=False)] = None,
+    same_data: Annotated[bool, typer.Option("--same-data", help="No candidate that adds training rows.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
 ) -> None:
     """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
@@ -433,7 +434,6 @@ def recipe(
     dev, and accepts the one that lowers the dev error most, when significantly (a gap that rises is the next
     round's problem). Stops when every gap is within tolerance, at an inconclusive verdict, when nothing helps,
     or at --budget training runs. The test error is read once, for the final model.
-
     Every run is a child of one MLflow `recipe` run (the trail, a plot); Ctrl-C writes the trail, --from continues.
     """
     from dlexp.render import terminal as render
@@ -443,7 +443,7 @@ def recipe(
     quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
         with quiet:  # with --json, progress lines go to stderr and only the document to stdout
-            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from)
+            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from, keep_data=same_data)
     except Stopped as stop:
         if not as_json and stop.document:
             render.recipe(stop.document)

@@ -28,7 +28,7 @@ class Action:
 
 
 # the heads of actions that name a family, not the step: their label is what follows the colon
-_FAMILIES = ("Regularization", "Less regularization", "Other architecture")
+FAMILIES = ("Regularization", "Less regularization", "Other architecture")
 
 
 def label(action: str) -> str:
@@ -40,7 +40,7 @@ def label(action: str) -> str:
     ('smaller model', 'measure more')
     """
     head, _, tail = action.partition(":")
-    text = tail if head.strip() in _FAMILIES and tail.strip() else head
+    text = tail if head.strip() in FAMILIES and tail.strip() else head
     text = text.split("(")[0].strip().rstrip(".")
     return (text[:1].lower() + text[1:]) if text[1:2].islower() or len(text) < 2 else text
 

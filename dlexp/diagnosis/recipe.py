@@ -176,6 +176,22 @@ def candidates(actions: Sequence, current: Mapping | None = None, *, base: Seque
     return out
 
 
+# the settings that add training rows: a recipe run with --same-data leaves them alone
+MORE_DATA = ("data.n_train",)
+
+
+def same_data(pool: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates that keep the training set as it is (no more rows): for a project whose data is what it
+    is, and for a comparison with a search over the model's knobs only.
+
+    >>> pool = [Candidate("variance", "More training data", ("data.n_train=4000",), "dlexp train data.n_train=4000"),
+    ...         Candidate("variance", "Raise dropout", ("model.dropout=0.2",), "dlexp train model.dropout=0.2")]
+    >>> [c.action for c in same_data(pool)]
+    ['Raise dropout']
+    """
+    return [c for c in pool if not any(o.split("=", 1)[0].lstrip("+~") in MORE_DATA for o in c.overrides)]
+
+
 def _same(value, text: str) -> bool:
     if value is None:
         return False
@@ -188,7 +204,8 @@ def _same(value, text: str) -> bool:
 def next_round(pool: Sequence[Candidate], tried: set[str], k: int,
                follow: Sequence[Candidate] = ()) -> tuple[str | None, list[Candidate]]:
     """The next round: up to `k` untried candidates of the first problem (largest first) that has any,
-    the follow-ups of that problem (`follow`: what worked, see `follow_ups`) before its other actions.
+    the follow-ups of that problem (`follow`: what worked, see `follow_ups`; a bold step, see `bold`)
+    before its other actions.
     `tried` holds the keys (`key_of`) of the candidates already compared with the incumbent.
 
     >>> pool = [Candidate("avoidable_bias", "a", (), "dlexp train a=1"), Candidate("avoidable_bias", "b", (), "dlexp train b=1"),
@@ -213,12 +230,114 @@ def next_round(pool: Sequence[Candidate], tried: set[str], k: int,
     return None, []
 
 
+# ------------------------------------------------------------------------------------------ bold steps
+
+
+# a gap this many times the tolerance is far from it: one bold candidate, the problem's first moves together
+BOLD_RATIO = 10
+# the families a bold step combines, per problem, in this order (`family` names them); the learning rate
+# moves up (a fit that is far off needs larger steps), epochs by the square of their single step
+BOLD = {"avoidable_bias": ("bigger model", "train longer", "tune the learning rate"),
+        "variance": ("raise dropout", "weight decay")}
+SQUARED = ("train longer",)
+EPOCHS = "trainer.max_epochs"
+
+
+def still_falling(curve: Sequence[float]) -> bool:
+    """Was the dev error still falling when training stopped? True when the best dev error of the last quarter
+    of the epochs (at least 2) is below the best of every epoch before: more epochs are likely to help.
+
+    >>> still_falling([0.5, 0.4, 0.35, 0.33, 0.31, 0.30, 0.29, 0.28]), still_falling([0.5, 0.3, 0.25, 0.26, 0.27, 0.28])
+    (True, False)
+    >>> still_falling([0.5, 0.4])
+    False
+    """
+    if len(curve) < 4:
+        return False
+    tail = max(2, len(curve) // 4)
+    return min(curve[-tail:]) < min(curve[:-tail])
+
+
+def past_best(curve: Sequence[float]) -> bool:
+    """Had the dev error passed its best well before training stopped? True when its best epoch lies in the
+    first half and the last epoch is above it: the epochs after it fitted noise, early stopping is promising.
+
+    >>> past_best([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33]), past_best([0.5, 0.4, 0.3, 0.29])
+    (True, False)
+    """
+    if len(curve) < 4:
+        return False
+    at = min(range(len(curve)), key=curve.__getitem__)
+    return at < len(curve) // 2 and curve[-1] > curve[at]
+
+
+def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: float,
+         current: Mapping, base: Sequence[str], *, falling: bool = False, overtrained: bool = False) -> Candidate | None:
+    """One candidate that takes the problem's first move of each `BOLD` family at once when its gap is at
+    least `BOLD_RATIO` x the tolerance (a linear model 65% above the human level: a network, trained 4x
+    longer, with a 3x learning rate); None when the gap is nearer, or fewer than two families have a move.
+    Training longer takes the square of its single step (x2 -> x4); of a learning-rate sweep, the highest value.
+    Variance: dropout with weight decay, or, when the dev error was still falling at the last epoch
+    (`falling`, see `still_falling`), dropout with twice the epochs (regularization slows the fit: the epochs
+    pay back the bias it raises); when it had passed its best in the first half of the epochs (`overtrained`,
+    see `past_best`), dropout with early stopping.
+
+    >>> pool = [Candidate("avoidable_bias", "Bigger model: mlp", ("model=mlp",), "dlexp train model=mlp"),
+    ...         Candidate("avoidable_bias", "Train longer", ("trainer.max_epochs=10",), "dlexp train trainer.max_epochs=10"),
+    ...         Candidate("avoidable_bias", "Tune the learning rate: sweep around the current value: optimizer.lr=0.009",
+    ...                   ("optimizer.lr=0.009",), "dlexp train optimizer.lr=0.009")]
+    >>> bold(pool, "avoidable_bias", 0.5, 0.01, {"trainer.max_epochs": 5, "optimizer.lr": 0.003}, []).command
+    'dlexp train model=mlp trainer.max_epochs=20 optimizer.lr=0.009'
+    >>> bold(pool, "avoidable_bias", 0.05, 0.01, {}, []) is None
+    True
+    >>> drop = [Candidate("variance", "Regularization: raise dropout", ("model.dropout=0.2",), "dlexp train model.dropout=0.2")]
+    >>> bold(drop, "variance", 0.2, 0.01, {"trainer.max_epochs": 20}, [], falling=True).overrides
+    ('model.dropout=0.2', 'trainer.max_epochs=40')
+    """
+    if gap is None or tolerance <= 0 or gap < BOLD_RATIO * tolerance or problem not in BOLD:
+        return None
+    families = BOLD[problem]
+    longer = problem == "variance" and falling and isinstance(current.get(EPOCHS), int)
+    if longer:
+        families = families[:1]
+    elif problem == "variance" and overtrained:
+        families = (families[0], "early stopping on the dev error")
+    parts, names = [], []
+    for fam in families:
+        moves = [c for c in pool if c.problem == problem and family(c.action) == fam and c.overrides]
+        if fam == "tune the learning rate":
+            moves = sorted(moves, key=lambda c: -(_number(c.overrides[0].split("=", 1)[1]) or 0))[:1]
+        if not moves:
+            continue
+        step = list(moves[0].overrides)
+        if fam in SQUARED:
+            step = [_squared(o, current) for o in step]
+        parts += step
+        names.append(fam)
+    if longer:
+        parts.append(f"{EPOCHS}={2 * current[EPOCHS]}")
+        names.append("train longer")
+    if len(names) < 2:
+        return None
+    return Candidate(problem, f"Bold step: {' + '.join(names)}: {' '.join(parts)}", tuple(parts), _on_top(base, parts))
+
+
+def _squared(override: str, current: Mapping) -> str:
+    """A numeric step taken twice: trainer.max_epochs=10 from 5 -> trainer.max_epochs=20."""
+    key, _, text = override.partition("=")
+    value, now = _number(text), current.get(key.lstrip("+~"))
+    moved = None if value is None else _scale(key, value, now, value)
+    return override if moved is None else f"{key}={_text(moved)}"
+
+
 # ------------------------------------------------------------------------------------ follow what works
 
 
 # settings that are shares: a step that scales them stops at this value
 SHARES = ("dropout", "target_fraction", "label_smoothing")
 SHARE_CAP = 0.9
+# settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4)
+GROWING = ("max_epochs",)
 
 
 @dataclass(frozen=True)
@@ -238,11 +357,16 @@ def family(action: str) -> str:
     ('bigger model', 'bigger model')
     >>> family("Combine with Train longer: trainer.max_epochs=10")
     'train longer'
+    >>> family("Regularization: raise dropout"), family("Combine with Regularization: weight decay")
+    ('raise dropout', 'weight decay')
     """
-    from dlexp.diagnosis.actions import label
+    from dlexp.diagnosis.actions import FAMILIES, label
 
-    head = action.split(":")[0].strip().removeprefix("Combine with ").removesuffix(" again")
-    return label(head)
+    head, _, rest = action.strip().removeprefix("Combine with ").partition(":")
+    head = head.strip().removesuffix(" again")
+    if head.startswith("Bold step"):
+        return "bold step"
+    return label(f"{head}:{rest.split(':')[0]}" if head in FAMILIES else head)
 
 
 def _number(text):
@@ -262,17 +386,20 @@ def _number(text):
 
 
 def _scale(key: str, now, was, value):
-    """`value` moved once more by the ratio value/was (elementwise for a list); None when it cannot be."""
+    """`value` moved once more by the ratio value/was (elementwise for a list; a share by the same amount,
+    value - was, up to SHARE_CAP); None when it cannot be."""
     if isinstance(value, list):
         if not isinstance(was, list) or len(was) != len(value) or not isinstance(now, list) or len(now) != len(value):
             return None
         out = [_scale(key, n, w, v) for n, w, v in zip(now, was, value)]
         return None if any(o is None for o in out) else out
-    if not isinstance(was, (int, float)) or isinstance(was, bool) or was == 0 or not isinstance(now, (int, float)):
+    if not isinstance(was, (int, float)) or isinstance(was, bool) or not isinstance(now, (int, float)):
+        return None
+    if key.rsplit(".", 1)[-1] in SHARES:  # a share moves by the same amount again: dropout 0 -> 0.2 -> 0.4
+        return float(f"{min(now + (value - was), SHARE_CAP):.3g}")
+    if was == 0:
         return None
     new = now * (value / was)
-    if key.rsplit(".", 1)[-1] in SHARES:
-        new = min(new, SHARE_CAP)
     if isinstance(value, int) and isinstance(was, int):
         return max(1, int(round(new)))
     return float(f"{new:.3g}")
@@ -293,23 +420,28 @@ def _on_top(base: Sequence[str], new: Sequence[str]) -> str:
 def again(h: Helped, current: Mapping, base: Sequence[str]) -> Candidate | None:
     """The accepted action once more from the new incumbent, by the step that helped: each numeric setting
     moved by the same ratio (a width doubled again, epochs doubled again, a learning rate moved by 3x
-    again, or by 0.3x when that is what helped). None when a setting is not a number (``model=mlp``).
+    again, or by 0.3x when that is what helped; a share such as dropout by the same amount). None when a setting is not a number (``model=mlp``).
 
     >>> h = Helped("avoidable_bias", "Tune the learning rate: optimizer.lr=0.009", ("optimizer.lr=0.009",),
     ...            {"optimizer.lr": 0.003}, True)
     >>> again(h, {"optimizer.lr": 0.009}, ["model=mlp", "optimizer.lr=0.009"]).command
     'dlexp train model=mlp optimizer.lr=0.027'
     """
-    new = []
+    new, repeated = [], []
     for o in h.overrides:
         key, _, text = o.partition("=")
         name = key.lstrip("+~")
         value = _number(text)
         moved = None if value is None else _scale(name, current.get(name), h.was.get(name), value)
+        if moved is None and len(h.overrides) > 1:
+            continue  # a bold step's model=mlp or dropout from 0: no ratio to repeat; its other moves go on
+        if moved is not None and name.endswith(GROWING) and " again:" in h.action:
+            moved = _scale(name, moved, h.was.get(name), value)  # won twice: the step grows (x2, x2, then x4)
         if moved is None:
             return None
         new.append(f"{key}={_text(moved)}")
-    if [o.split("=", 1)[1] for o in new] == [o.split("=", 1)[1] for o in h.overrides]:
+        repeated.append(o)
+    if not new or [o.split("=", 1)[1] for o in new] == [o.split("=", 1)[1] for o in repeated]:
         return None  # capped: no further step
     return Candidate(h.problem, f"{family(h.action).capitalize()} again: {' '.join(new)}", tuple(new), _on_top(base, new))
 

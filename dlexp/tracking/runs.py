@@ -164,6 +164,12 @@ def load_run(uri: str | None = None, run_id: str | None = None) -> dict:
             "config": config, "overrides": overrides}
 
 
+def dev_curve(uri: str | None, run_id: str) -> list[float]:
+    """The run's dev error at the end of each epoch, in epoch order ([] when it logged none)."""
+    history = client(uri).get_metric_history(run_id, "epoch/dev_error")
+    return [m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
+
+
 def run_files(uri: str | None, run_id: str, folder: str, dest: Path) -> list[Path]:
     """Download a run's artifact folder (e.g. "plots") into `dest`; [] when the run has none."""
     c = client(uri)

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
-from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, candidates, decide, follow_ups, key_of,
-                                   next_round, stop_reason)
+from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, bold, candidates, decide, follow_ups, key_of,
+                                   next_round, past_best, same_data, still_falling, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -123,11 +123,31 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
     return Incumbent(report.run_id, report, overrides, run["config"] or {}, title)
 
 
-def pool_of(inc: Incumbent) -> list[Candidate]:
-    """The incumbent's trainable candidates, largest problem first, with the test split held out."""
+def bold_steps(uri: str, inc: Incumbent, pool: list[Candidate]) -> list[Candidate]:
+    """The bold candidate of each problem whose gap is far from the tolerance (see `bold`), read with the
+    incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer; past
+    its best early: it stops early)."""
+    from dlexp.tracking.runs import dev_curve
+
+    d = held_out(inc.report)
+    gaps = {g.name: g.value for g in d.gaps}
+    curve = dev_curve(uri, inc.run_id)
+    out = []
+    for problem in dict.fromkeys(c.problem for c in pool):
+        step = bold(pool, problem, gaps.get(problem), d.tolerance, _flat(inc.config), inc.overrides,
+                    falling=still_falling(curve), overtrained=past_best(curve))
+        if step is not None:
+            out.append(step)
+    return out
+
+
+def pool_of(inc: Incumbent, *, keep_data: bool = False) -> list[Candidate]:
+    """The incumbent's trainable candidates, largest problem first, with the test split held out; with
+    `keep_data` (--same-data), none that adds training rows."""
     d = held_out(inc.report)
     actions = recommend(d, inc.config or None, overrides=inc.overrides)
-    return candidates(actions, _flat(inc.config), base=inc.overrides)
+    pool = candidates(actions, _flat(inc.config), base=inc.overrides)
+    return same_data(pool) if keep_data else pool
 
 
 # ------------------------------------------------------------------------------------------ the parent run
@@ -197,7 +217,7 @@ def write_trail(document: dict, folder: Path) -> None:
 
 
 def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, start_from: str | None = None,
-           uri: str | None = None, echo=print) -> dict:
+           uri: str | None = None, keep_data: bool = False, echo=print) -> dict:
     """Run (or continue) the recipe; return its document (what `dlexp recipe --json` prints)."""
     if budget is not None and budget < 1:
         raise ConfigError(f"--budget is the number of training runs the recipe may start; it must be at "
@@ -213,15 +233,17 @@ def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, 
 
     given_uri = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("tracking.uri=")]
     uri = store_uri(given_uri[-1] if given_uri else uri)
-    state = _open(uri, hydra_args, overrides, budget=budget, k=k, start_from=start_from, echo=echo)
+    state = _open(uri, hydra_args, overrides, budget=budget, k=k, start_from=start_from, keep_data=keep_data,
+                  echo=echo)
     return _loop(uri, state, echo=echo)
 
 
-def _open(uri, hydra_args, overrides, *, budget, k, start_from, echo) -> dict:
+def _open(uri, hydra_args, overrides, *, budget, k, start_from, keep_data, echo) -> dict:
     """The recipe's state: fresh, from a training run, or a stopped recipe read back from its parent run."""
     from dlexp.training.groups import compose
 
     state = {"budget": budget or DEFAULT_BUDGET, "k": k or DEFAULT_CANDIDATES, "hydra": hydra_args,
+             "same_data": bool(keep_data),
              "overrides": overrides, "start": None, "trail": [], "used": 0, "parent": None, "incumbent": None}
     if start_from is not None:
         from dlexp.tracking import trail as stored
@@ -236,6 +258,7 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, echo) -> dict:
                 raise StoreError(f"recipe {start_from} is still running; stop it first (Ctrl-C), then continue it")
             s = saved.get("state") or {}
             state.update(budget=budget or s.get("budget", DEFAULT_BUDGET), k=k or s.get("k", DEFAULT_CANDIDATES),
+                         same_data=bool(keep_data or s.get("same_data")),
                          hydra=hydra_args or s.get("hydra", []), overrides=s.get("overrides", []),
                          start=saved.get("start"), trail=list(saved.get("trail", [])),
                          used=s.get("used", 0), incumbent=s.get("incumbent"), parent=info["run_id"],
@@ -283,10 +306,12 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
         else:
             inc = load_incumbent(uri, state["incumbent"])
         while True:
-            pool = pool_of(inc)
+            pool = pool_of(inc, keep_data=state["same_data"])
             tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}
             follow = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
-            problem, chosen = next_round(pool, tried, state["k"], follow)
+            if state["same_data"]:
+                follow = same_data(follow)
+            problem, chosen = next_round(pool, tried, state["k"], follow + bold_steps(uri, inc, pool))
             verdict = held_out(inc.report).verdict
             stopped = stop_reason(verdict, left=len(chosen), budget_left=state["budget"] - state["used"])
             if stopped:
@@ -444,7 +469,8 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     left = []
     if inc is not None:  # what worked, again; the incumbent's candidates not compared with it yet; the actions
         tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}  # done by hand
-        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool_of(inc)):
+        pool = pool_of(inc, keep_data=state["same_data"])
+        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool):
             if c.key not in tried:
                 tried.add(c.key)
                 left.append({"problem": c.problem, "action": c.action, "command": c.command})
@@ -454,7 +480,7 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
                 left.append({"problem": a.problem, "action": a.action, "command": a.command})
                 continue
             for c in candidates([a], _flat(inc.config), base=inc.overrides):
-                if c.key not in tried:
+                if c.key not in tried and (not state["same_data"] or same_data([c])):
                     left.append({"problem": c.problem, "action": c.action, "command": c.command})
     final_doc = None
     if final is not None and inc is not None:
@@ -479,6 +505,6 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
         "candidates": state["k"],
         "test_note": (f"dev chose among {n_selected} runs, so dev is optimistic; the test error was read once, "
                       "for the final model, and the dev_overfitting gap (test - dev) measures that selection"),
-        "state": {"budget": state["budget"], "k": state["k"], "hydra": state["hydra"],
+        "state": {"budget": state["budget"], "k": state["k"], "hydra": state["hydra"], "same_data": state["same_data"],
                   "overrides": state["overrides"], "used": state["used"], "incumbent": state["incumbent"]},
     }

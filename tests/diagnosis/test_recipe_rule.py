@@ -6,8 +6,8 @@ import shlex
 
 import pytest
 
-from dlexp.diagnosis.recipe import (Candidate, Decision, Helped, best, candidates, decide, family, follow_ups,
-                                    next_round, stop_reason)
+from dlexp.diagnosis.recipe import (Candidate, Decision, Helped, again, best, bold, candidates, decide, family,
+                                    follow_ups, next_round, past_best, same_data, still_falling, stop_reason)
 
 
 def comparison(dev, *, gaps=None, test=None):
@@ -127,6 +127,9 @@ AGAIN = {
                         "data.n_train=8000"),
     "a-share-stops-at-0.9": (("model.dropout=0.6",), {"model.dropout": 0.2}, {"model.dropout": 0.6},
                              "model.dropout=0.9"),
+    # a share moves by the same amount again, from 0 too: dropout 0 -> 0.2 -> 0.4 (not x2 from 0.2 to 0.8)
+    "dropout-from-0-again": (("model.dropout=0.2",), {"model.dropout": 0.0}, {"model.dropout": 0.2},
+                             "model.dropout=0.4"),
 }
 
 
@@ -173,3 +176,98 @@ def test_two_actions_that_each_helped_are_combined():
     ("diverged", 2, 1, None), ("variance", 1, 1, None)])
 def test_stop_reasons(verdict, left, budget_left, expected):
     assert stop_reason(verdict, left=left, budget_left=budget_left) == expected
+
+
+# --- the step grows when its repeat wins again; a bold step repeats its numeric moves
+
+def test_a_repeat_that_won_again_takes_a_larger_step():
+    # 5 -> 10 won, then "again" 10 -> 20 won too: the next step is x4 (20 -> 80), not x2
+    h = Helped("avoidable_bias", "Train longer again: trainer.max_epochs=20", ("trainer.max_epochs=20",),
+               {"trainer.max_epochs": 10}, True)
+    assert again(h, {"trainer.max_epochs": 20}, ["trainer.max_epochs=20"]).overrides == ("trainer.max_epochs=80",)
+    # a learning rate does not grow: the same ratio again
+    h = Helped("avoidable_bias", "Tune the learning rate again: optimizer.lr=0.009", ("optimizer.lr=0.009",),
+               {"optimizer.lr": 0.003}, True)
+    assert again(h, {"optimizer.lr": 0.009}, []).overrides == ("optimizer.lr=0.027",)
+
+
+def test_a_bold_step_that_won_repeats_its_numeric_moves():
+    h = Helped("avoidable_bias", "Bold step: bigger model + train longer + tune the learning rate: model=mlp "
+               "trainer.max_epochs=20 optimizer.lr=0.009", ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009"),
+               {"trainer.max_epochs": 5, "optimizer.lr": 0.003}, True)
+    got = again(h, {"trainer.max_epochs": 20, "optimizer.lr": 0.009}, ["model=mlp", "trainer.max_epochs=20"])
+    assert got.overrides == ("trainer.max_epochs=80", "optimizer.lr=0.027")  # model=mlp is taken already
+    assert family(got.action) == "bold step"
+
+
+# --- bold steps: a gap far from the tolerance gets one candidate taking the problem's first moves together
+
+BIAS_POOL = [cand("avoidable_bias", "Bigger model: a multi-layer perceptron instead of a linear model", "model=mlp"),
+             cand("avoidable_bias", "Train longer", "trainer.max_epochs=10"),
+             cand("avoidable_bias", "Tune the learning rate: sweep around the current value: optimizer.lr=0.0009",
+                  "optimizer.lr=0.0009"),
+             cand("avoidable_bias", "Tune the learning rate: sweep around the current value: optimizer.lr=0.009",
+                  "optimizer.lr=0.009"),
+             cand("variance", "Regularization: raise dropout", "model.dropout=0.2"),
+             cand("variance", "Regularization: weight decay", "optimizer.weight_decay=0.0001"),
+             cand("variance", "Early stopping on the dev error", "early_stopping.patience=3")]
+NOW = {"trainer.max_epochs": 5, "optimizer.lr": 0.003}
+# problem, gap (tolerance 0.01), dev curve (True: still falling, "past": past its best early) -> the bold
+# step's overrides (None: no bold step)
+BOLD_CASES = {
+    # 65% above the human level: a network, trained 4x longer (the square of x2), the higher learning rate
+    "bias-far": ("avoidable_bias", 0.65, False, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
+    "bias-at-10x": ("avoidable_bias", 0.10, False, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
+    "bias-near": ("avoidable_bias", 0.09, False, None),  # single steps only
+    "variance-far": ("variance", 0.22, False, ("model.dropout=0.2", "optimizer.weight_decay=0.0001")),
+    # the dev error still falling at the last epoch: regularize and train twice as long
+    "variance-far-still-falling": ("variance", 0.22, True, ("model.dropout=0.2", "trainer.max_epochs=10")),
+    # the dev error had passed its best early (100 epochs on 500 examples): regularize and stop early
+    "variance-far-overtrained": ("variance", 0.22, "past", ("model.dropout=0.2", "early_stopping.patience=3")),
+    "mismatch-has-none": ("data_mismatch", 0.5, False, None),
+    "no-gap": ("avoidable_bias", None, False, None),
+}
+
+
+@pytest.mark.parametrize("problem, gap, falling, expected", BOLD_CASES.values(), ids=BOLD_CASES.keys())
+def test_bold_step_table(problem, gap, falling, expected):
+    got = bold(BIAS_POOL, problem, gap, 0.01, NOW, ["experiment=underfit"], falling=falling is True,
+               overtrained=falling == "past")
+    assert (got and got.overrides) == expected
+    if got is not None:
+        assert got.problem == problem and got.action.startswith("Bold step: ")
+        assert shlex.split(got.command) == ["dlexp", "train", "experiment=underfit", *expected]
+        # first in its round, before the single moves of that problem
+        pool = [c for c in BIAS_POOL if c.problem == problem]
+        assert next_round(pool, set(), 2, [got])[1] == [got, pool[0]]
+
+
+def test_a_bold_step_needs_two_kinds_of_move():
+    only_longer = [c for c in BIAS_POOL if c.action == "Train longer"]
+    assert bold(only_longer, "avoidable_bias", 0.65, 0.01, NOW, []) is None
+
+
+@pytest.mark.parametrize("curve, falling", [
+    ([0.56, 0.54, 0.49, 0.43, 0.36, 0.33, 0.31, 0.31, 0.30, 0.297], True),   # best at the end
+    ([0.56, 0.40, 0.30, 0.25, 0.24, 0.26, 0.28, 0.30], False),              # best long before the end
+    ([0.50, 0.40, 0.30, 0.30, 0.30, 0.30, 0.30, 0.30], False),              # flat: nothing left to gain
+    ([0.5, 0.4, 0.3], False),                                               # too few epochs to tell
+    ([], False)])
+def test_dev_still_falling_at_the_last_epoch(curve, falling):
+    assert still_falling(curve) is falling
+
+
+@pytest.mark.parametrize("curve, past", [
+    ([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33], True),  # best at epoch 4 of 10, then worse
+    ([0.56, 0.40, 0.30, 0.28, 0.27, 0.26, 0.25, 0.26], False),              # best late: nothing to stop early
+    ([0.56, 0.30, 0.30, 0.30, 0.30, 0.30], False),                          # flat, no worse at the end
+    ([0.5, 0.3, 0.4], False)])
+def test_dev_past_its_best_early(curve, past):
+    assert past_best(curve) is past
+
+
+def test_same_data_drops_the_moves_that_add_training_rows():
+    pool = [cand("variance", "More training data: double the training set", "data.n_train=4000"),
+            cand("variance", "Regularization: raise dropout", "model.dropout=0.2"),
+            cand("data_mismatch", "Make training data like dev/test", "data.target_fraction=0.2")]
+    assert [c.action for c in same_data(pool)] == [pool[1].action, pool[2].action]

@@ -68,6 +68,7 @@ def stopped(module_runs_dir):
 def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvement(stopped, module_runs_dir):
     from dlexp.tracking import runs as tracking_runs
     from dlexp.tracking.client import client
+    from dlexp.diagnosis.actions import label
     from dlexp.tracking.trail import read_trail
 
     code, out, err = stopped
@@ -89,11 +90,15 @@ def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvem
     assert doc["stopped_because"] == "budget" and doc["budget"] == {"limit": 3, "used": 3}
     rows = doc["trail"]
     assert [r["round"] for r in rows] == [1, 1] and {r["problem"] for r in rows} == {"avoidable_bias"}
-    bigger = rows[0]
-    assert bigger["action"].startswith("Bigger model") and "model=mlp" in bigger["command"]
-    # the multi-layer perceptron beats the linear model on dev, paired on the same examples, significantly
-    assert bigger["method"] == "paired" and bigger["interval"][1] < 0 and bigger["accepted"]
+    # the bias gap is many times the tolerance: a bold step (a network, trained 4x longer, a 3x learning rate)
+    # beside the single bigger model
+    assert rows[0]["action"].startswith("Bold step: bigger model + train longer + tune the learning rate")
+    assert rows[0]["overrides"] == ["model=mlp", "trainer.max_epochs=8", "optimizer.lr=0.009"]
+    assert rows[1]["action"].startswith("Bigger model") and rows[1]["overrides"] == ["model=mlp"]
     assert sum(r["accepted"] for r in rows) == 1
+    bigger = next(r for r in rows if r["accepted"])
+    # the multi-layer perceptron beats the linear model on dev, paired on the same examples, significantly
+    assert "model=mlp" in bigger["command"] and bigger["method"] == "paired" and bigger["interval"][1] < 0
     start, final = doc["start"], doc["final"]
     assert final["run_id"] == bigger["run_id"] and final["errors"]["dev"] < start["errors"]["dev"]
     assert final["gaps"]["avoidable_bias"] < start["gaps"]["avoidable_bias"]
@@ -115,7 +120,7 @@ def test_ctrl_c_writes_the_trail_then_from_continues_and_accepts_a_real_improvem
     text = labelled["mlflow.note.content"]
     assert f"Follows run `{start['run_id']}`" in text and f"Compared with run `{start['run_id']}`" in text
     assert text.index("Compared with run") < text.index("**Verdict") and "| paired |" in text
-    assert c.get_run(bigger["run_id"]).info.run_name == "recipe round 1 · bigger model"
+    assert c.get_run(bigger["run_id"]).info.run_name == f"recipe round 1 · {label(bigger['action'])}"
 
     # a run compared with itself: a difference of 0, within noise, refused
     from dlexp.diagnosis.recipe import decide
@@ -178,7 +183,14 @@ def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_inter
     assert final["run_id"] != start["run_id"]
     train = compare_runs(None, start["run_id"], final["run_id"]).document()["splits"]["train"]
     assert train["b"] < train["a"] and train["interval"][1] < 0, train
-    # round 2 follows what worked: after the linear model gave way to the MLP, a bigger model again
+    # round 1: the bias gap is many times the tolerance, so the bold step (an MLP, 4x the epochs, 3x the
+    # learning rate) comes first, and wins
     rows = doc["trail"]
-    assert rows[0]["accepted"] and rows[0]["improved"] and rows[0]["overrides"] == ["model=mlp"]
-    assert len(rows) == 2 and rows[1]["action"].startswith("Bigger model") and "model.hidden=" in rows[1]["command"]
+    assert rows[0]["accepted"] and rows[0]["improved"], rows
+    assert rows[0]["overrides"] == ["model=mlp", "trainer.max_epochs=12", "optimizer.lr=0.009"]
+    # variance is now the largest problem: round 2 is variance's bold step, read from the new
+    # incumbent's dev error per epoch (still falling at its last epoch: dropout with twice the epochs)
+    assert len(rows) == 2 and rows[1]["round"] == 2, rows
+    assert rows[1]["problem"] == "variance", rows
+    assert rows[1]["action"].startswith("Bold step: raise dropout + train longer"), rows
+    assert rows[1]["overrides"] == ["model.dropout=0.2", "trainer.max_epochs=24"], rows
