@@ -41,8 +41,9 @@ def kind(splits) -> str | None:
 
     if isinstance(splits.preprocessing, TextPreprocessing):
         return "text"
-    if "channel_mean" in (splits.description or {}) and splits.train.x.ndim == 4:
-        return "images"
+    if {"image_size", "channel_mean"} <= (splits.description or {}).keys() and splits.train.x.ndim == 4:
+        return "images"   # data=images (files read by path); an npz of image arrays has no path to read
+
     x = getattr(splits.train, "x", None)
     return "flat" if x is not None and x.ndim == 2 and splits.vocab is None else None
 

@@ -127,3 +127,20 @@ def test_dlexp_predict_bad_texts_and_images_are_one_line(store):
                    "row 2", "shapes/dev/circle/missing.png", code=2)
     one_error_line(run_dlexp("predict", images, str(root / "broken.csv"), cwd=root),
                    "cannot read image shapes/broken.png", code=2)
+
+
+def test_an_npz_of_image_arrays_finishes_and_logs_no_model(tmp_path, monkeypatch):
+    """Image arrays in an npz have channel statistics like an image folder, but no file path a model could
+    read: the run finishes and keeps no pyfunc model (it failed with a KeyError at its end)."""
+    from mlflow.tracking import MlflowClient
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "images.npz", X=rng.normal(size=(120, 3, 8, 8)).astype("float32"),
+             y=rng.integers(0, 3, 120))
+    monkeypatch.setenv("DLEXP_RUNS_DIR", str(tmp_path / "runs"))
+    invoke("train", "data=npz", f"data.path={tmp_path / 'images.npz'}", "model=cnn", "trainer.max_epochs=1",
+           "baseline.human_error=none")
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'runs'}/mlflow.db")
+    (run,) = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert run.info.status == "FINISHED"
+    assert "model" not in {a.path for a in client.list_artifacts(run.info.run_id)}
