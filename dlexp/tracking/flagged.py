@@ -7,9 +7,13 @@ from pathlib import Path
 from dlexp.errors import ConfigError, StoreError
 
 
-def resolve(uri: str | None, value: str, dest: Path) -> str:
+def resolve(uri: str | None, value: str, dest: Path, *, depth: int = 0) -> str:
     """`value` as a file of rows: an existing file as it is; else a run id, whose label_issues.csv is downloaded
-    into `dest`. An unknown run, or one that flagged nothing, is one ConfigError line."""
+    into `dest`. An unknown run, or one that flagged nothing, is one ConfigError line.
+
+    A run that was itself trained without some rows (its own `data.exclude_rows`) flagged only among the rows
+    it kept: its rows and the ones it left out are both left out again (a file of row numbers in `dest`), so a
+    second label step does not bring the first one's rows back."""
     if Path(value).expanduser().is_file():
         return value
     from mlflow.exceptions import MlflowException
@@ -31,4 +35,13 @@ def resolve(uri: str | None, value: str, dest: Path) -> str:
         raise ConfigError(f"data.exclude_rows={value}: that run kept no analysis/{CSV} (it flagged no labels, or "
                           "was not a classification run)")
     dest.mkdir(parents=True, exist_ok=True)
-    return c.download_artifacts(run.info.run_id, f"analysis/{CSV}", str(dest))
+    own = c.download_artifacts(run.info.run_id, f"analysis/{CSV}", str(dest / run.info.run_id))
+    before = run.data.params.get("data.exclude_rows")
+    if not before or before in ("None", "null") or depth >= 20:
+        return own
+    from dlexp.data.exclude import read
+
+    rows = read(own) | read(resolve(uri, before, dest, depth=depth + 1))
+    out = dest / f"{run.info.run_id}.rows"
+    out.write_text("".join(f"{r}\n" for r in sorted(rows)))
+    return str(out)

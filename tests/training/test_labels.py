@@ -88,6 +88,26 @@ def test_the_label_step_comes_first_and_its_command_trains_without_the_flagged_r
     assert cleaned.sizes["dev"] == report.sizes["dev"]  # dev and test are the same examples
 
 
+def test_a_second_label_step_leaves_out_the_first_ones_rows_too(noisy, tmp_path):
+    """A run trained without some rows flags only among the rows it kept; excluding ITS rows (a second label
+    step, data.exclude_rows=B) must not bring the first exclusion's rows back."""
+    from dlexp.data.exclude import read
+    from dlexp.tracking.flagged import resolve
+    from dlexp.tracking.store import store_uri
+
+    report, _, args = noisy
+    flagged = sorted(int(r["row"]) for r in flagged_csv(report) if r["split"] == "train")
+    half = tmp_path / "half.txt"  # the first step leaves out half of what run A flagged
+    half.write_text("".join(f"{r}\n" for r in flagged[::2]))
+    cleaned = train(*args, f"data.exclude_rows={half}")
+    second = {int(r["row"]) for r in flagged_csv(cleaned) if r["split"] == "train"}
+    assert second and not set(flagged[::2]) & second  # B flags rows it kept, none of those it left out
+    both = read(resolve(store_uri(None), cleaned.run_id, tmp_path / "rows"))
+    assert both == set(flagged[::2]) | second
+    again = train(*args, f"data.exclude_rows={cleaned.run_id}")
+    assert again.sizes["train"] == report.sizes["train"] - len(both)  # every flagged row is a training row
+
+
 def test_a_clean_table_has_few_wrong_labels_and_no_label_step(module_runs_dir, tmp_path):
     write_table(tmp_path / "clean.csv", 1200, flips=0.0, seed=2)
     report = train(f"data.path={tmp_path / 'clean.csv'}")
