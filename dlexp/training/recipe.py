@@ -26,8 +26,8 @@ from pathlib import Path
 
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
-from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, bold, candidates, decide, follow_ups, key_of,
-                                   next_round, past_best, same_data, still_falling, stop_reason)
+from dlexp.diagnosis.recipe import (HELD_OUT, WATCHED, Candidate, Helped, best, bold, candidates, decide, follow_ups,
+                                   key_of, next_or_rest, past_best, same_data, still_falling, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -123,28 +123,31 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
     return Incumbent(report.run_id, report, overrides, run["config"] or {}, title)
 
 
-def bold_steps(uri: str, inc: Incumbent, pool: list[Candidate]) -> list[Candidate]:
+def bold_steps(uri: str | None, inc: Incumbent, pool: list[Candidate], *, force: bool = False) -> list[Candidate]:
     """The bold candidate of each problem whose gap is far from the tolerance (see `bold`), read with the
     incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer; past
-    its best early: it stops early)."""
+    its best early: it stops early); `force`: whatever the gap. Without `uri`, no curve is read."""
     from dlexp.tracking.runs import dev_curve
 
     d = held_out(inc.report)
     gaps = {g.name: g.value for g in d.gaps}
-    curve = dev_curve(uri, inc.run_id)
+    curve = dev_curve(uri, inc.run_id) if uri is not None else []
     out = []
     for problem in dict.fromkeys(c.problem for c in pool):
         step = bold(pool, problem, gaps.get(problem), d.tolerance, _flat(inc.config), inc.overrides,
-                    falling=still_falling(curve), overtrained=past_best(curve))
+                    falling=still_falling(curve), overtrained=past_best(curve), force=force)
         if step is not None:
             out.append(step)
     return out
 
 
-def pool_of(inc: Incumbent, *, keep_data: bool = False) -> list[Candidate]:
+def pool_of(inc: Incumbent, *, keep_data: bool = False, every: bool = False) -> list[Candidate]:
     """The incumbent's trainable candidates, largest problem first, with the test split held out; with
-    `keep_data` (--same-data), none that adds training rows."""
+    `keep_data` (--same-data), none that adds training rows; with `every`, the actions of every watched
+    problem, its own problems first (what is left to try once those are spent)."""
     d = held_out(inc.report)
+    if every:
+        d = dataclasses.replace(d, problems=d.problems + tuple(p for p in WATCHED if p not in d.problems))
     actions = recommend(d, inc.config or None, overrides=inc.overrides)
     pool = candidates(actions, _flat(inc.config), base=inc.overrides)
     return same_data(pool) if keep_data else pool
@@ -295,6 +298,13 @@ def _seen_errors(report: Report) -> dict:
     return {k: v for k, v in report.diagnosis.errors.as_dict().items() if k != "test"}
 
 
+def rest_of(uri: str | None, inc: Incumbent, keep_data: bool) -> list[Candidate]:
+    """What is left to try once the incumbent's problems have no untried candidate: the bold steps of every
+    problem whatever its gap, then every watched problem's actions."""
+    every = pool_of(inc, keep_data=keep_data, every=True)
+    return bold_steps(uri, inc, every, force=True) + every
+
+
 def _loop(uri: str, state: dict, *, echo) -> dict:
     parent: ParentRun = state.pop("parent_run")
     inc: Incumbent | None = None
@@ -311,13 +321,16 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
             follow = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
             if state["same_data"]:
                 follow = same_data(follow)
-            problem, chosen = next_round(pool, tried, state["k"], follow + bold_steps(uri, inc, pool))
             verdict = held_out(inc.report).verdict
+            rest = rest_of(uri, inc, state["same_data"]) if verdict not in ("within_tolerance", "inconclusive") else []
+            problem, chosen, leftover = next_or_rest(pool, rest, tried, state["k"], follow + bold_steps(uri, inc, pool))
             stopped = stop_reason(verdict, left=len(chosen), budget_left=state["budget"] - state["used"])
             if stopped:
                 break
             chosen = chosen[:state["budget"] - state["used"]]
-            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=_raised_by(state["trail"], inc.run_id, problem))
+            why = " (left to try: the incumbent's own actions were all compared)" if leftover else \
+                _raised_by(state["trail"], inc.run_id, problem)
+            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=why)
     except BaseException as exc:
         from dlexp.training.signals import interruption
 
@@ -337,7 +350,7 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
         raise
     state["stopped_because"] = stopped
     final = inc.report  # the test error, read once: the final model's
-    doc = document(state, inc, final)
+    doc = document(state, inc, final, uri=uri)
     parent.finish("FINISHED", doc, final, inc)
     return doc
 
@@ -464,13 +477,18 @@ def _outcome(decision, dev: dict) -> str:
     return "worse" if interval and interval[0] > 0 else "within noise"
 
 
-def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
-    """The recipe's JSON document: start, trail, final, why it stopped, what is left to try."""
+def document(state: dict, inc: Incumbent | None, final: Report | None, *, uri: str | None = None) -> dict:
+    """The recipe's JSON document: start, trail, final, why it stopped, what is left to try (what worked,
+    again; the bold steps, read with the incumbent's dev curve from `uri`; the incumbent's other candidates)."""
     left = []
     if inc is not None:  # what worked, again; the incumbent's candidates not compared with it yet; the actions
         tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}  # done by hand
         pool = pool_of(inc, keep_data=state["same_data"])
-        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool):
+        steps = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
+        if state["same_data"]:
+            steps = same_data(steps)
+        steps += bold_steps(uri, inc, pool_of(inc, keep_data=state["same_data"], every=True), force=True)
+        for c in steps:
             if c.key not in tried:
                 tried.add(c.key)
                 left.append({"problem": c.problem, "action": c.action, "command": c.command})
