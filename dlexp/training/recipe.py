@@ -65,8 +65,22 @@ def split_argv(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _plain_overrides(overrides: list[str]) -> list[str]:
-    """A run's overrides without the recipe's own run name (a label, not part of the experiment)."""
-    return [o for o in overrides if not o.lstrip("+~").startswith("tracking.run_name=")]
+    """A run's overrides without the recipe's own run name and early-stop settings (not part of the experiment)."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(("tracking.run_name=", "prune."))]
+
+
+def prune_overrides(uri: str, inc: Incumbent) -> list[str]:
+    """The settings that stop a candidate clearly losing to the incumbent (dlexp/training/prune.py): its dev
+    curve, compared from half its epochs on, raised by 3 standard errors of its dev error; [] without a curve."""
+    from dlexp.tracking.runs import dev_curve
+    from dlexp.training.prune import from_epoch_of, margin_of
+
+    curve, n_dev = dev_curve(uri, inc.run_id), (inc.report.sizes or {}).get("dev")
+    if len(curve) < 2 or not n_dev:
+        return []
+    return ["prune.against=[" + ",".join(f"{v:.4f}" for v in curve) + "]",
+            f"prune.from_epoch={from_epoch_of(len(curve))}",
+            f"prune.margin={margin_of(inc.report.diagnosis.errors.dev, n_dev):.4f}"]
 
 
 def held_out(report: Report) -> Diagnosis:
@@ -220,7 +234,7 @@ def write_trail(document: dict, folder: Path) -> None:
 
 
 def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, start_from: str | None = None,
-           uri: str | None = None, keep_data: bool = False, echo=print) -> dict:
+           uri: str | None = None, keep_data: bool = False, prune: bool | None = None, echo=print) -> dict:
     """Run (or continue) the recipe; return its document (what `dlexp recipe --json` prints)."""
     if budget is not None and budget < 1:
         raise ConfigError(f"--budget is the number of training runs the recipe may start; it must be at "
@@ -238,6 +252,8 @@ def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, 
     uri = store_uri(given_uri[-1] if given_uri else uri)
     state = _open(uri, hydra_args, overrides, budget=budget, k=k, start_from=start_from, keep_data=keep_data,
                   echo=echo)
+    if prune is not None:  # --prune/--no-prune; without either, on (or as the continued recipe had it)
+        state["prune"] = prune
     return _loop(uri, state, echo=echo)
 
 
@@ -246,7 +262,7 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, keep_data, echo)
     from dlexp.training.groups import compose
 
     state = {"budget": budget or DEFAULT_BUDGET, "k": k or DEFAULT_CANDIDATES, "hydra": hydra_args,
-             "same_data": bool(keep_data),
+             "same_data": bool(keep_data), "prune": True,
              "overrides": overrides, "start": None, "trail": [], "used": 0, "parent": None, "incumbent": None}
     if start_from is not None:
         from dlexp.tracking import trail as stored
@@ -261,7 +277,7 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, keep_data, echo)
                 raise StoreError(f"recipe {start_from} is still running; stop it first (Ctrl-C), then continue it")
             s = saved.get("state") or {}
             state.update(budget=budget or s.get("budget", DEFAULT_BUDGET), k=k or s.get("k", DEFAULT_CANDIDATES),
-                         same_data=bool(keep_data or s.get("same_data")),
+                         same_data=bool(keep_data or s.get("same_data")), prune=s.get("prune", True),
                          hydra=hydra_args or s.get("hydra", []), overrides=s.get("overrides", []),
                          start=saved.get("start"), trail=list(saved.get("trail", [])),
                          used=s.get("used", 0), incumbent=s.get("incumbent"), parent=info["run_id"],
@@ -421,7 +437,8 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
          f"{'s' if len(chosen) > 1 else ''} against run {inc.run_id} (dev error {inc.report.diagnosis.errors.dev:.2%})")
     for c in chosen:
         echo(f"  $ {c.command}")
-    jobs = [shlex.split(c.command)[2:] for c in chosen]
+    stop_losing = prune_overrides(uri, inc) if state.get("prune", True) else []
+    jobs = [shlex.split(c.command)[2:] + stop_losing for c in chosen]
     names = [f"recipe round {number} · {label(c.action)}" for c in chosen]
     labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
     results = _train(state, jobs, names=names, follows=inc.run_id, labels=labels)
@@ -442,12 +459,19 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         stored_runs.describe(uri, r.run_id, compared=comparison)  # the MLflow Description: lineage, comparison
         dev = comparison["splits"]["dev"]
         decision = decide(comparison, tolerance=inc.report.diagnosis.tolerance, target=problem)
+        cut = stored_runs.pruned(uri, r.run_id) if stop_losing else None
+        if cut is not None:  # a clearly losing candidate: one run of the budget, a share of its epochs
+            decision = dataclasses.replace(decision, accepted=False, improved=False, raised=(), reason=(
+                f"stopped early after {cut} planned epochs: its best dev error was above the incumbent's at the "
+                f"same epoch by more than the margin; {decision.reason}"))
         row.update(errors=_seen_errors(r.report), dev_error=dev.get("b"), diff=dev.get("diff"), interval=dev.get("interval"),
                    p_value=dev.get("p_value"), method=dev.get("method"), reason=decision.reason,
                    improved=decision.improved, raised=list(decision.raised))
         rows.append(row)
         decisions.append((decision, dev.get("diff") or 0.0))
-        row["outcome"] = _outcome(decision, dev)
+        row["outcome"] = "stopped early" if cut is not None else _outcome(decision, dev)
+        if cut is not None:
+            row["stopped_early"] = cut
     pick = best([(d, diff) for d, diff in decisions if d is not None]) if any(d for d, _ in decisions) else None
     if pick is not None:  # the index among the compared rows: map back to all rows
         compared = [i for i, (d, _) in enumerate(decisions) if d is not None]
@@ -512,7 +536,8 @@ def document(state: dict, inc: Incumbent | None, final: Report | None, *, uri: s
     return {
         "run_id": state["parent"],
         "start": state["start"],
-        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors", "improved", "raised", "overrides", "was")}
+        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors", "improved", "raised", "overrides", "was",
+                                         "stopped_early")}
                   for r in state["trail"]],
         "final": final_doc,
         "stopped_because": state.get("stopped_because"),
@@ -524,5 +549,6 @@ def document(state: dict, inc: Incumbent | None, final: Report | None, *, uri: s
         "test_note": (f"dev chose among {n_selected} runs, so dev is optimistic; the test error was read once, "
                       "for the final model, and the dev_overfitting gap (test - dev) measures that selection"),
         "state": {"budget": state["budget"], "k": state["k"], "hydra": state["hydra"], "same_data": state["same_data"],
+                  "prune": state.get("prune", True),
                   "overrides": state["overrides"], "used": state["used"], "incumbent": state["incumbent"]},
     }
