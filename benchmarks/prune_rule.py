@@ -3,7 +3,7 @@
 Reads every recipe candidate in the given MLflow stores (a run tagged `dlexp.follows`, the incumbent it was
 compared with), its dev error per epoch and its incumbent's, and replays them through the rule of
 `dlexp.training.prune` (Optuna's MedianPruner against the incumbent's curve raised by a margin of k standard
-errors, compared from a share of the incumbent's epochs on) for a grid of shares and k. A candidate counts as
+errors, compared from a share of the longer run's epochs on) for a grid of shares and k. A candidate counts as
 accepted when it became an incumbent (another candidate follows it, or it is the recipe's final run), as improved
 when its trail row says it lowered the dev error significantly. A safe rule stops no accepted candidate.
 
@@ -66,7 +66,8 @@ def main() -> None:
         for k in args.ks:
             stopped = acc = imp = saved = 0
             for r in rows:
-                at = would_stop(r["curve"], r["against"], from_epoch=from_epoch_of(len(r["against"]), share),
+                longer = max(len(r["against"]), len(r["curve"]))
+                at = would_stop(r["curve"], r["against"], from_epoch=from_epoch_of(longer, share),
                                 margin=margin_of(r["against"][-1], args.n_dev, k))
                 if at is None or at >= len(r["curve"]):
                     continue

@@ -20,7 +20,9 @@ import math
 from collections.abc import Sequence
 
 # the rule the recipe uses, chosen on recorded candidates (benchmarks/prune_rule.py, docs/recipe.md): compare from
-# this share of the incumbent's epochs on, with this many standard errors of the incumbent's dev error as margin
+# this share of the longer run's epochs on (the incumbent's or the candidate's planned ones: a candidate that
+# regularizes and trains twice as long is behind at first), with this many standard errors of the incumbent's dev
+# error as margin. From a quarter of the incumbent's epochs, an accepted candidate (dropout, 2x epochs) was stopped.
 FROM_SHARE = 0.5
 MARGIN_SE = 3.0
 
@@ -36,7 +38,7 @@ def margin_of(dev_error: float, n_dev: int, k: float = MARGIN_SE) -> float:
 
 
 def from_epoch_of(epochs: int, share: float = FROM_SHARE) -> int:
-    """The first epoch compared: `share` of the incumbent's epochs, at least the 2nd.
+    """The first epoch compared: `share` of the longer run's epochs, at least the 2nd.
 
     >>> from_epoch_of(20), from_epoch_of(5), from_epoch_of(1)
     (10, 3, 2)

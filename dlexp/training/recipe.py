@@ -69,18 +69,24 @@ def _plain_overrides(overrides: list[str]) -> list[str]:
     return [o for o in overrides if not o.lstrip("+~").startswith(("tracking.run_name=", "prune."))]
 
 
-def prune_overrides(uri: str, inc: Incumbent) -> list[str]:
-    """The settings that stop a candidate clearly losing to the incumbent (dlexp/training/prune.py): its dev
-    curve, compared from half its epochs on, raised by 3 standard errors of its dev error; [] without a curve."""
+def prune_overrides(uri: str, inc: Incumbent, chosen: list[Candidate]) -> list[list[str]]:
+    """Per candidate, the settings that stop it when clearly losing to the incumbent (dlexp/training/prune.py):
+    the incumbent's dev curve, compared from half the epochs of the longer of the two runs on (a candidate that
+    trains twice as long is behind at first), raised by 3 standard errors of its dev error; [] without a curve."""
     from dlexp.tracking.runs import dev_curve
     from dlexp.training.prune import from_epoch_of, margin_of
 
     curve, n_dev = dev_curve(uri, inc.run_id), (inc.report.sizes or {}).get("dev")
     if len(curve) < 2 or not n_dev:
-        return []
-    return ["prune.against=[" + ",".join(f"{v:.4f}" for v in curve) + "]",
-            f"prune.from_epoch={from_epoch_of(len(curve))}",
-            f"prune.margin={margin_of(inc.report.diagnosis.errors.dev, n_dev):.4f}"]
+        return [[] for _ in chosen]
+    against = "prune.against=[" + ",".join(f"{v:.4f}" for v in curve) + "]"
+    margin = f"prune.margin={margin_of(inc.report.diagnosis.errors.dev, n_dev):.4f}"
+    out = []
+    for c in chosen:
+        planned = [o.split("=", 1)[1] for o in c.overrides if o.lstrip("+~").startswith("trainer.max_epochs=")]
+        epochs = int(planned[-1]) if planned and planned[-1].isdigit() else len(curve)
+        out.append([against, f"prune.from_epoch={from_epoch_of(max(epochs, len(curve)))}", margin])
+    return out
 
 
 def held_out(report: Report) -> Diagnosis:
@@ -437,13 +443,13 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
          f"{'s' if len(chosen) > 1 else ''} against run {inc.run_id} (dev error {inc.report.diagnosis.errors.dev:.2%})")
     for c in chosen:
         echo(f"  $ {c.command}")
-    stop_losing = prune_overrides(uri, inc) if state.get("prune", True) else []
-    jobs = [shlex.split(c.command)[2:] + stop_losing for c in chosen]
+    stop_losing = prune_overrides(uri, inc, chosen) if state.get("prune", True) else [[] for _ in chosen]
+    jobs = [shlex.split(c.command)[2:] + extra for c, extra in zip(chosen, stop_losing)]
     names = [f"recipe round {number} · {label(c.action)}" for c in chosen]
     labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
     results = _train(state, jobs, names=names, follows=inc.run_id, labels=labels)
     rows, decisions = [], []
-    for c, r in zip(chosen, results):
+    for c, r, extra in zip(chosen, results, stop_losing):
         state["used"] += 1
         flat = _flat(inc.config)
         row = {"round": number, "problem": problem, "action": c.action, "command": c.command, "run_id": r.run_id,
@@ -459,7 +465,7 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         stored_runs.describe(uri, r.run_id, compared=comparison)  # the MLflow Description: lineage, comparison
         dev = comparison["splits"]["dev"]
         decision = decide(comparison, tolerance=inc.report.diagnosis.tolerance, target=problem)
-        cut = stored_runs.pruned(uri, r.run_id) if stop_losing else None
+        cut = stored_runs.pruned(uri, r.run_id) if extra else None
         if cut is not None:  # a clearly losing candidate: one run of the budget, a share of its epochs
             decision = dataclasses.replace(decision, accepted=False, improved=False, raised=(), reason=(
                 f"stopped early after {cut} planned epochs: its best dev error was above the incumbent's at the "
