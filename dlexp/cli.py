@@ -436,8 +436,10 @@ def recipe(
     Each round trains the largest problem's top actions (--candidates), what worked last round first (the
     accepted action again, the others that helped on top of it), compares each with the incumbent, paired on
     dev, and accepts the one that lowers the dev error most, when significantly (a gap that rises is the next
-    round's problem). Stops when every gap is within tolerance, at an inconclusive verdict, when nothing helps,
-    or at --budget training runs. The test error is read once, for the final model.
+    round's problem); once those are spent, what is left to try (bold steps, the other problems' actions); a
+    candidate clearly losing to the incumbent at the same epoch is stopped early (--no-prune: never). Stops when
+    every gap is within tolerance, at an inconclusive verdict, when nothing is left to try, or at --budget
+    training runs. The test error is read once, for the final model.
     Every run is a child of one MLflow `recipe` run (the trail, a plot); Ctrl-C writes the trail, --from continues.
     """
     from dlexp.render import terminal as render
