@@ -425,6 +425,10 @@ def recipe(
         "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
                                          "run continues that recipe where it stopped.", show_default=False)] = None,
     same_data: Annotated[bool, typer.Option("--same-data", help="No candidate that adds training rows.")] = False,
+    prune: Annotated[Optional[bool], typer.Option(
+        "--prune/--no-prune", help="Stop a candidate clearly losing to the incumbent at the same epoch (Optuna's "
+                                   "MedianPruner; default on, or as the --from recipe had it).",
+        show_default=False)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
 ) -> None:
     """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
@@ -432,8 +436,10 @@ def recipe(
     Each round trains the largest problem's top actions (--candidates), what worked last round first (the
     accepted action again, the others that helped on top of it), compares each with the incumbent, paired on
     dev, and accepts the one that lowers the dev error most, when significantly (a gap that rises is the next
-    round's problem). Stops when every gap is within tolerance, at an inconclusive verdict, when nothing helps,
-    or at --budget training runs. The test error is read once, for the final model.
+    round's problem); once those are spent, what is left to try (bold steps, the other problems' actions); a
+    candidate clearly losing to the incumbent at the same epoch is stopped early (--no-prune: never). Stops when
+    every gap is within tolerance, at an inconclusive verdict, when nothing is left to try, or at --budget
+    training runs. The test error is read once, for the final model.
     Every run is a child of one MLflow `recipe` run (the trail, a plot); Ctrl-C writes the trail, --from continues.
     """
     from dlexp.render import terminal as render
@@ -443,7 +449,8 @@ def recipe(
     quiet = _stdout_to_stderr() if as_json else contextlib.nullcontext()
     try:
         with quiet:  # with --json, progress lines go to stderr and only the document to stdout
-            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from, keep_data=same_data)
+            doc = run_recipe(list(overrides or []), budget=budget, k=candidates, start_from=start_from, keep_data=same_data,
+                             prune=prune)
     except Stopped as stop:
         if not as_json and stop.document:
             render.recipe(stop.document)

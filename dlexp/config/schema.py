@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -369,6 +369,14 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class PruneConfig:
+    """Stop a clearly losing run early (`dlexp recipe` sets it for its candidates; dlexp/training/prune.py)."""
+    against: Optional[List[float]] = None  # the incumbent's dev error per epoch; None: off
+    from_epoch: int = 2                    # the first epoch compared
+    margin: float = 0.0                    # the incumbent's curve is raised by this much (noise)
+
+
+@dataclass
 class Config:
     seed: int = 0
     data: Any = MISSING
@@ -379,6 +387,7 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     diagnosis: DiagnosisConfig = field(default_factory=DiagnosisConfig)
     early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
 
 
 SCHEMAS = {

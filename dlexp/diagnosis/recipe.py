@@ -272,7 +272,8 @@ def past_best(curve: Sequence[float]) -> bool:
 
 
 def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: float,
-         current: Mapping, base: Sequence[str], *, falling: bool = False, overtrained: bool = False) -> Candidate | None:
+         current: Mapping, base: Sequence[str], *, falling: bool = False, overtrained: bool = False,
+         force: bool = False) -> Candidate | None:
     """One candidate that takes the problem's first move of each `BOLD` family at once when its gap is at
     least `BOLD_RATIO` x the tolerance (a linear model 65% above the human level: a network, trained 4x
     longer, with a 3x learning rate); None when the gap is nearer, or fewer than two families have a move.
@@ -280,7 +281,7 @@ def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: 
     Variance: dropout with weight decay, or, when the dev error was still falling at the last epoch
     (`falling`, see `still_falling`), dropout with twice the epochs (regularization slows the fit: the epochs
     pay back the bias it raises); when it had passed its best in the first half of the epochs (`overtrained`,
-    see `past_best`), dropout with early stopping.
+    see `past_best`), dropout with early stopping. `force`: whatever the gap (the budget is spent on what is left).
 
     >>> pool = [Candidate("avoidable_bias", "Bigger model: mlp", ("model=mlp",), "dlexp train model=mlp"),
     ...         Candidate("avoidable_bias", "Train longer", ("trainer.max_epochs=10",), "dlexp train trainer.max_epochs=10"),
@@ -294,7 +295,8 @@ def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: 
     >>> bold(drop, "variance", 0.2, 0.01, {"trainer.max_epochs": 20}, [], falling=True).overrides
     ('model.dropout=0.2', 'trainer.max_epochs=40')
     """
-    if gap is None or tolerance <= 0 or gap < BOLD_RATIO * tolerance or problem not in BOLD:
+    far = gap is not None and tolerance > 0 and gap >= BOLD_RATIO * tolerance
+    if problem not in BOLD or not (far or force):
         return None
     families = BOLD[problem]
     longer = problem == "variance" and falling and isinstance(current.get(EPOCHS), int)
@@ -473,6 +475,30 @@ def follow_ups(helped: Sequence[Helped], current: Mapping, base: Sequence[str],
         if new:
             out.append(Candidate(h.problem, f"Combine with {h.action}", tuple(new), _on_top(base, new)))
     return out
+
+
+def next_or_rest(pool: Sequence[Candidate], rest: Sequence[Candidate], tried: set[str], k: int,
+                 follow: Sequence[Candidate] = ()) -> tuple[str | None, list[Candidate], bool]:
+    """The next round (`next_round`), or, when the incumbent's problems have no untried candidate left, a round
+    of what is left to try (`rest`: bold steps whatever the gap, the other problems' actions, in that order), so
+    that the budget is spent rather than stopping at `nothing_helps`. The last item says it is such a round.
+
+    >>> own = [Candidate("variance", "Raise dropout", (), "dlexp train model.dropout=0.2")]
+    >>> rest = [Candidate("variance", "Bold step: raise dropout + weight decay", (), "dlexp train model.dropout=0.2 w=1"),
+    ...         Candidate("avoidable_bias", "Bigger model", (), "dlexp train model.hidden=[512]")]
+    >>> next_or_rest(own, rest, set(), 2)[1][0].action, next_or_rest(own, rest, set(), 2)[2]
+    ('Raise dropout', False)
+    >>> problem, chosen, left = next_or_rest(own, rest, {"model.dropout=0.2"}, 2)
+    >>> problem, [c.action for c in chosen], left
+    ('variance', ['Bold step: raise dropout + weight decay'], True)
+    >>> next_or_rest(own, rest, {"model.dropout=0.2", "model.dropout=0.2 w=1", "model.hidden=[512]"}, 2)
+    (None, [], True)
+    """
+    problem, chosen = next_round(pool, tried, k, follow)
+    if chosen:
+        return problem, chosen, False
+    problem, chosen = next_round(rest, tried, k)
+    return problem, chosen, True
 
 
 def stop_reason(verdict: str, *, left: int, budget_left: int) -> str | None:

@@ -170,6 +170,11 @@ def dev_curve(uri: str | None, run_id: str) -> list[float]:
     return [m.value for m in sorted(history, key=lambda m: (m.step, m.timestamp))]
 
 
+def pruned(uri: str | None, run_id: str) -> str | None:
+    """"3 of 40" when the run was stopped early as clearly losing (prune.against), else None."""
+    return client(uri).get_run(run_id).data.tags.get("dlexp.pruned")
+
+
 def run_files(uri: str | None, run_id: str, folder: str, dest: Path) -> list[Path]:
     """Download a run's artifact folder (e.g. "plots") into `dest`; [] when the run has none."""
     c = client(uri)

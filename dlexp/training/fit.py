@@ -58,6 +58,24 @@ class FitResult:
     evals: dict | None = None          # split -> SplitEval (dlexp/training/evaluate.py): labels, fingerprints, ...
     own_steps: bool = False            # the user's LightningModule trained with its own steps and optimizers
     net: torch.nn.Module | None = None  # the evaluated network (its weights go into the run's model)
+    pruned_at: int | None = None       # prune.against: the epoch at which it was stopped as clearly losing
+
+
+class PruneLosing(Callback):
+    """Stops training when Optuna's pruner says the run is clearly losing to `against` (dlexp/training/prune.py)."""
+
+    def __init__(self, against: list[float], *, from_epoch: int, margin: float):
+        from dlexp.training.prune import Rule
+
+        self.rule, self.stopped_at = Rule(against, from_epoch=from_epoch, margin=margin), None
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        dev = trainer.callback_metrics.get(DEV_METRIC)
+        if trainer.sanity_checking or dev is None or self.stopped_at is not None:
+            return
+        if self.rule.report(trainer.current_epoch + 1, float(dev)) and trainer.current_epoch + 1 < trainer.max_epochs:
+            self.stopped_at = trainer.current_epoch + 1
+            trainer.should_stop = True
 
 
 class EpochRecorder(Callback):
@@ -402,6 +420,11 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
         callbacks.append(k.EarlyStopping(monitor=DEV_METRIC, mode="min", patience=cfg.early_stopping.patience,
                                          min_delta=cfg.early_stopping.min_delta,
                                          **({"check_on_train_epoch_end": True} if package else {})))
+    pruner = None
+    if cfg.get("prune") is not None and cfg.prune.against:
+        pruner = kit.adopt(PruneLosing, k.package)(list(cfg.prune.against), from_epoch=cfg.prune.from_epoch,
+                                                   margin=cfg.prune.margin)
+        callbacks.append(pruner)
     if show_bar:
         callbacks.append(k.RichProgressBar(leave=True))
 
@@ -451,7 +474,8 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     diverged_at = watch.diverged_at if watch else module.diverged_at
     return FitResult(errors, recorder.history, diverged_at, checkpoint_dir, str(module.device),
                      predictions=predictions, abs_errors=abs_errors, start=start, evals=evals,
-                     own_steps=package is not None, net=net_eval if evals else None)
+                     own_steps=package is not None, net=net_eval if evals else None,
+                     pruned_at=pruner.stopped_at if pruner else None)
 
 
 def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
-from dlexp.diagnosis.recipe import (HELD_OUT, Candidate, Helped, best, bold, candidates, decide, follow_ups, key_of,
-                                   next_round, past_best, same_data, still_falling, stop_reason)
+from dlexp.diagnosis.recipe import (HELD_OUT, WATCHED, Candidate, Helped, best, bold, candidates, decide, follow_ups,
+                                   key_of, next_or_rest, past_best, same_data, still_falling, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -65,8 +65,28 @@ def split_argv(args: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _plain_overrides(overrides: list[str]) -> list[str]:
-    """A run's overrides without the recipe's own run name (a label, not part of the experiment)."""
-    return [o for o in overrides if not o.lstrip("+~").startswith("tracking.run_name=")]
+    """A run's overrides without the recipe's own run name and early-stop settings (not part of the experiment)."""
+    return [o for o in overrides if not o.lstrip("+~").startswith(("tracking.run_name=", "prune."))]
+
+
+def prune_overrides(uri: str, inc: Incumbent, chosen: list[Candidate]) -> list[list[str]]:
+    """Per candidate, the settings that stop it when clearly losing to the incumbent (dlexp/training/prune.py):
+    the incumbent's dev curve, compared from half the epochs of the longer of the two runs on (a candidate that
+    trains twice as long is behind at first), raised by 3 standard errors of its dev error; [] without a curve."""
+    from dlexp.tracking.runs import dev_curve
+    from dlexp.training.prune import from_epoch_of, margin_of
+
+    curve, n_dev = dev_curve(uri, inc.run_id), (inc.report.sizes or {}).get("dev")
+    if len(curve) < 2 or not n_dev:
+        return [[] for _ in chosen]
+    against = "prune.against=[" + ",".join(f"{v:.4f}" for v in curve) + "]"
+    margin = f"prune.margin={margin_of(inc.report.diagnosis.errors.dev, n_dev):.4f}"
+    out = []
+    for c in chosen:
+        planned = [o.split("=", 1)[1] for o in c.overrides if o.lstrip("+~").startswith("trainer.max_epochs=")]
+        epochs = int(planned[-1]) if planned and planned[-1].isdigit() else len(curve)
+        out.append([against, f"prune.from_epoch={from_epoch_of(max(epochs, len(curve)))}", margin])
+    return out
 
 
 def held_out(report: Report) -> Diagnosis:
@@ -123,28 +143,31 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
     return Incumbent(report.run_id, report, overrides, run["config"] or {}, title)
 
 
-def bold_steps(uri: str, inc: Incumbent, pool: list[Candidate]) -> list[Candidate]:
+def bold_steps(uri: str | None, inc: Incumbent, pool: list[Candidate], *, force: bool = False) -> list[Candidate]:
     """The bold candidate of each problem whose gap is far from the tolerance (see `bold`), read with the
     incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer; past
-    its best early: it stops early)."""
+    its best early: it stops early); `force`: whatever the gap. Without `uri`, no curve is read."""
     from dlexp.tracking.runs import dev_curve
 
     d = held_out(inc.report)
     gaps = {g.name: g.value for g in d.gaps}
-    curve = dev_curve(uri, inc.run_id)
+    curve = dev_curve(uri, inc.run_id) if uri is not None else []
     out = []
     for problem in dict.fromkeys(c.problem for c in pool):
         step = bold(pool, problem, gaps.get(problem), d.tolerance, _flat(inc.config), inc.overrides,
-                    falling=still_falling(curve), overtrained=past_best(curve))
+                    falling=still_falling(curve), overtrained=past_best(curve), force=force)
         if step is not None:
             out.append(step)
     return out
 
 
-def pool_of(inc: Incumbent, *, keep_data: bool = False) -> list[Candidate]:
+def pool_of(inc: Incumbent, *, keep_data: bool = False, every: bool = False) -> list[Candidate]:
     """The incumbent's trainable candidates, largest problem first, with the test split held out; with
-    `keep_data` (--same-data), none that adds training rows."""
+    `keep_data` (--same-data), none that adds training rows; with `every`, the actions of every watched
+    problem, its own problems first (what is left to try once those are spent)."""
     d = held_out(inc.report)
+    if every:
+        d = dataclasses.replace(d, problems=d.problems + tuple(p for p in WATCHED if p not in d.problems))
     actions = recommend(d, inc.config or None, overrides=inc.overrides)
     pool = candidates(actions, _flat(inc.config), base=inc.overrides)
     return same_data(pool) if keep_data else pool
@@ -217,7 +240,7 @@ def write_trail(document: dict, folder: Path) -> None:
 
 
 def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, start_from: str | None = None,
-           uri: str | None = None, keep_data: bool = False, echo=print) -> dict:
+           uri: str | None = None, keep_data: bool = False, prune: bool | None = None, echo=print) -> dict:
     """Run (or continue) the recipe; return its document (what `dlexp recipe --json` prints)."""
     if budget is not None and budget < 1:
         raise ConfigError(f"--budget is the number of training runs the recipe may start; it must be at "
@@ -235,6 +258,8 @@ def recipe(args: list[str], *, budget: int | None = None, k: int | None = None, 
     uri = store_uri(given_uri[-1] if given_uri else uri)
     state = _open(uri, hydra_args, overrides, budget=budget, k=k, start_from=start_from, keep_data=keep_data,
                   echo=echo)
+    if prune is not None:  # --prune/--no-prune; without either, on (or as the continued recipe had it)
+        state["prune"] = prune
     return _loop(uri, state, echo=echo)
 
 
@@ -243,7 +268,7 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, keep_data, echo)
     from dlexp.training.groups import compose
 
     state = {"budget": budget or DEFAULT_BUDGET, "k": k or DEFAULT_CANDIDATES, "hydra": hydra_args,
-             "same_data": bool(keep_data),
+             "same_data": bool(keep_data), "prune": True,
              "overrides": overrides, "start": None, "trail": [], "used": 0, "parent": None, "incumbent": None}
     if start_from is not None:
         from dlexp.tracking import trail as stored
@@ -258,7 +283,7 @@ def _open(uri, hydra_args, overrides, *, budget, k, start_from, keep_data, echo)
                 raise StoreError(f"recipe {start_from} is still running; stop it first (Ctrl-C), then continue it")
             s = saved.get("state") or {}
             state.update(budget=budget or s.get("budget", DEFAULT_BUDGET), k=k or s.get("k", DEFAULT_CANDIDATES),
-                         same_data=bool(keep_data or s.get("same_data")),
+                         same_data=bool(keep_data or s.get("same_data")), prune=s.get("prune", True),
                          hydra=hydra_args or s.get("hydra", []), overrides=s.get("overrides", []),
                          start=saved.get("start"), trail=list(saved.get("trail", [])),
                          used=s.get("used", 0), incumbent=s.get("incumbent"), parent=info["run_id"],
@@ -295,6 +320,13 @@ def _seen_errors(report: Report) -> dict:
     return {k: v for k, v in report.diagnosis.errors.as_dict().items() if k != "test"}
 
 
+def rest_of(uri: str | None, inc: Incumbent, keep_data: bool) -> list[Candidate]:
+    """What is left to try once the incumbent's problems have no untried candidate: the bold steps of every
+    problem whatever its gap, then every watched problem's actions."""
+    every = pool_of(inc, keep_data=keep_data, every=True)
+    return bold_steps(uri, inc, every, force=True) + every
+
+
 def _loop(uri: str, state: dict, *, echo) -> dict:
     parent: ParentRun = state.pop("parent_run")
     inc: Incumbent | None = None
@@ -311,13 +343,16 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
             follow = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
             if state["same_data"]:
                 follow = same_data(follow)
-            problem, chosen = next_round(pool, tried, state["k"], follow + bold_steps(uri, inc, pool))
             verdict = held_out(inc.report).verdict
+            rest = rest_of(uri, inc, state["same_data"]) if verdict not in ("within_tolerance", "inconclusive") else []
+            problem, chosen, leftover = next_or_rest(pool, rest, tried, state["k"], follow + bold_steps(uri, inc, pool))
             stopped = stop_reason(verdict, left=len(chosen), budget_left=state["budget"] - state["used"])
             if stopped:
                 break
             chosen = chosen[:state["budget"] - state["used"]]
-            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=_raised_by(state["trail"], inc.run_id, problem))
+            why = " (left to try: the incumbent's own actions were all compared)" if leftover else \
+                _raised_by(state["trail"], inc.run_id, problem)
+            inc = _round(uri, state, inc, problem, chosen, echo=echo, why=why)
     except BaseException as exc:
         from dlexp.training.signals import interruption
 
@@ -337,7 +372,7 @@ def _loop(uri: str, state: dict, *, echo) -> dict:
         raise
     state["stopped_because"] = stopped
     final = inc.report  # the test error, read once: the final model's
-    doc = document(state, inc, final)
+    doc = document(state, inc, final, uri=uri)
     parent.finish("FINISHED", doc, final, inc)
     return doc
 
@@ -408,12 +443,13 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
          f"{'s' if len(chosen) > 1 else ''} against run {inc.run_id} (dev error {inc.report.diagnosis.errors.dev:.2%})")
     for c in chosen:
         echo(f"  $ {c.command}")
-    jobs = [shlex.split(c.command)[2:] for c in chosen]
+    stop_losing = prune_overrides(uri, inc, chosen) if state.get("prune", True) else [[] for _ in chosen]
+    jobs = [shlex.split(c.command)[2:] + extra for c, extra in zip(chosen, stop_losing)]
     names = [f"recipe round {number} · {label(c.action)}" for c in chosen]
     labels = [{ACTION: c.action, "dlexp.recipe.round": str(number)} for c in chosen]
     results = _train(state, jobs, names=names, follows=inc.run_id, labels=labels)
     rows, decisions = [], []
-    for c, r in zip(chosen, results):
+    for c, r, extra in zip(chosen, results, stop_losing):
         state["used"] += 1
         flat = _flat(inc.config)
         row = {"round": number, "problem": problem, "action": c.action, "command": c.command, "run_id": r.run_id,
@@ -429,12 +465,19 @@ def _round(uri: str, state: dict, inc: Incumbent, problem: str, chosen: list[Can
         stored_runs.describe(uri, r.run_id, compared=comparison)  # the MLflow Description: lineage, comparison
         dev = comparison["splits"]["dev"]
         decision = decide(comparison, tolerance=inc.report.diagnosis.tolerance, target=problem)
+        cut = stored_runs.pruned(uri, r.run_id) if extra else None
+        if cut is not None:  # a clearly losing candidate: one run of the budget, a share of its epochs
+            decision = dataclasses.replace(decision, accepted=False, improved=False, raised=(), reason=(
+                f"stopped early after {cut} planned epochs: its best dev error was above the incumbent's at the "
+                f"same epoch by more than the margin; {decision.reason}"))
         row.update(errors=_seen_errors(r.report), dev_error=dev.get("b"), diff=dev.get("diff"), interval=dev.get("interval"),
                    p_value=dev.get("p_value"), method=dev.get("method"), reason=decision.reason,
                    improved=decision.improved, raised=list(decision.raised))
         rows.append(row)
         decisions.append((decision, dev.get("diff") or 0.0))
-        row["outcome"] = _outcome(decision, dev)
+        row["outcome"] = "stopped early" if cut is not None else _outcome(decision, dev)
+        if cut is not None:
+            row["stopped_early"] = cut
     pick = best([(d, diff) for d, diff in decisions if d is not None]) if any(d for d, _ in decisions) else None
     if pick is not None:  # the index among the compared rows: map back to all rows
         compared = [i for i, (d, _) in enumerate(decisions) if d is not None]
@@ -464,13 +507,18 @@ def _outcome(decision, dev: dict) -> str:
     return "worse" if interval and interval[0] > 0 else "within noise"
 
 
-def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
-    """The recipe's JSON document: start, trail, final, why it stopped, what is left to try."""
+def document(state: dict, inc: Incumbent | None, final: Report | None, *, uri: str | None = None) -> dict:
+    """The recipe's JSON document: start, trail, final, why it stopped, what is left to try (what worked,
+    again; the bold steps, read with the incumbent's dev curve from `uri`; the incumbent's other candidates)."""
     left = []
     if inc is not None:  # what worked, again; the incumbent's candidates not compared with it yet; the actions
         tried = {key_of(r["command"]) for r in state["trail"] if r.get("incumbent") == inc.run_id}  # done by hand
         pool = pool_of(inc, keep_data=state["same_data"])
-        for c in follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool):
+        steps = follow_ups(helped_by(state["trail"], inc.run_id), _flat(inc.config), inc.overrides, pool)
+        if state["same_data"]:
+            steps = same_data(steps)
+        steps += bold_steps(uri, inc, pool_of(inc, keep_data=state["same_data"], every=True), force=True)
+        for c in steps:
             if c.key not in tried:
                 tried.add(c.key)
                 left.append({"problem": c.problem, "action": c.action, "command": c.command})
@@ -494,7 +542,8 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
     return {
         "run_id": state["parent"],
         "start": state["start"],
-        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors", "improved", "raised", "overrides", "was")}
+        "trail": [{k: r.get(k) for k in (*TRAIL_FIELDS, "incumbent", "errors", "improved", "raised", "overrides", "was",
+                                         "stopped_early")}
                   for r in state["trail"]],
         "final": final_doc,
         "stopped_because": state.get("stopped_because"),
@@ -506,5 +555,6 @@ def document(state: dict, inc: Incumbent | None, final: Report | None) -> dict:
         "test_note": (f"dev chose among {n_selected} runs, so dev is optimistic; the test error was read once, "
                       "for the final model, and the dev_overfitting gap (test - dev) measures that selection"),
         "state": {"budget": state["budget"], "k": state["k"], "hydra": state["hydra"], "same_data": state["same_data"],
+                  "prune": state.get("prune", True),
                   "overrides": state["overrides"], "used": state["used"], "incumbent": state["incumbent"]},
     }

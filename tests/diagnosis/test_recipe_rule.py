@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from dlexp.diagnosis.recipe import (Candidate, Decision, Helped, again, best, bold, candidates, decide, family,
-                                    follow_ups, next_round, past_best, same_data, still_falling, stop_reason)
+                                    follow_ups, next_or_rest, next_round, past_best, same_data, still_falling, stop_reason)
 
 
 def comparison(dev, *, gaps=None, test=None):
@@ -271,3 +271,39 @@ def test_same_data_drops_the_moves_that_add_training_rows():
             cand("variance", "Regularization: raise dropout", "model.dropout=0.2"),
             cand("data_mismatch", "Make training data like dev/test", "data.target_fraction=0.2")]
     assert [c.action for c in same_data(pool)] == [pool[1].action, pool[2].action]
+
+
+# --- the whole budget is spent: once the incumbent's problems have nothing untried, what is left to try comes next
+
+def test_a_near_gap_gets_a_bold_step_when_forced():
+    assert bold(BIAS_POOL, "avoidable_bias", 0.09, 0.01, NOW, []) is None
+    forced = bold(BIAS_POOL, "avoidable_bias", 0.09, 0.01, NOW, [], force=True)
+    assert forced.overrides == ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")
+    # a gap within the tolerance, or none at all, too: the budget is what is spent
+    assert bold(BIAS_POOL, "variance", None, 0.01, NOW, [], force=True).overrides == (
+        "model.dropout=0.2", "optimizer.weight_decay=0.0001")
+
+
+OWN = [c for c in BIAS_POOL if c.problem == "variance"]
+REST = ([bold(BIAS_POOL, "variance", 0.02, 0.01, NOW, [], force=True)]
+        + [c for c in BIAS_POOL if c.problem == "avoidable_bias"])
+# keys compared with the incumbent already -> (problem, actions of the next round, a round of what is left)
+REST_CASES = {
+    "own-actions-first": (set(), "variance", ["Regularization: raise dropout", "Regularization: weight decay"], False),
+    "own-partly-tried": ({OWN[0].key, OWN[1].key}, "variance", ["Early stopping on the dev error"], False),
+    # what stopped at nothing_helps before: the bold step whatever the gap, then the other problem's actions
+    "own-all-tried": ({c.key for c in OWN}, "variance",
+                      ["Bold step: raise dropout + weight decay: model.dropout=0.2 optimizer.weight_decay=0.0001"], True),
+    "bold-tried-too": ({c.key for c in OWN} | {REST[0].key}, "avoidable_bias",
+                       ["Bigger model: a multi-layer perceptron instead of a linear model", "Train longer"], True),
+    "everything-tried": ({c.key for c in OWN + REST}, None, [], True),
+}
+
+
+@pytest.mark.parametrize("tried, problem, actions, leftover", REST_CASES.values(), ids=REST_CASES.keys())
+def test_the_budget_is_spent_on_what_is_left(tried, problem, actions, leftover):
+    got_problem, chosen, got_leftover = next_or_rest(OWN, REST, tried, 2)
+    assert (got_problem, [c.action for c in chosen], got_leftover) == (problem, actions, leftover)
+    # only when nothing at all is left does the recipe stop at nothing_helps
+    stop = stop_reason("variance", left=len(chosen), budget_left=3)
+    assert stop == (None if chosen else "nothing_helps")

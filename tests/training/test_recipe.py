@@ -194,3 +194,38 @@ def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_inter
     assert rows[1]["problem"] == "variance", rows
     assert rows[1]["action"].startswith("Bold step: raise dropout + train longer"), rows
     assert rows[1]["overrides"] == ["model.dropout=0.2", "trainer.max_epochs=24"], rows
+
+
+@pytest.mark.slow
+def test_a_clearly_losing_candidate_is_stopped_early_and_costs_a_run(runs_dir, monkeypatch):
+    """The early stop, real: Optuna's pruner inside a real Lightning fit. The rule is made impossible to pass
+    (the incumbent's curve lowered by 100%: every candidate loses at its first compared epoch, half the epochs
+    of the longer run). Round 1's single bigger model (3 epochs, as the start run) is stopped after 2 of its 3
+    epochs, counts as one run of the budget and is not accepted; the bold step, which plans 12 epochs against
+    the incumbent's 3, has nothing to be compared with at its 6th and trains to its end; with --no-prune the
+    bigger model trains to its last epoch."""
+    from dlexp.tracking.runs import dev_curve
+    from dlexp.training import prune
+
+    monkeypatch.setattr(prune, "margin_of", lambda dev_error, n_dev, k=prune.MARGIN_SE: -1.0)
+    args = ["recipe", *TINY, "trainer.max_epochs=3", "--budget", "3", "--candidates", "2", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout[result.stdout.index("{\n"):])
+    bold, bigger = doc["trail"]
+    assert bold["action"].startswith("Bold step") and bold.get("stopped_early") is None, bold
+    assert len(dev_curve(None, bold["run_id"])) == 12
+    assert bigger["overrides"] == ["model=mlp"], bigger
+    assert bigger["outcome"] == "stopped early" and not bigger["accepted"] and not bigger["improved"], bigger
+    assert bigger["stopped_early"] == "2 of 3", bigger
+    assert bigger["reason"].startswith("stopped early after 2 of 3 planned epochs"), bigger
+    assert len(dev_curve(None, bigger["run_id"])) == 2  # the epochs it ran
+    assert doc["budget"]["used"] == 3
+    # the incumbent's overrides, and so the commands that follow, carry no early-stop setting
+    assert not any("prune." in r["command"] for r in doc["left_to_try"] if r["command"])
+
+    result = CliRunner().invoke(app, [*args, "--no-prune"])
+    assert result.exit_code == 0, result.output
+    bigger = json.loads(result.stdout[result.stdout.index("{\n"):])["trail"][1]
+    assert bigger["overrides"] == ["model=mlp"] and bigger["outcome"] != "stopped early", bigger
+    assert len(dev_curve(None, bigger["run_id"])) == 3
