@@ -112,6 +112,9 @@ def check_paths(paths, column: str, where: str) -> None:
 
 def register_run(uri: str | None, run_id: str, name: str) -> int:
     """Register the run's model under `name` in MLflow's Model Registry; return the version."""
+    from dlexp.config.checks import check_model_name
+
+    check_model_name(name)
     uri = require_store(uri)
     c = client(uri)
     run = tracking_runs.resolve_run(c, run_id)
