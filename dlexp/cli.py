@@ -307,7 +307,8 @@ def predict(
                                              "columns (x0, x1, ... for feature vectors), a text run's text column, "
                                              "or a `path` column of image files.", show_default=False)],
     out: Annotated[Optional[str], typer.Option(
-        "--out", "-o", help="CSV to write (default: stdout): the rows with a `prediction` column.",
+        "--out", "-o", help="File to write, CSV (.parquet: Parquet, .tsv: TSV; default: CSV on stdout): the "
+                            "rows with a `prediction` column.",
         show_default=False)] = None,
     uri: Annotated[Optional[str], typer.Option(
         help="MLflow tracking URI (default: $DLEXP_TRACKING_URI, else runs/mlflow.db).")] = None,

@@ -166,6 +166,8 @@ BAD_INPUT = {
     "negative-tolerance": (["diagnose", *WHAT_IF[1:], "--tolerance", "-0.5"], False, ["--tolerance"]),
     "what-if-with-run-id": (["diagnose", "some-run", *WHAT_IF[1:]], False, ["what-if"]),
     "bad-port": (["ui", "--port", "70000"], False, ["--port"]),
+    "bad-model-name": (["register", "some-run", "a/b"], False, ["'a/b'", "'/'"]),
+    "bad-register-name": (["train", "tracking.register=a:b"], False, ["tracking.register", "'a:b'"]),
 }
 
 

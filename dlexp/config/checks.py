@@ -134,4 +134,13 @@ def check(cfg) -> None:
                           "would never learn")
     if get("data.test_query") and not get("data.dev_query"):
         raise ConfigError("data.test_query needs data.dev_query too")
+    if get("tracking.register") is not None:
+        check_model_name(get("tracking.register"), "tracking.register=")
     human_error(get("baseline.human_error"), None, unbounded=get("data.task") in ("auto", "regression"))
+
+
+def check_model_name(name: str, given: str = "") -> None:
+    """A name MLflow's Model Registry accepts (`given`: how the user wrote it, for the line)."""
+    if not str(name).strip() or any(c in str(name) for c in "/:"):
+        raise ConfigError(f"{given}{name!r} is not a registered model name MLflow accepts: "
+                          "it needs a non-empty name without '/' or ':'")

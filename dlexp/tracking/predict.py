@@ -46,7 +46,7 @@ def model_id(run) -> str:
 
 def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> tuple[int, str]:
     """Score the CSV/TSV/Parquet file `rows` with the run's model; write the rows with a `prediction` column
-    as CSV to `out` (stdout when None). Returns (rows scored, the run's id)."""
+    to `out`, as its suffix says (CSV to stdout when None). Returns (rows scored, the run's id)."""
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
@@ -74,8 +74,17 @@ def predict(uri: str | None, run_id: str | None, rows: str, out: str | None) -> 
         frame.to_csv(sys.stdout, index=False)
     else:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(out, index=False)
+        write(frame, Path(out))
     return len(frame), rid
+
+
+def write(frame, out: Path) -> None:
+    """The scored rows as the output's suffix says: Parquet (.parquet, .pq), TSV (.tsv), else CSV."""
+    suffix = out.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False, sep="\t" if suffix == ".tsv" else ",")
 
 
 def check_rows(frame, schema, where: str) -> None:
@@ -112,6 +121,9 @@ def check_paths(paths, column: str, where: str) -> None:
 
 def register_run(uri: str | None, run_id: str, name: str) -> int:
     """Register the run's model under `name` in MLflow's Model Registry; return the version."""
+    from dlexp.config.checks import check_model_name
+
+    check_model_name(name)
     uri = require_store(uri)
     c = client(uri)
     run = tracking_runs.resolve_run(c, run_id)

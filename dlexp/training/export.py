@@ -187,7 +187,7 @@ class Predictor:
         with torch.inference_mode():
             for i in range(0, len(frame), size):
                 part = x[i:i + size] if whole else self.features(frame.iloc[i:i + size], start=i)
-                outs.append(self.net(torch.as_tensor(part)))
+                outs.append(self.net(torch.as_tensor(np.require(part, requirements="W"))))  # pandas: read-only
         out = torch.cat(outs) if outs else torch.zeros((0, max(1, self.spec["n_classes"])))
         if self.spec["task"] == "regression":
             return out.squeeze(-1).double().numpy() * self.spec["target_std"] + self.spec["target_mean"]

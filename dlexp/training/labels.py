@@ -238,7 +238,8 @@ def find(splits, result, workdir: Path, *, seed: int) -> dict | None:
             entry["flagged_mistakes"] = int((wrong & (pred != y)).sum())
         doc[name] = entry
         for i in np.flatnonzero(wrong)[np.argsort(-badness[wrong], kind="stable")]:
-            given, suggested = (float(y[i]), "") if regression else (int(y[i]), int(scores[i].argmax()))
+            # a float32 target, written to its 7 significant digits: the file's value, not 17.794321060180664
+            given, suggested = (float(f"{y[i]:.7g}"), "") if regression else (int(y[i]), int(scores[i].argmax()))
             rows.append((name, int(numbers[i]), given, suggested, round(float(badness[i]), 4)))
     if not doc:
         return None

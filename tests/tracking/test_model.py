@@ -112,6 +112,17 @@ def test_dlexp_predict_writes_the_rows_with_their_prediction(store):
     assert out.prediction[1] > out.prediction[0]  # a bigger house costs more after 2 epochs on a linear price
 
 
+def test_dlexp_predict_on_feature_columns_prints_only_its_line_and_writes_parquet_when_asked(store):
+    root, rid = store["root"], store["synthetic"].info.run_id
+    names = [f"x{i}" for i in range(10)]
+    pd.DataFrame(np.zeros((3, 10)), columns=names).to_csv(root / "xs.csv", index=False)
+    result = run_dlexp("predict", rid, str(root / "xs.csv"), "-o", str(root / "xs_out.parquet"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", "dlexp predict printed a warning"
+    out = pd.read_parquet(root / "xs_out.parquet")
+    assert list(out.columns) == names + ["prediction"] and len(out) == 3
+
+
 def test_dlexp_predict_bad_input_is_one_line(store):
     root, rid = store["root"], store["fruit"].info.run_id
     (root / "nocolour.csv").write_text("weight,shade\n0.2,green\n")

@@ -159,6 +159,9 @@ def test_regression_outliers_at_known_rows_are_flagged_as_outliers(module_runs_d
     rows = flagged_csv(report)
     ours = [r for r in rows if r["split"] in ("train", "train_dev")]  # every row of train.csv is in one of them
     assert ours and all(r["suggested"] == "" for r in rows)
+    with open(tmp_path / "train.csv") as f:
+        targets = [row["label"] for row in csv.DictReader(f)]
+    assert all(float(r["given"]) == float(targets[int(r["row"]) - 1]) for r in ours), "given: the file's target"
     found = np.isin([int(r["row"]) for r in ours], moved)
     assert found.mean() >= 0.9, "precision of the flagged rows (measured: 1.0)"
     assert found.sum() / len(moved) >= 0.9, "recall (measured: 1.0)"

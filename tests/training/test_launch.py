@@ -1,4 +1,5 @@
-"""Jobs through Hydra's launchers, results back through files: a list of jobs, a failing job, joblib."""
+"""Jobs through Hydra's launchers, results back through files: a list of jobs, a failing job, joblib, submitit's
+local executor (as on a Slurm node: each job pickled and run in its own process)."""
 
 from __future__ import annotations
 
@@ -35,3 +36,19 @@ def test_a_sweep_with_a_failing_job_under_joblib_exits_non_zero_naming_it(runs_d
     assert result.returncode != 0
     assert "2 of 2 jobs failed" in result.stderr and "optimizer.lr=-1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_a_sweep_through_submitit_local_finishes_its_runs_and_names_the_failing_job(runs_dir, dlexp_proc):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="dlexp[slurm] brings the submitit launcher")
+    from dlexp.tracking import runs as tracking_runs
+
+    result = dlexp_proc("train", "-m", "hydra/launcher=submitit_local", *TINY, "optimizer.lr=0.001,0.01,-1")
+    assert result.returncode == 2, result.stderr
+    assert "1 of 3 jobs failed" in result.stderr and "optimizer.lr=-1" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert ".submitit" in result.stdout, "the command says where each job's output went"
+    runs = tracking_runs.list_runs(None)
+    assert sorted(r["status"] for r in runs) == ["FINISHED", "FINISHED"]
+    lrs = sorted(tracking_runs.load_run(None, r["run_id"])["config"]["optimizer"]["lr"] for r in runs)
+    assert lrs == [0.001, 0.01]
