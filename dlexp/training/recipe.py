@@ -138,8 +138,13 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
                           "(one of its child runs, `dlexp runs` lists them) or from a recipe's parent run")
     run = tracking_runs.load_run(uri, report.run_id)
     overrides = _plain_overrides(list(run["overrides"]))
-    report = dataclasses.replace(report, actions=recommend(report.diagnosis, run["config"] or None,
-                                                           overrides=overrides))
+    from dlexp.diagnosis import labels as label_steps  # wrong labels: the label step comes first
+
+    d = report.diagnosis
+    steps = label_steps.steps(report.labels, tolerance=d.tolerance, run_id=report.run_id, overrides=overrides,
+                              source=((run["config"] or {}).get("data") or {}).get("name"),
+                              human=d.errors.human if d.human_known else None)
+    report = dataclasses.replace(report, actions=steps + tuple(recommend(d, run["config"] or None, overrides=overrides)))
     return Incumbent(report.run_id, report, overrides, run["config"] or {}, title)
 
 
@@ -164,11 +169,13 @@ def bold_steps(uri: str | None, inc: Incumbent, pool: list[Candidate], *, force:
 def pool_of(inc: Incumbent, *, keep_data: bool = False, every: bool = False) -> list[Candidate]:
     """The incumbent's trainable candidates, largest problem first, with the test split held out; with
     `keep_data` (--same-data), none that adds training rows; with `every`, the actions of every watched
-    problem, its own problems first (what is left to try once those are spent)."""
+    problem, its own problems first (what is left to try once those are spent). The label step (train without
+    the rows the incumbent flagged as wrong labels) comes first when the incumbent's report has it."""
     d = held_out(inc.report)
     if every:
         d = dataclasses.replace(d, problems=d.problems + tuple(p for p in WATCHED if p not in d.problems))
-    actions = recommend(d, inc.config or None, overrides=inc.overrides)
+    labels = [a for a in inc.report.actions if a.problem == "labels"]
+    actions = labels + list(recommend(d, inc.config or None, overrides=inc.overrides))
     pool = candidates(actions, _flat(inc.config), base=inc.overrides)
     return same_data(pool) if keep_data else pool
 

@@ -108,6 +108,18 @@ def test_a_second_label_step_leaves_out_the_first_ones_rows_too(noisy, tmp_path)
     assert again.sizes["train"] == report.sizes["train"] - len(both)  # every flagged row is a training row
 
 
+def test_dlexp_recipe_takes_the_label_step_first(noisy, dlexp_proc):
+    """`dlexp recipe --from` a run with wrong labels: its first candidate trains without the flagged rows."""
+    import json
+
+    report, _, _ = noisy
+    proc = dlexp_proc("recipe", "--from", report.run_id, "--budget", "2", "--candidates", "1", "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads(proc.stdout)["trail"][0]
+    assert first["problem"] == "labels" and first["round"] == 1, first
+    assert first["overrides"] == [f"data.exclude_rows={report.run_id}"], first
+
+
 def test_a_clean_table_has_few_wrong_labels_and_no_label_step(module_runs_dir, tmp_path):
     write_table(tmp_path / "clean.csv", 1200, flips=0.0, seed=2)
     report = train(f"data.path={tmp_path / 'clean.csv'}")
