@@ -416,32 +416,25 @@ def recipe(
         help="Hydra overrides of the start run, as for dlexp train (experiment=underfit ...); "
              "hydra/launcher=joblib hydra.launcher.n_jobs=2 trains each round's candidates in parallel.",
         show_default=False)] = None,
-    budget: Annotated[Optional[int], typer.Option(
-        "--budget", help="Training runs the recipe may start, the start run included (default 8; with --from "
-                         "a recipe, the budget it was given).", show_default=False)] = None,
-    candidates: Annotated[Optional[int], typer.Option(
-        "--candidates", help="Actions of the largest problem trained per round (default 2).",
-        show_default=False)] = None,
+    budget: Annotated[Optional[int], typer.Option("--budget", show_default=False, help="Training runs the recipe "
+                      "may start, the start run included (default 8; with --from a recipe, its budget).")] = None,
+    candidates: Annotated[Optional[int], typer.Option("--candidates", show_default=False,
+                          help="Actions of the largest problem trained per round (default 2).")] = None,
     start_from: Annotated[Optional[str], typer.Option(
         "--from", metavar="RUN_ID", help="Start from this finished run instead of a fresh one; a recipe's parent "
                                          "run continues that recipe where it stopped.", show_default=False)] = None,
     same_data: Annotated[bool, typer.Option("--same-data", help="No candidate that adds training rows.")] = False,
-    prune: Annotated[Optional[bool], typer.Option(
-        "--prune/--no-prune", help="Stop a candidate clearly losing to the incumbent at the same epoch (Optuna's "
-                                   "MedianPruner; default on, or as the --from recipe had it).",
-        show_default=False)] = None,
+    prune: Annotated[Optional[bool], typer.Option("--prune/--no-prune", show_default=False, help="Stop a candidate "
+                     "clearly losing to the incumbent at the same epoch (Optuna's MedianPruner; default on, or as "
+                     "the --from recipe had it).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print only the recipe's JSON document.")] = False,
 ) -> None:
     """The recipe, automated: fix the largest gap, keep a change only when dev improves significantly, repeat.
 
-    Each round trains the largest problem's top actions (--candidates), what worked last round first (the
-    accepted action again, the others that helped on top of it), compares each with the incumbent, paired on
-    dev, and accepts the one that lowers the dev error most, when significantly (a gap that rises is the next
-    round's problem); once those are spent, what is left to try (bold steps, the other problems' actions); a
-    candidate clearly losing to the incumbent at the same epoch is stopped early (--no-prune: never). Stops when
-    every gap is within tolerance, at an inconclusive verdict, when nothing is left to try, or at --budget
-    training runs. The test error is read once, for the final model.
-    Every run is a child of one MLflow `recipe` run (the trail, a plot); Ctrl-C writes the trail, --from continues.
+    Each round trains the largest problem's top actions (what worked first), compares each with the incumbent,
+    paired on dev, and keeps the largest significant drop; a clearly losing candidate is stopped early. Stops
+    when every gap is within tolerance, inconclusive, nothing is left to try, or at --budget; the test error is
+    read once, at the end. Runs are children of one MLflow `recipe` run; Ctrl-C writes the trail, --from continues.
     """
     from dlexp.render import terminal as render
     from dlexp.training.recipe import Stopped
