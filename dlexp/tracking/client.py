@@ -34,6 +34,8 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     _check_server(uri)
     try:
         with store_lock(uri):  # a fresh store is created (alembic migrations) by one process at a time
+            if path is not None and not path.exists():
+                _create(path)
             c = MlflowClient(tracking_uri=uri)
             c.search_experiments(max_results=1)  # opens (and on first use creates) the store
     except StoreError:
@@ -43,6 +45,16 @@ def client(uri: str | None = None, *, create: bool = False) -> MlflowClient:
     except Exception as exc:  # sqlalchemy errors for files that are not databases, unreachable servers, ...
         raise StoreError(f"cannot open the MLflow store {redact(uri)}: {first_line(exc, mask=scrub)}") from None
     return c
+
+
+def _create(path: Path) -> None:
+    """A fresh SQLite store, made under another name and renamed into place once MLflow has created its tables:
+    a process killed while it creates them (kill -9 of a first run) leaves no half-made store that every later
+    command would refuse ('table ... already exists')."""
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    MlflowClient(tracking_uri=f"sqlite:///{tmp}").search_experiments(max_results=1)
+    os.replace(tmp, path)
 
 
 def _check_server(uri: str) -> None:
