@@ -65,6 +65,17 @@ def dlexp_proc():
 
 
 
+def invoke_ok(*args: str):
+    """`dlexp ARGS` in this process (Typer's CliRunner); fails the test with its output unless it exits 0."""
+    from typer.testing import CliRunner
+
+    from dlexp.cli import app
+
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def one_error_line(result, *named: str, code: int | None = None) -> str:
     """The contract for every failure: a non-zero exit (`code` when given), no traceback, and one line on stderr,
     `dlexp: error: ...`, naming each of `named`; returns that line. `result`: a CliRunner result or a

@@ -6,21 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from typer.testing import CliRunner
 
-from conftest import one_error_line, run_dlexp
+from conftest import invoke_ok as invoke, one_error_line, run_dlexp
 
-from dlexp.cli import app
 
 pytestmark = pytest.mark.slow
 
 SPLITS = ("train", "train_dev", "dev", "test")
-
-
-def invoke(*args: str):
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")
