@@ -41,7 +41,13 @@ def resolve(uri: str | None, value: str, dest: Path, *, depth: int = 0) -> str:
         return own
     from dlexp.data.exclude import read
 
-    rows = read(own) | read(resolve(uri, before, dest, depth=depth + 1))
+    try:
+        earlier = read(resolve(uri, before, dest, depth=depth + 1))
+    except ConfigError:
+        raise ConfigError(f"data.exclude_rows={value}: that run was itself trained without the rows of "
+                          f"data.exclude_rows={before}, which is no longer a file or a run in the store; give a file "
+                          "of the row numbers to leave out instead") from None
+    rows = read(own) | earlier
     out = dest / f"{run.info.run_id}.rows"
     out.write_text("".join(f"{r}\n" for r in sorted(rows)))
     return str(out)

@@ -108,6 +108,28 @@ def test_a_second_label_step_leaves_out_the_first_ones_rows_too(noisy, tmp_path)
     assert again.sizes["train"] == report.sizes["train"] - len(both)  # every flagged row is a training row
 
 
+def test_a_run_whose_own_exclusion_file_is_gone_is_one_line_naming_both(noisy, tmp_path):
+    """data.exclude_rows=B, where B was trained without the rows of a file since deleted: one line naming B and
+    the file, exit 2; the run it started ends FAILED, the runs before it stay as they were."""
+    from conftest import one_error_line, run_dlexp
+
+    from dlexp.tracking.runs import list_runs
+
+    report, _, args = noisy
+    gone = tmp_path / "gone.txt"
+    gone.write_text("5\n9\n")
+    b = train(*args, f"data.exclude_rows={gone}")
+    gone.unlink()
+    before = len(list_runs(None, limit=500))
+    result = run_dlexp("train", "data=table", "data.target=label", "trainer.max_epochs=1", "data.min_split_rows=10", *args,
+                       f"data.exclude_rows={b.run_id}")
+    line = one_error_line(result, b.run_id, str(gone), code=2)
+    assert "file of the row numbers" in line
+    runs = list_runs(None, limit=500)
+    assert len(runs) == before + 1 and runs[0]["status"] == "FAILED", runs[0]
+    assert {r["run_id"]: r["status"] for r in runs[1:]}[b.run_id] == "FINISHED"
+
+
 def test_dlexp_recipe_takes_the_label_step_first(noisy, dlexp_proc):
     """`dlexp recipe --from` a run with wrong labels: its first candidate trains without the flagged rows."""
     import json
