@@ -242,3 +242,26 @@ def test_curve_over_a_model_without_width_knobs_says_so(runs_dir):
     (runs_dir.parent / "flatnet.py").write_text(NET)
     result = CliRunner().invoke(app, ["curve", "--axis", "model", "model=custom", "model._target_=flatnet.Net"])
     assert result.exit_code == 2 and "names none" in result.stderr and "model.knobs.width" in result.stderr
+
+
+def test_the_recipe_moves_a_users_model_by_its_declared_knobs(runs_dir):
+    """`dlexp recipe` on the user's own nn.Module: the bias steps it trains set the keys the model declares as
+    knobs (its width), every candidate is the user's model again, and a change that lowers dev is kept."""
+    import json
+
+    (runs_dir.parent / "recipenet.py").write_text(NET)
+    result = invoke("recipe", "model=custom", "model._target_=recipenet.Net", "model.width=4",
+                    "model.knobs.width=[width]", "model.knobs.depth=depth", "model.knobs.dropout=p",
+                    "data=digits", "trainer.max_epochs=2", "--budget", "3", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # progress goes to stderr
+    assert doc["start"]["verdict"] == "avoidable_bias", doc["start"]
+    rows = doc["trail"]
+    assert len(rows) == 2 and all(r["problem"] == "avoidable_bias" for r in rows), rows
+    # the model's own width knob moves (doubled: 4 -> 8, alone or in the bold step), never a built-in model's key
+    assert any("model.width=8" in r["overrides"] for r in rows), rows
+    assert not any(o.startswith("model.hidden") for r in rows for o in r["overrides"]), rows
+    assert all(shlex.split(r["command"])[2:4] == ["model=custom", "model._target_=recipenet.Net"] for r in rows)
+    assert doc["accepted"] == 1 and doc["final"]["run_id"] != doc["start"]["run_id"], [
+        (r["action"], r["dev_error"], r["reason"]) for r in rows]
+    assert doc["final"]["errors"]["dev"] < doc["start"]["errors"]["dev"]
