@@ -30,6 +30,23 @@ from dlexp.tracking.store import flatten, redact, runs_dir, scrub_tree, store_ur
 configs.register()
 
 
+def _targets_found(plain: dict) -> None:
+    """Import every `_target_` of the model and data sections (the user's own classes and functions), so that a
+    name that does not import is one line before any run is opened, not a FAILED run in the store."""
+    from dlexp.targets import importable, locate
+
+    def walk(node, path: str) -> None:
+        if isinstance(node, dict):
+            if node.get("_target_"):
+                locate(str(node["_target_"]), path)
+            for key, value in node.items():
+                walk(value, f"{path}.{key}")
+
+    importable()
+    for group in ("model", "data"):
+        walk(plain.get(group), group)
+
+
 def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, resume: dict | None = None) -> Report:
     """Train one configuration end to end; the run in MLflow ends FINISHED, FAILED or KILLED, never RUNNING.
 
@@ -46,6 +63,7 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     if resume and resume.get("config"):
         _warn_config_drift(resume.get("config") or {}, without_secrets(plain), set(resume.get("new_keys", ())))
+    _targets_found(plain)  # a misspelt model or data `_target_` fails before a run is opened
     stopper = Stopper().install()
     recorder = Recorder(
         {

@@ -227,6 +227,8 @@ def test_bad_data_is_one_line_exit_2_and_no_run_left_running(own, args, words):
     assert all(w in lines[0] for w in words), lines[0]
     ids = [e.experiment_id for e in own.search_experiments()]
     assert not [r for r in own.search_runs(ids) if r.info.status == "RUNNING"]
+    if "cannot be imported" in words[0]:  # found before a run is opened: none is left behind
+        assert not [r for r in own.search_runs(ids) if r.data.params.get("data._target_") == args[0].split("=")[1]]
 
 
 def test_ddp_on_two_gloo_ranks_rebuilds_the_users_datasets_in_each_rank(runs_dir, dlexp_proc):
