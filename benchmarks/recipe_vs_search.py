@@ -14,11 +14,14 @@ trials, then TPE), so one search of the largest budget gives every smaller budge
 runs once per budget.
 
 Prints, per problem and budget, each method's median (over seeds) final dev error (the best dev error of its
-runs: the model it picked), the test error of that model, and the wall time; `--out FILE` keeps every figure.
+runs: the model it picked), the test error of that model, the wall time and the dev error per seed, then on how
+many problems the recipe is no worse than each search; `--out FILE` keeps every figure, and `--table FILE...`
+prints the table of runs made apart (their --out files or logs) without training anything.
 
     python benchmarks/recipe_vs_search.py --problems bias --seeds 0 --budgets 8
     python benchmarks/recipe_vs_search.py [--problems bias variance mismatch noisy] [--seeds 0 1 2]
         [--budgets 8 16] [--methods recipe random tpe] [--n-train 2000] [--n-dev 1000] [--n-test 1000] [--jobs 1]
+    python benchmarks/recipe_vs_search.py --table recipe.json searches.json
 """
 
 from __future__ import annotations
@@ -148,6 +151,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, help="write every figure to this JSON file")
     ap.add_argument("--recipe-more-data", action="store_true",
                     help="let the recipe add training rows (by default it runs with --same-data, as the searches)")
+    ap.add_argument("--table", nargs="+", type=Path, metavar="FILE",
+                    help="run nothing: print the table of saved results (--out files or logs of earlier runs)")
     ap.add_argument("--worker", choices=["random", "tpe"], help=argparse.SUPPRESS)
     ap.add_argument("--budget", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
@@ -155,6 +160,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.worker:
         worker(args.worker, args.base, args.budget, args.seed)
+        return
+    if args.table:
+        table([r for path in args.table for r in read_results(path)])
         return
     print(f"cores: {os.cpu_count()}; problems {args.problems}, seeds {args.seeds}, budgets {args.budgets}", flush=True)
     results: list[dict] = []
@@ -183,15 +191,51 @@ def main() -> None:
             f.result()
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
-    print(f"\n{'problem':<10}{'budget':>7}  {'method':<8}{'dev (median)':>14}{'test of pick':>14}{'wall s':>9}  seeds")
-    for problem in args.problems:
-        for b in args.budgets:
-            for method in args.methods:
-                rows = [r for r in results if (r["problem"], r["budget"], r["method"]) == (problem, b, method)]
-                med = {k: statistics.median(r[k] for r in rows) for k in ("dev", "test", "t")}
-                print(f"{problem:<10}{b:>7}  {method:<8}{med['dev']:>14.2%}{med['test']:>14.2%}{med['t']:>9.0f}  "
-                      f"{len(rows)}")
+    table(results)
 
+
+def read_results(path: Path) -> list[dict]:
+    """The rows of a saved run: the JSON list `--out` writes, or the log of one (the JSON lines it prints)."""
+    text = path.read_text()
+    if text.lstrip().startswith("["):
+        return json.loads(text)
+    return [json.loads(ln) for ln in text.splitlines() if ln.startswith("{")]
+
+
+def table(results: list[dict]) -> None:
+    """Per problem and budget, each method's median dev error (the model it picked), that model's test error,
+    the wall time and the per-seed dev errors; then, per budget, on how many problems the recipe's median dev
+    error is no worse than each search's (on the seeds both have)."""
+    problems = list(dict.fromkeys(r["problem"] for r in results))
+    budgets = sorted({r["budget"] for r in results})
+    methods = [m for m in ("recipe", "random", "tpe") if any(r["method"] == m for r in results)]
+    print(f"\n{'problem':<10}{'budget':>7}  {'method':<8}{'dev (median)':>14}{'test of pick':>14}{'wall s':>9}  "
+          "dev per seed")
+    medians = {}
+    for problem in problems:
+        for b in budgets:
+            for method in methods:
+                rows = sorted((r for r in results if (r["problem"], r["budget"], r["method"]) == (problem, b, method)),
+                              key=lambda r: r["seed"])
+                if not rows:
+                    continue
+                med = {k: statistics.median(r[k] for r in rows) for k in ("dev", "test", "t")}
+                medians[problem, b, method] = {r["seed"]: r["dev"] for r in rows}
+                seeds = "  ".join(f"{r['seed']}: {r['dev']:.2%}" for r in rows)
+                print(f"{problem:<10}{b:>7}  {method:<8}{med['dev']:>14.2%}{med['test']:>14.2%}{med['t']:>9.0f}  {seeds}")
+    for b in budgets:
+        for other in [m for m in methods if m != "recipe"]:
+            wins = []
+            for problem in problems:
+                mine, theirs = medians.get((problem, b, "recipe")), medians.get((problem, b, other))
+                if not mine or not theirs:
+                    continue
+                both = sorted(set(mine) & set(theirs))
+                if both:
+                    wins.append(statistics.median(mine[s] for s in both) <= statistics.median(theirs[s] for s in both))
+            if "recipe" in methods and wins:
+                print(f"budget {b}: the recipe's median dev error is no worse than {other}'s on {sum(wins)} of "
+                      f"{len(wins)} problems (seeds both have)")
 
 if __name__ == "__main__":
     main()
