@@ -64,6 +64,18 @@ CREDENTIALS_HINT = ("a password in a URL is masked (***) in everything the run s
                     "and a database URL read from a variable (\"data.url='${oc.env:WAREHOUSE_URL}'\")")
 
 
+MASK = ":***@"  # what a URL's password becomes in everything a run stores
+
+
+def masked(arg: str) -> bool:
+    """Whether an override (as a stored command repeats it) holds a URL whose password dlexp masked.
+
+    >>> masked("tracking.uri=http://ana:***@db:5000"), masked("data.url=postgresql://ana@db/wh")
+    (True, False)
+    """
+    return MASK in arg
+
+
 def has_credentials(texts) -> bool:
     """Whether any of these strings holds a URL with a password.
 

@@ -93,7 +93,7 @@ def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Fol
 
     report, title = rediagnose(uri, run_id)
     action = pick(report, step)
-    args = argv(action.command)
+    args = unmasked(argv(action.command), uri, run_id=report.run_id, step=step)
     if uri is not None and not any(a.split("=", 1)[0].lstrip("+") == "tracking.uri" for a in args):
         args.append(f"tracking.uri={uri}")  # train into the store the run was read from
     tags = {FOLLOWS: report.run_id, ACTION: action.action, STEP: str(step)}
@@ -117,6 +117,34 @@ def follow(uri: str | None, run_id: str | None, step: int, *, echo=print) -> Fol
         if run["report"] is not None and run["run_id"]:
             run["comparison"] = compare(uri, report.run_id, run["run_id"])
     return done
+
+
+def unmasked(args: list[str], uri: str | None, *, run_id: str, step: int) -> list[str]:
+    """A stored command's overrides made runnable: a tracking.uri whose password dlexp masked (it stores none)
+    becomes the store the run was read from (--uri, or $DLEXP_TRACKING_URI); any other masked URL (a database's
+    data.url) is one line saying how to give its password.
+
+    >>> unmasked(["seed=1", "tracking.uri=http://ana:***@db"], "http://ana:pw@db", run_id="r", step=1)
+    ['seed=1', 'tracking.uri=http://ana:pw@db']
+    """
+    from dlexp.tracking.store import masked, store_uri
+
+    out = []
+    for a in args:
+        key = a.split("=", 1)[0].lstrip("+~")
+        if masked(a) and key == "tracking.uri":
+            store = store_uri(uri)
+            if masked(store):
+                raise ConfigError(f"step {step} of run {run_id} trains into {a.split('=', 1)[1]}, whose password "
+                                  "dlexp does not store; give the store with --uri, the password in it or in "
+                                  "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD")
+            a = f"{key}={store}"
+        elif masked(a):
+            raise ConfigError(f"step {step} of run {run_id} repeats {key} with its password masked (dlexp stores "
+                              f"none); run the step's command by hand with the password, or train with "
+                              f"{key}='${{oc.env:VARIABLE}}' so that its next steps read it from the environment")
+        out.append(a)
+    return out
 
 
 def compare(uri: str | None, a: str, b: str):

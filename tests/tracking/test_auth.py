@@ -147,3 +147,37 @@ def test_missing_or_wrong_credentials_are_one_line_naming_the_variables(team, gi
         assert "Traceback" not in result.stderr
     _, runs = _runs(team)
     assert len(runs) == 2  # a refused train leaves no run behind
+
+
+def test_next_on_a_run_whose_stored_commands_hold_masked_passwords(team):
+    """A run trained with the server's password in tracking.uri stores its next steps with `***` in place of
+    the password: `dlexp next` trains them into the store it read the run from (--uri, credentials from the
+    environment), not into a URL with `***`; a masked database URL is one line saying how to give it."""
+    url, (user, password) = team["url"], (team["user"], team["password"])
+    with_password = url.replace("http://", f"http://{user}:{password}@", 1)
+    c = _dlexp("train", "tracking=server", f"tracking.uri={with_password}", "tracking.experiment=secrets-next",
+               *TINY, env=_env())
+    assert c.returncode == 0, c.stderr
+    c_id = c.stdout.split("· run ", 1)[1].split()[0]
+    done = _dlexp("next", c_id, "--uri", url, env=team["creds"])
+    assert done.returncode == 0, done.stderr
+    client, _ = _runs(team)
+    os.environ.update(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
+    try:
+        exp = client.get_experiment_by_name("secrets-next")
+        runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    finally:
+        for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+            os.environ.pop(k, None)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert runs[1].data.tags["dlexp.follows"] == c_id
+    assert all(password not in v for v in (*runs[1].data.params.values(), *runs[1].data.tags.values()))
+    # run A also repeats data.url with the warehouse's password masked: one line, exit 2, nothing trained
+    a = _runs(team)[1][0].info.run_id
+    shown = _dlexp("diagnose", a, "--json", "--uri", url, env=team["creds"])
+    step = next(i for i, act in enumerate(json.loads(shown.stdout)["actions"], 1) if act["command"])
+    refused = _dlexp("next", a, str(step), "--uri", url, env=team["creds"])
+    lines = [ln for ln in refused.stderr.splitlines() if ln.strip()]
+    assert refused.returncode == 2 and len(lines) == 1, refused.stderr
+    assert "data.url" in lines[0] and "oc.env" in lines[0] and "Traceback" not in refused.stderr
+    assert len(_runs(team)[1]) == 2
