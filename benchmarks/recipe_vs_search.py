@@ -206,6 +206,7 @@ def table(results: list[dict]) -> None:
     """Per problem and budget, each method's median dev error (the model it picked), that model's test error,
     the wall time and the per-seed dev errors; then, per budget, on how many problems the recipe's median dev
     error is no worse than each search's (on the seeds both have)."""
+    results = list({(r["problem"], r["budget"], r["method"], r["seed"]): r for r in results}.values())  # once each
     problems = list(dict.fromkeys(r["problem"] for r in results))
     budgets = sorted({r["budget"] for r in results})
     methods = [m for m in ("recipe", "random", "tpe") if any(r["method"] == m for r in results)]
@@ -220,22 +221,22 @@ def table(results: list[dict]) -> None:
                 if not rows:
                     continue
                 med = {k: statistics.median(r[k] for r in rows) for k in ("dev", "test", "t")}
-                medians[problem, b, method] = {r["seed"]: r["dev"] for r in rows}
+                medians[problem, b, method] = {r["seed"]: r for r in rows}
                 seeds = "  ".join(f"{r['seed']}: {r['dev']:.2%}" for r in rows)
                 print(f"{problem:<10}{b:>7}  {method:<8}{med['dev']:>14.2%}{med['test']:>14.2%}{med['t']:>9.0f}  {seeds}")
     for b in budgets:
         for other in [m for m in methods if m != "recipe"]:
-            wins = []
-            for problem in problems:
-                mine, theirs = medians.get((problem, b, "recipe")), medians.get((problem, b, other))
-                if not mine or not theirs:
-                    continue
-                both = sorted(set(mine) & set(theirs))
-                if both:
-                    wins.append(statistics.median(mine[s] for s in both) <= statistics.median(theirs[s] for s in both))
-            if "recipe" in methods and wins:
-                print(f"budget {b}: the recipe's median dev error is no worse than {other}'s on {sum(wins)} of "
-                      f"{len(wins)} problems (seeds both have)")
+            for what in ("dev", "test"):
+                wins = []
+                for problem in problems:
+                    mine, theirs = medians.get((problem, b, "recipe")), medians.get((problem, b, other))
+                    both = sorted(set(mine or {}) & set(theirs or {}))
+                    if both:
+                        wins.append(statistics.median(mine[s][what] for s in both)
+                                    <= statistics.median(theirs[s][what] for s in both))
+                if wins:
+                    print(f"budget {b}: the recipe's median {what} error (of the model it picked) is no worse than "
+                          f"{other}'s on {sum(wins)} of {len(wins)} problems (seeds both have)")
 
 if __name__ == "__main__":
     main()
