@@ -36,9 +36,13 @@ def _targets_found(plain: dict) -> None:
     from dlexp.targets import importable, locate
 
     def walk(node, path: str) -> None:
-        if isinstance(node, dict):
-            if node.get("_target_"):
-                locate(str(node["_target_"]), path)
+        if isinstance(node, list):
+            for i, value in enumerate(node):
+                walk(value, f"{path}[{i}]")
+        elif isinstance(node, dict):
+            target = node.get("_target_")
+            if target and target != "???":  # a missing one: the source's own message says what to give
+                locate(str(target), path)
             for key, value in node.items():
                 walk(value, f"{path}.{key}")
 
