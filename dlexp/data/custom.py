@@ -80,10 +80,17 @@ def is_custom(data_cfg) -> bool:
     return data_cfg is not None and "_target_" in data_cfg
 
 
-def complete(data_cfg) -> None:
-    """A `_target_` data section from the user's own config file: dlexp's own keys it leaves out, filled in."""
-    from omegaconf import open_dict
+NEEDS_TARGET = ("data=custom needs data._target_=pkg.module.make_data: a callable (importable from the working "
+                "directory) that returns {'train', 'dev', 'test'} Datasets or a LightningDataModule")
 
+
+def complete(data_cfg) -> None:
+    """A `_target_` data section from the user's own config file: dlexp's own keys it leaves out, filled in;
+    one line when the `_target_` itself is missing (`data=custom` alone)."""
+    from omegaconf import OmegaConf, open_dict
+
+    if OmegaConf.is_missing(data_cfg, "_target_"):
+        raise ConfigError(NEEDS_TARGET)
     with open_dict(data_cfg):
         for key, value in CUSTOM_DATA_KEYS.items():
             if key not in data_cfg:
@@ -97,8 +104,7 @@ def build(data_cfg, *, seed: int) -> DataSplits:
     complete(data_cfg)
     target = str(data_cfg._target_)
     if target in ("???", "") or target.startswith("???"):
-        raise ConfigError("data=custom needs data._target_=pkg.module.make_data: a callable (importable from the "
-                          "working directory) that returns {'train', 'dev', 'test'} Datasets or a LightningDataModule")
+        raise ConfigError(NEEDS_TARGET)
     made = call(target, data_cfg, seed=seed)
     datasets, collate = _datasets(made, target)
     for name in ("train", "dev", "test"):

@@ -211,6 +211,7 @@ def test_a_run_on_the_users_datasets_logs_no_model_and_says_so_in_one_line(own):
 
 
 @pytest.mark.parametrize("args, words", [
+    ([], ["data=custom needs data._target_=pkg.module.make_data"]),  # data=custom alone
     (["data._target_=own_data.nothing"], ["data._target_ 'own_data.nothing' cannot be imported"]),
     (["data._target_=not_a_module.make"], ["cannot be imported", "No module named 'not_a_module'"]),
     (["data._target_=own_data.make_data", "data.n_trian=5"], ["own_data.make_data() got an unexpected argument "
