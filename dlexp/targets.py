@@ -44,3 +44,17 @@ def locate(target: str, path: str):
     if not callable(fn):
         raise ConfigError(f"{path}._target_ '{target}' is a {type(fn).__name__}, not a class or a function")
     return fn
+
+
+def locate_all(node, path: str) -> None:
+    """Every `_target_` in a config section (plain dicts and lists, nested), found or one line saying why not;
+    a missing one (`???`) is left to the section's own message."""
+    if isinstance(node, list):
+        for i, value in enumerate(node):
+            locate_all(value, f"{path}[{i}]")
+    elif isinstance(node, dict):
+        target = node.get("_target_")
+        if target and target != "???":
+            locate(str(target), path)
+        for key, value in node.items():
+            locate_all(value, f"{path}.{key}")

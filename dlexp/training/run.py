@@ -21,6 +21,7 @@ from dlexp.data import load as load_splits
 from dlexp.data import custom, save_preprocessing
 from dlexp.diagnosis import Report, SplitErrors, diagnose, recommend
 from dlexp.errors import ConfigError, DlexpError
+from dlexp.targets import importable, locate_all
 from dlexp.training.jobs import in_ray_worker
 from dlexp.training.signals import Interrupted, Stopper, interruption, process_start
 from dlexp.tracking import datasets, outcomes
@@ -28,27 +29,6 @@ from dlexp.tracking.recorder import Recorder
 from dlexp.tracking.store import flatten, redact, runs_dir, scrub_tree, store_uri
 
 configs.register()
-
-
-def _targets_found(plain: dict) -> None:
-    """Import every `_target_` of the model and data sections (the user's own classes and functions), so that a
-    name that does not import is one line before any run is opened, not a FAILED run in the store."""
-    from dlexp.targets import importable, locate
-
-    def walk(node, path: str) -> None:
-        if isinstance(node, list):
-            for i, value in enumerate(node):
-                walk(value, f"{path}[{i}]")
-        elif isinstance(node, dict):
-            target = node.get("_target_")
-            if target and target != "???":  # a missing one: the source's own message says what to give
-                locate(str(target), path)
-            for key, value in node.items():
-                walk(value, f"{path}.{key}")
-
-    importable()
-    for group in ("model", "data"):
-        walk(plain.get(group), group)
 
 
 def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, resume: dict | None = None) -> Report:
@@ -67,7 +47,9 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
         runs_dir() / "work" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
     if resume and resume.get("config"):
         _warn_config_drift(resume.get("config") or {}, without_secrets(plain), set(resume.get("new_keys", ())))
-    _targets_found(plain)  # a misspelt model or data `_target_` fails before a run is opened
+    importable()  # a misspelt model or data `_target_` is one line before a run is opened, not a FAILED run
+    locate_all(plain.get("model"), "model")
+    locate_all(plain.get("data"), "data")
     stopper = Stopper().install()
     recorder = Recorder(
         {
