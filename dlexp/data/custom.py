@@ -77,7 +77,8 @@ class DataSplits:
 
 
 def is_custom(data_cfg) -> bool:
-    return data_cfg is not None and "_target_" in data_cfg
+    """A data section of the user's own callable: it has a `_target_` key, even one still missing (`data=custom`)."""
+    return data_cfg is not None and "_target_" in data_cfg.keys()  # `in data_cfg` is False for a missing value
 
 
 NEEDS_TARGET = ("data=custom needs data._target_=pkg.module.make_data: a callable (importable from the working "
