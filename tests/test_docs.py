@@ -288,3 +288,19 @@ def test_shown_command_is_valid(doc, command):
         elif words[0] == "python" and len(words) > 1 and words[1].endswith(".py") and words[1] not in OWN_SCRIPTS:
             assert (ROOT / words[1]).is_file(), f"{doc}: no script {words[1]}"
     assert not problems, f"{doc}: `{command}`: {problems}"
+
+
+def test_the_recipe_benchmark_table_the_docs_show_comes_from_the_committed_figures():
+    """docs/recipe.md's table of the recipe against the searches: `--table` on the committed results prints it."""
+    proc = subprocess.run([sys.executable, "benchmarks/recipe_vs_search.py", "--table",
+                           "benchmarks/results/recipe_vs_search.json"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = {tuple(ln.split()[:3]): ln.split()[3:5] for ln in proc.stdout.splitlines() if ln[:1].isalpha()}
+    doc = (ROOT / "docs" / "recipe.md").read_text()
+    for problem, recipe, rnd, tpe in [("bias", "18.80%", "25.30%", "21.10%"), ("variance", "57.10%", "55.80%", "54.70%"),
+                                      ("mismatch", "31.60%", "35.20%", "30.50%"), ("noisy", "61.40%", "59.40%", "56.60%")]:
+        assert [rows[problem, "8", m][0] for m in ("recipe", "random", "tpe")] == [recipe, rnd, tpe]
+        assert f"| {problem} | 8 |" in doc and recipe in doc and rnd in doc and tpe in doc
+    assert "no worse than random's on 2 of 4 problems" in proc.stdout
+    assert "no worse than tpe's on 1 of 4 problems" in proc.stdout
