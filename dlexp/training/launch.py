@@ -44,6 +44,9 @@ def run_jobs(argv: list[str], *, jobs: list[list[str]] | None = None, tags: dict
         (folder / "context.json").write_text(json.dumps({"tags": tags or {}, "job_tags": job_tags or [],
                                                          "resume": resume, "quiet": quiet}))
         args = [a for a in argv if jobs is None or a not in ("-m", "--multirun")]
+        if jobs is not None:
+            flags, jobs = flags_out(jobs)
+            args += [f for f in flags if f not in args]
         ours = [f"++hydra.job.env_set.{JOBS_DIR}={folder}"]
         if jobs is not None:
             (folder / "jobs.json").write_text(json.dumps([list(j) for j in jobs]))
@@ -103,6 +106,31 @@ def with_overrides(argv: list[str], extra: list[str]) -> list[str]:
         if not arg.startswith("-") and not (i > 0 and argv[i - 1] in VALUED):
             last = i
     return argv[:last + 1] + list(extra) + argv[last + 1:]
+
+
+def flags_out(jobs: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Hydra's own flags a job list carries (a stored command's `--config-dir=DIR`: the user's config folder),
+    once each, and the jobs without them: a job holds overrides only, the flags go on the command line.
+
+    >>> flags_out([["--config-dir=conf", "model=mynet", "seed=1"], ["-cd", "conf", "model=mynet"]])
+    (['--config-dir=conf', '-cd', 'conf'], [['model=mynet', 'seed=1'], ['model=mynet']])
+    """
+    flags, out = [], []
+    for job in jobs:
+        kept, skip = [], False
+        for i, arg in enumerate(job):
+            if skip:
+                skip = False
+                continue
+            if arg.startswith("-") and arg not in ("-m", "--multirun"):
+                pair = [arg, job[i + 1]] if arg in VALUED and i + 1 < len(job) else [arg]
+                skip = len(pair) == 2
+                if not any(flags[j:j + len(pair)] == pair for j in range(len(flags))):
+                    flags += pair
+                continue
+            kept.append(arg)
+        out.append(kept)
+    return flags, out
 
 
 def _register_sweeper() -> None:

@@ -271,3 +271,25 @@ def test_the_recipe_moves_a_users_model_by_its_declared_knobs(runs_dir):
     assert doc["accepted"] == 1 and doc["final"]["run_id"] != doc["start"]["run_id"], [
         (r["action"], r["dev_error"], r["reason"]) for r in rows]
     assert doc["final"]["errors"]["dev"] < doc["start"]["errors"]["dev"]
+
+
+@pytest.mark.parametrize("flag", [["--config-dir", "conf"], ["--config-dir=conf"]])
+def test_the_recipe_on_a_model_from_the_users_own_config_folder(runs_dir, flag):
+    """`dlexp recipe --config-dir conf model=mynet`: the start run and every candidate compose from the user's
+    folder (the flag goes to Hydra once, not into each job's overrides)."""
+    import json
+
+    root = runs_dir.parent
+    (root / "cdnet.py").write_text(NET)
+    (root / "conf" / "model").mkdir(parents=True)
+    (root / "conf" / "model" / "mynet.yaml").write_text("_target_: cdnet.Net\nwidth: 4\nknobs: {width: [width]}\n")
+    result = invoke("recipe", *flag, "model=mynet", "data=digits", "trainer.max_epochs=2", "--budget", "2",
+                    "--candidates", "1", "--json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    (row,) = doc["trail"]
+    assert row["run_id"] and row["dev_error"] is not None, row
+    assert "model.width=8" in row["overrides"], row
+    _, runs = runs_in(runs_dir)
+    trained = [r for r in runs if r.data.params.get("model._target_")]
+    assert len(trained) == 2 and {r.data.params["model._target_"] for r in trained} == {"cdnet.Net"}
