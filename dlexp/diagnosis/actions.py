@@ -113,7 +113,10 @@ def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
     for problem in order:
         for action, why, command in _transfer_actions(problem, config or {}, overrides, pretrained, train_size):
             steps.append(Action(problem, action, why, command if config is not None else None))
-        for action, why, new, multirun in _ACTIONS[problem](config or {}):
+        # below the human level, the training set's label noise is being memorised: regularize harder
+        memorised = diagnosis.human_known and diagnosis.errors.train < diagnosis.errors.human
+        own = {"memorised": memorised} if problem in ("variance", "variance_or_mismatch") else {}
+        for action, why, new, multirun in _ACTIONS[problem](config or {}, **own):
             command = None if config is None or new is None else _command(overrides, new, multirun=multirun)
             steps.append(Action(problem, action, why, command))
     return tuple(steps)
@@ -232,8 +235,13 @@ def _resized(cfg: Mapping, factor: float):
     return what, width_overrides(widths)
 
 
-def _deeper(cfg: Mapping):
-    """(what, overrides) adding one layer: the depth knob plus one, or one more entry in its list."""
+def deeper(cfg: Mapping):
+    """(what, overrides) adding one layer: the depth knob plus one, or one more entry in its list; None for a
+    model without a depth knob. Used by next steps and the recipe's bold variance step.
+
+    >>> deeper({"model": {"hidden": [128, 128], "knobs": {"depth": "hidden"}}})[1]
+    ['model.hidden=[128,128,128]']
+    """
     key, value = _knob(cfg, "depth")
     if key is None or value is None or (isinstance(value, Sequence) and not value) or isinstance(value, str):
         return None
@@ -283,15 +291,21 @@ def _bias_actions(cfg: Mapping):
     else:
         yield ("Better optimizer or learning rate", "a learning rate off by 3x can leave the training error high",
                None, False)
-    deeper = _deeper(cfg)
-    if deeper:
-        yield (f"Other architecture: {deeper[0]}", "depth adds capacity where width alone stalls", deeper[1], False)
+    more = deeper(cfg)
+    if more:
+        yield (f"Other architecture: {more[0]}", "depth adds capacity where width alone stalls", more[1], False)
     if bigger and instead:
         yield (f"Other architecture: {knobs.get('instead_words') or f'model={instead}'}",
                knobs.get("instead_why") or "another family may fit what this one cannot", [f"model={instead}"], False)
 
 
-def _variance_actions(cfg: Mapping):
+# weight decay from none: a light L2 penalty, or a strong one for a model that memorises its training labels
+WEIGHT_DECAY = (1e-3, 1e-2)
+
+
+def _variance_actions(cfg: Mapping, memorised: bool = False):
+    """Variance's steps. `memorised`: the training error is below the human level, the model fits the noise of
+    its training labels: weight decay starts strong (1e-2 rather than 1e-3; Adam's coupled L2 penalty)."""
     n_train = _get(cfg, "data.n_train")
     dropout_key, dropout = _knob(cfg, "dropout")
     wd_key, wd = _optimizer(cfg, "weight_decay")
@@ -311,7 +325,7 @@ def _variance_actions(cfg: Mapping):
                [f"{dropout_key}={_fmt_float(min(0.8, dropout + 0.2))}"], False)
     if wd_key:
         yield ("Regularization: weight decay", "smaller weights generalise better from the same data",
-               [f"{wd_key}={_fmt_float(wd * 10 if wd > 0 else 1e-4)}"], False)
+               [f"{wd_key}={_fmt_float(wd * 10 if wd > 0 else WEIGHT_DECAY[memorised])}"], False)
     if patience <= 0:
         yield ("Early stopping on the dev error", "stops before the model starts fitting noise",
                ["early_stopping.patience=3"], False)
@@ -402,11 +416,11 @@ def _diverged_actions(cfg: Mapping):
         yield ("Clip gradients", "caps the size of a single step", ["optimizer.grad_clip=1.0"], False)
 
 
-def _joint_actions(cfg: Mapping):
+def _joint_actions(cfg: Mapping, memorised: bool = False):
     """No train-dev error: tell variance from mismatch first, then what helps with either."""
     yield ("Measure a train-dev split: hold out part of the training data and measure its error",
            "without it the train-to-dev gap cannot be split into variance and data mismatch", None, False)
-    yield from _variance_actions(cfg)
+    yield from _variance_actions(cfg, memorised)
     yield from _mismatch_actions(cfg)
 
 

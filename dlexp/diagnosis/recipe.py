@@ -258,30 +258,17 @@ def still_falling(curve: Sequence[float]) -> bool:
     return min(curve[-tail:]) < min(curve[:-tail])
 
 
-def past_best(curve: Sequence[float]) -> bool:
-    """Had the dev error passed its best well before training stopped? True when its best epoch lies in the
-    first half and the last epoch is above it: the epochs after it fitted noise, early stopping is promising.
-
-    >>> past_best([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33]), past_best([0.5, 0.4, 0.3, 0.29])
-    (True, False)
-    """
-    if len(curve) < 4:
-        return False
-    at = min(range(len(curve)), key=curve.__getitem__)
-    return at < len(curve) // 2 and curve[-1] > curve[at]
-
-
 def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: float,
-         current: Mapping, base: Sequence[str], *, falling: bool = False, overtrained: bool = False,
+         current: Mapping, base: Sequence[str], *, falling: bool = False, deeper: Sequence[str] = (),
          force: bool = False) -> Candidate | None:
     """One candidate that takes the problem's first move of each `BOLD` family at once when its gap is at
     least `BOLD_RATIO` x the tolerance (a linear model 65% above the human level: a network, trained 4x
     longer, with a 3x learning rate); None when the gap is nearer, or fewer than two families have a move.
     Training longer takes the square of its single step (x2 -> x4); of a learning-rate sweep, the highest value.
-    Variance: dropout with weight decay, or, when the dev error was still falling at the last epoch
-    (`falling`, see `still_falling`), dropout with twice the epochs (regularization slows the fit: the epochs
-    pay back the bias it raises); when it had passed its best in the first half of the epochs (`overtrained`,
-    see `past_best`), dropout with early stopping. `force`: whatever the gap (the budget is spent on what is left).
+    Variance: a bigger network, regularized: one more layer (`deeper`: the model's depth step, when it has
+    one) with dropout and weight decay, and, when the dev error was still falling at the last epoch
+    (`falling`, see `still_falling`), twice the epochs (regularization slows the fit: the epochs pay back the
+    bias it raises). `force`: whatever the gap (the budget is spent on what is left).
 
     >>> pool = [Candidate("avoidable_bias", "Bigger model: mlp", ("model=mlp",), "dlexp train model=mlp"),
     ...         Candidate("avoidable_bias", "Train longer", ("trainer.max_epochs=10",), "dlexp train trainer.max_epochs=10"),
@@ -292,20 +279,17 @@ def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: 
     >>> bold(pool, "avoidable_bias", 0.05, 0.01, {}, []) is None
     True
     >>> drop = [Candidate("variance", "Regularization: raise dropout", ("model.dropout=0.2",), "dlexp train model.dropout=0.2")]
-    >>> bold(drop, "variance", 0.2, 0.01, {"trainer.max_epochs": 20}, [], falling=True).overrides
-    ('model.dropout=0.2', 'trainer.max_epochs=40')
+    >>> bold(drop, "variance", 0.2, 0.01, {"trainer.max_epochs": 20}, [], falling=True,
+    ...      deeper=["model.hidden=[128,128,128]"]).overrides
+    ('model.hidden=[128,128,128]', 'model.dropout=0.2', 'trainer.max_epochs=40')
     """
     far = gap is not None and tolerance > 0 and gap >= BOLD_RATIO * tolerance
     if problem not in BOLD or not (far or force):
         return None
-    families = BOLD[problem]
-    longer = problem == "variance" and falling and isinstance(current.get(EPOCHS), int)
-    if longer:
-        families = families[:1]
-    elif problem == "variance" and overtrained:
-        families = (families[0], "early stopping on the dev error")
     parts, names = [], []
-    for fam in families:
+    if problem == "variance" and deeper:
+        parts, names = list(deeper), ["one more layer"]
+    for fam in BOLD[problem]:
         moves = [c for c in pool if c.problem == problem and family(c.action) == fam and c.overrides]
         if fam == "tune the learning rate":
             moves = sorted(moves, key=lambda c: -(_number(c.overrides[0].split("=", 1)[1]) or 0))[:1]
@@ -316,7 +300,7 @@ def bold(pool: Sequence[Candidate], problem: str, gap: float | None, tolerance: 
             step = [_squared(o, current) for o in step]
         parts += step
         names.append(fam)
-    if longer:
+    if problem == "variance" and falling and isinstance(current.get(EPOCHS), int):
         parts.append(f"{EPOCHS}={2 * current[EPOCHS]}")
         names.append("train longer")
     if len(names) < 2:

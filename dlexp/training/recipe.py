@@ -27,7 +27,7 @@ from pathlib import Path
 from dlexp.diagnosis import GAP_TERMS, Diagnosis, Report, SplitErrors, diagnose, recommend
 from dlexp.diagnosis.actions import label
 from dlexp.diagnosis.recipe import (HELD_OUT, WATCHED, Candidate, Helped, best, bold, candidates, decide, follow_ups,
-                                   key_of, next_or_rest, past_best, same_data, still_falling, stop_reason)
+                                   key_of, next_or_rest, same_data, still_falling, stop_reason)
 from dlexp.errors import ConfigError, DlexpError, StoreError
 
 PARENT = "mlflow.parentRunId"
@@ -150,17 +150,20 @@ def load_incumbent(uri: str | None, run_id: str) -> Incumbent:
 
 def bold_steps(uri: str | None, inc: Incumbent, pool: list[Candidate], *, force: bool = False) -> list[Candidate]:
     """The bold candidate of each problem whose gap is far from the tolerance (see `bold`), read with the
-    incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer; past
-    its best early: it stops early); `force`: whatever the gap. Without `uri`, no curve is read."""
+    incumbent's dev error per epoch (still falling at the last epoch: its variance step trains longer) and its
+    model's depth step (its variance step adds a layer); `force`: whatever the gap. Without `uri`, no curve
+    is read."""
+    from dlexp.diagnosis.actions import deeper
     from dlexp.tracking.runs import dev_curve
 
     d = held_out(inc.report)
     gaps = {g.name: g.value for g in d.gaps}
     curve = dev_curve(uri, inc.run_id) if uri is not None else []
+    more = deeper(inc.config)
     out = []
     for problem in dict.fromkeys(c.problem for c in pool):
         step = bold(pool, problem, gaps.get(problem), d.tolerance, _flat(inc.config), inc.overrides,
-                    falling=still_falling(curve), overtrained=past_best(curve), force=force)
+                    falling=still_falling(curve), deeper=more[1] if more else (), force=force)
         if step is not None:
             out.append(step)
     return out

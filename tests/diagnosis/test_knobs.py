@@ -44,7 +44,19 @@ def test_without_knobs_only_model_independent_steps_have_commands():
     assert not [o for o in overrides(actions) if o.startswith("model.")]
     assert "trainer.max_epochs=20" in overrides(actions)
     variance = overrides(recommend(VARIANCE, config({"width": 2}), overrides=BASE))
-    assert {"data.n_train=2000", "early_stopping.patience=3", "optimizer.weight_decay=0.0001"} <= set(variance)
+    assert {"data.n_train=2000", "early_stopping.patience=3", "optimizer.weight_decay=0.001"} <= set(variance)
+
+
+def test_weight_decay_starts_strong_when_the_training_labels_are_memorised():
+    # train 0% below a human level of 10%: the network fits its training labels' noise
+    memorised = diagnose(SplitErrors(0.10, 0.0, 0.55, 0.56, 0.56))
+    assert memorised.problems[0] == "variance"
+    assert "optimizer.weight_decay=0.01" in overrides(recommend(memorised, config({}), overrides=BASE))
+    # train above the human level: a light penalty first
+    assert "optimizer.weight_decay=0.001" in overrides(recommend(VARIANCE, config({}), overrides=BASE))
+    # a penalty already set: ten times it, whatever the fit
+    stronger = dict(config({}), optimizer={"name": "adam", "lr": 0.003, "weight_decay": 0.01})
+    assert "optimizer.weight_decay=0.1" in overrides(recommend(memorised, stronger, overrides=BASE))
 
 
 def test_a_model_with_its_own_optimizer():

@@ -7,7 +7,7 @@ import shlex
 import pytest
 
 from dlexp.diagnosis.recipe import (Candidate, Decision, Helped, again, best, bold, candidates, decide, family,
-                                    follow_ups, next_or_rest, next_round, past_best, same_data, still_falling, stop_reason)
+                                    follow_ups, next_or_rest, next_round, same_data, still_falling, stop_reason)
 
 
 def comparison(dev, *, gaps=None, test=None):
@@ -209,30 +209,34 @@ BIAS_POOL = [cand("avoidable_bias", "Bigger model: a multi-layer perceptron inst
              cand("avoidable_bias", "Tune the learning rate: sweep around the current value: optimizer.lr=0.009",
                   "optimizer.lr=0.009"),
              cand("variance", "Regularization: raise dropout", "model.dropout=0.2"),
-             cand("variance", "Regularization: weight decay", "optimizer.weight_decay=0.0001"),
+             cand("variance", "Regularization: weight decay", "optimizer.weight_decay=0.001"),
              cand("variance", "Early stopping on the dev error", "early_stopping.patience=3")]
 NOW = {"trainer.max_epochs": 5, "optimizer.lr": 0.003}
-# problem, gap (tolerance 0.01), dev curve (True: still falling, "past": past its best early) -> the bold
-# step's overrides (None: no bold step)
+DEEPER = ("model.hidden=[128,128,128]",)
+# problem, gap (tolerance 0.01), dev curve still falling, the model's depth step -> the bold step's overrides
+# (None: no bold step)
 BOLD_CASES = {
     # 65% above the human level: a network, trained 4x longer (the square of x2), the higher learning rate
-    "bias-far": ("avoidable_bias", 0.65, False, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
-    "bias-at-10x": ("avoidable_bias", 0.10, False, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
-    "bias-near": ("avoidable_bias", 0.09, False, None),  # single steps only
-    "variance-far": ("variance", 0.22, False, ("model.dropout=0.2", "optimizer.weight_decay=0.0001")),
-    # the dev error still falling at the last epoch: regularize and train twice as long
-    "variance-far-still-falling": ("variance", 0.22, True, ("model.dropout=0.2", "trainer.max_epochs=10")),
-    # the dev error had passed its best early (100 epochs on 500 examples): regularize and stop early
-    "variance-far-overtrained": ("variance", 0.22, "past", ("model.dropout=0.2", "early_stopping.patience=3")),
-    "mismatch-has-none": ("data_mismatch", 0.5, False, None),
-    "no-gap": ("avoidable_bias", None, False, None),
+    "bias-far": ("avoidable_bias", 0.65, False, (), ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
+    "bias-at-10x": ("avoidable_bias", 0.10, False, (), ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
+    "bias-near": ("avoidable_bias", 0.09, False, (), None),  # single steps only
+    # the depth step is variance's: a bias bold step does not take it
+    "bias-far-deeper": ("avoidable_bias", 0.65, False, DEEPER, ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")),
+    "variance-far": ("variance", 0.22, False, (), ("model.dropout=0.2", "optimizer.weight_decay=0.001")),
+    # a bigger network, regularized: one more layer with dropout and weight decay
+    "variance-far-deeper": ("variance", 0.22, False, DEEPER,
+                            DEEPER + ("model.dropout=0.2", "optimizer.weight_decay=0.001")),
+    # the dev error still falling at the last epoch: twice the epochs too
+    "variance-far-still-falling": ("variance", 0.22, True, DEEPER,
+                                   DEEPER + ("model.dropout=0.2", "optimizer.weight_decay=0.001", "trainer.max_epochs=10")),
+    "mismatch-has-none": ("data_mismatch", 0.5, False, DEEPER, None),
+    "no-gap": ("avoidable_bias", None, False, (), None),
 }
 
 
-@pytest.mark.parametrize("problem, gap, falling, expected", BOLD_CASES.values(), ids=BOLD_CASES.keys())
-def test_bold_step_table(problem, gap, falling, expected):
-    got = bold(BIAS_POOL, problem, gap, 0.01, NOW, ["experiment=underfit"], falling=falling is True,
-               overtrained=falling == "past")
+@pytest.mark.parametrize("problem, gap, falling, deeper, expected", BOLD_CASES.values(), ids=BOLD_CASES.keys())
+def test_bold_step_table(problem, gap, falling, deeper, expected):
+    got = bold(BIAS_POOL, problem, gap, 0.01, NOW, ["experiment=underfit"], falling=falling, deeper=deeper)
     assert (got and got.overrides) == expected
     if got is not None:
         assert got.problem == problem and got.action.startswith("Bold step: ")
@@ -257,15 +261,6 @@ def test_dev_still_falling_at_the_last_epoch(curve, falling):
     assert still_falling(curve) is falling
 
 
-@pytest.mark.parametrize("curve, past", [
-    ([0.56, 0.40, 0.30, 0.25, 0.26, 0.27, 0.28, 0.30, 0.31, 0.33], True),  # best at epoch 4 of 10, then worse
-    ([0.56, 0.40, 0.30, 0.28, 0.27, 0.26, 0.25, 0.26], False),              # best late: nothing to stop early
-    ([0.56, 0.30, 0.30, 0.30, 0.30, 0.30], False),                          # flat, no worse at the end
-    ([0.5, 0.3, 0.4], False)])
-def test_dev_past_its_best_early(curve, past):
-    assert past_best(curve) is past
-
-
 def test_same_data_drops_the_moves_that_add_training_rows():
     pool = [cand("variance", "More training data: double the training set", "data.n_train=4000"),
             cand("variance", "Regularization: raise dropout", "model.dropout=0.2"),
@@ -281,7 +276,7 @@ def test_a_near_gap_gets_a_bold_step_when_forced():
     assert forced.overrides == ("model=mlp", "trainer.max_epochs=20", "optimizer.lr=0.009")
     # a gap within the tolerance, or none at all, too: the budget is what is spent
     assert bold(BIAS_POOL, "variance", None, 0.01, NOW, [], force=True).overrides == (
-        "model.dropout=0.2", "optimizer.weight_decay=0.0001")
+        "model.dropout=0.2", "optimizer.weight_decay=0.001")
 
 
 OWN = [c for c in BIAS_POOL if c.problem == "variance"]
@@ -293,7 +288,7 @@ REST_CASES = {
     "own-partly-tried": ({OWN[0].key, OWN[1].key}, "variance", ["Early stopping on the dev error"], False),
     # what stopped at nothing_helps before: the bold step whatever the gap, then the other problem's actions
     "own-all-tried": ({c.key for c in OWN}, "variance",
-                      ["Bold step: raise dropout + weight decay: model.dropout=0.2 optimizer.weight_decay=0.0001"], True),
+                      ["Bold step: raise dropout + weight decay: model.dropout=0.2 optimizer.weight_decay=0.001"], True),
     "bold-tried-too": ({c.key for c in OWN} | {REST[0].key}, "avoidable_bias",
                        ["Bigger model: a multi-layer perceptron instead of a linear model", "Train longer"], True),
     "everything-tried": ({c.key for c in OWN + REST}, None, [], True),
