@@ -110,11 +110,11 @@ def recommend(diagnosis: Diagnosis, config: Mapping | None = None, *,
         action, why, new = _measure_more(diagnosis, config or {})
         command = None if config is None or new is None else _command(overrides, new)
         steps.append(Action("inconclusive", action, why, command))
+    # below the human level, the training set's label noise is being memorised: regularize harder
+    memorised = diagnosis.human_known and diagnosis.errors.train < diagnosis.errors.human
     for problem in order:
         for action, why, command in _transfer_actions(problem, config or {}, overrides, pretrained, train_size):
             steps.append(Action(problem, action, why, command if config is not None else None))
-        # below the human level, the training set's label noise is being memorised: regularize harder
-        memorised = diagnosis.human_known and diagnosis.errors.train < diagnosis.errors.human
         own = {"memorised": memorised} if problem in ("variance", "variance_or_mismatch") else {}
         for action, why, new, multirun in _ACTIONS[problem](config or {}, **own):
             command = None if config is None or new is None else _command(overrides, new, multirun=multirun)

@@ -188,12 +188,15 @@ def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_inter
     rows = doc["trail"]
     assert rows[0]["accepted"] and rows[0]["improved"], rows
     assert rows[0]["overrides"] == ["model=mlp", "trainer.max_epochs=12", "optimizer.lr=0.009"]
-    # variance is now the largest problem: round 2 is variance's bold step, read from the new
-    # incumbent's dev error per epoch (still falling at its last epoch: dropout with twice the epochs)
+    # variance is now the largest problem: round 2 is variance's bold step, a bigger network, regularized (one
+    # more layer, dropout, weight decay), read from the new incumbent's dev error per epoch (still falling at
+    # its last epoch: twice the epochs too)
     assert len(rows) == 2 and rows[1]["round"] == 2, rows
     assert rows[1]["problem"] == "variance", rows
-    assert rows[1]["action"].startswith("Bold step: raise dropout + train longer"), rows
-    assert rows[1]["overrides"] == ["model.dropout=0.2", "trainer.max_epochs=24"], rows
+    assert rows[1]["action"].startswith("Bold step: one more layer + raise dropout + weight decay + train longer"), rows
+    more, drop, decay, epochs = rows[1]["overrides"]
+    assert (more, drop, epochs) == ("model.hidden=[128,128,128]", "model.dropout=0.2", "trainer.max_epochs=24"), rows
+    assert decay in ("optimizer.weight_decay=0.001", "optimizer.weight_decay=0.01"), rows
 
 
 @pytest.mark.slow
