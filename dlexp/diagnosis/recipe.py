@@ -322,8 +322,9 @@ def _squared(override: str, current: Mapping) -> str:
 # settings that are shares: a step that scales them stops at this value
 SHARES = ("dropout", "target_fraction", "label_smoothing")
 SHARE_CAP = 0.9
-# settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4)
+# settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4), up to x4 a step
 GROWING = ("max_epochs",)
+MAX_GROWTH = 4
 
 
 @dataclass(frozen=True)
@@ -423,6 +424,7 @@ def again(h: Helped, current: Mapping, base: Sequence[str]) -> Candidate | None:
             continue  # a bold step's model=mlp or dropout from 0: no ratio to repeat; its other moves go on
         if moved is not None and name.endswith(GROWING) and " again:" in h.action:
             moved = _scale(name, moved, h.was.get(name), value)  # won twice: the step grows (x2, x2, then x4)
+            moved = min(moved, MAX_GROWTH * current[name])  # x4 won again: x4 once more, not x16
         if moved is None:
             return None
         new.append(f"{key}={_text(moved)}")

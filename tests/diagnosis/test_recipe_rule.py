@@ -185,6 +185,11 @@ def test_a_repeat_that_won_again_takes_a_larger_step():
     h = Helped("avoidable_bias", "Train longer again: trainer.max_epochs=20", ("trainer.max_epochs=20",),
                {"trainer.max_epochs": 10}, True)
     assert again(h, {"trainer.max_epochs": 20}, ["trainer.max_epochs=20"]).overrides == ("trainer.max_epochs=80",)
+    # that x4 won again: x4 once more (80 -> 320), not the grown ratio x16 (80 -> 1280)
+    h = Helped("variance", "Bold step again: model.dropout=0.4 trainer.max_epochs=80",
+               ("model.dropout=0.4", "trainer.max_epochs=80"), {"model.dropout": 0.2, "trainer.max_epochs": 20}, True)
+    assert again(h, {"model.dropout": 0.4, "trainer.max_epochs": 80}, []).overrides == (
+        "model.dropout=0.6", "trainer.max_epochs=320")
     # a learning rate does not grow: the same ratio again
     h = Helped("avoidable_bias", "Tune the learning rate again: optimizer.lr=0.009", ("optimizer.lr=0.009",),
                {"optimizer.lr": 0.003}, True)
