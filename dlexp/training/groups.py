@@ -61,7 +61,12 @@ def compose(overrides: list[str]) -> DictConfig:
 
     configs.register()  # the structured-config schemas the config files extend
     GlobalHydra.instance().clear()
-    own = [f"hydra.searchpath=[file://{os.path.abspath(d)}]" for d in config_dirs(overrides)]
+    folders = [os.path.abspath(d) for d in config_dirs(overrides)]
+    for folder in folders:  # Hydra's compose API would only warn, then miss the user's config options
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--config-dir {folder} is not a folder; give the folder that holds your own "
+                              "config options (model/NAME.yaml, data/NAME.yaml, ...)")
+    own = [f"hydra.searchpath=[file://{folder}]" for folder in folders]
     with initialize_config_module("dlexp.configs", version_base="1.3"):
         cfg = hydra_compose("config", overrides=[o for i, o in enumerate(overrides) if not _is_hydra_arg(o)
                                                  and not (i and overrides[i - 1] in VALUED)] + own)

@@ -273,6 +273,16 @@ def test_the_recipe_moves_a_users_model_by_its_declared_knobs(runs_dir):
     assert doc["final"]["errors"]["dev"] < doc["start"]["errors"]["dev"]
 
 
+@pytest.mark.parametrize("command", ["recipe", "curve"])
+def test_a_config_folder_that_does_not_exist_is_one_line_and_no_run(runs_dir, command):
+    result = invoke(command, "--config-dir", "nonesuch", "model=mynet", "--budget" if command == "recipe" else "--points",
+                    "2")
+    assert result.exit_code == 2, result.output
+    assert "--config-dir" in result.output and "nonesuch is not a folder" in result.output, result.output
+    assert "Traceback" not in result.output and "unknown option" not in result.output
+    assert not (runs_dir / "mlflow.db").exists() or not runs_in(runs_dir)[1]
+
+
 @pytest.mark.parametrize("flag", [["--config-dir", "conf"], ["--config-dir=conf"]])
 def test_the_recipe_on_a_model_from_the_users_own_config_folder(runs_dir, flag):
     """`dlexp recipe --config-dir conf model=mynet`: the start run and every candidate compose from the user's
