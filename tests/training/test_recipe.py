@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -174,7 +175,7 @@ def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_inter
     from dlexp.tracking.compare import compare_runs
 
     proc = subprocess.run([sys.executable, "-m", "dlexp", "recipe", *TINY, "trainer.max_epochs=3", "--budget", "3",
-                           "--candidates", "1", "--json"],
+                           "--candidates", "1", "--json", "--same-data"],
                           capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
@@ -197,6 +198,10 @@ def test_a_recipe_on_the_bias_problem_lowers_the_training_error_beyond_its_inter
     more, drop, decay, epochs = rows[1]["overrides"]
     assert (more, drop, epochs) == ("model.hidden=[128,128,128]", "model.dropout=0.2", "trainer.max_epochs=24"), rows
     assert decay in ("optimizer.weight_decay=0.001", "optimizer.weight_decay=0.01"), rows
+    # --same-data (as the README runs it): no candidate, tried or left, adds training rows
+    steps = [o for r in rows for o in r["overrides"]] + [o for r in doc["left_to_try"] if r["command"]
+                                                         for o in shlex.split(r["command"])]
+    assert steps and not any(o.startswith("data.n_train=") and o != "data.n_train=600" for o in steps), steps
 
 
 @pytest.mark.slow
