@@ -30,6 +30,7 @@ class SyntheticData:
     label_noise: float = 0.05
     shift: float = 0.0
     target_fraction: float = 0.0
+    reweight: float = 0.0                    # draw training rows by how much they look like dev (data/reweight.py)
     task_seed: int = 0
     batch_size: int = 256
     exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
@@ -87,6 +88,7 @@ class TabularOptions:
     dev_fraction: float = 0.15
     test_fraction: float = 0.15
     target_fraction: float = 0.0             # with a separate dev source: share of it moved into training
+    reweight: float = 0.0                    # draw training rows by how much they look like dev (data/reweight.py)
     min_split_rows: int = 100                # a split smaller than this is reported as too small
     batch_size: int = 256
 

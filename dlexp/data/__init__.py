@@ -44,6 +44,7 @@ class Splits:
     description: Mapping[str, Any] = field(default_factory=dict)  # JSON-able account of the preprocessing
     augment: Mapping[str, Any] | None = None  # images: random warps of training batches (models/augment.py)
     examples: tuple = ()              # a few raw training inputs (texts, image paths): the model's input example
+    train_weights: np.ndarray | None = None  # data.reweight: each training row's sampling weight (mean 1)
 
     def sizes(self) -> dict[str, int]:
         return {name: len(getattr(self, name)) for name in SPLIT_NAMES}
@@ -104,4 +105,8 @@ def load(data_cfg, *, seed: int) -> Splits:
         from dlexp.data.exclude import apply
 
         splits = apply(splits, str(data_cfg.exclude_rows))
+    if data_cfg.get("reweight"):
+        from dlexp.data import reweight
+
+        splits = reweight.apply(splits, data_cfg.reweight, seed=seed, source=name)
     return splits

@@ -394,6 +394,12 @@ def _mismatch_actions(cfg: Mapping):
         yield (what, why, [f"data.target_fraction={_fmt_float(min(0.9, max(0.2, 2 * frac)))}"], False)
     elif frac is None:
         yield (what + ", or synthesise/augment such examples", why, None, False)
+    weight = _get(cfg, "data.reweight")
+    if weight is not None and separate and weight < 1:
+        yield ("Reweight training examples by how much they look like dev/test",
+               "a classifier that tells training inputs from dev inputs finds the training examples most like "
+               "where the model serves; drawing them more often trains on a distribution nearer dev's",
+               [f"data.reweight={_fmt_float(min(1.0, weight + 0.5))}"], False)
     yield ("Error analysis: compare dev mistakes with train-dev mistakes",
            "find which inputs the shift hurts before collecting or synthesising data", None, False)
 

@@ -320,8 +320,9 @@ def _squared(override: str, current: Mapping) -> str:
 
 
 # settings that are shares: a step that scales them stops at this value
-SHARES = ("dropout", "target_fraction", "label_smoothing")
+SHARES = ("dropout", "target_fraction", "label_smoothing", "reweight")
 SHARE_CAP = 0.9
+SHARE_CAPS = {"reweight": 1.0}  # the full density ratio
 # settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4), up to x4 a step
 GROWING = ("max_epochs",)
 MAX_GROWTH = 4
@@ -383,7 +384,8 @@ def _scale(key: str, now, was, value):
     if not isinstance(was, (int, float)) or isinstance(was, bool) or not isinstance(now, (int, float)):
         return None
     if key.rsplit(".", 1)[-1] in SHARES:  # a share moves by the same amount again: dropout 0 -> 0.2 -> 0.4
-        return float(f"{min(now + (value - was), SHARE_CAP):.3g}")
+        cap = SHARE_CAPS.get(key.rsplit(".", 1)[-1], SHARE_CAP)
+        return float(f"{min(now + (value - was), cap):.3g}")
     if was == 0:
         return None
     new = now * (value / was)

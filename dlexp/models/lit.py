@@ -26,13 +26,18 @@ class Batches:
     `training_step` call is spread over that many steps. `position` in the state counts mini-batches, so a
     checkpoint means the same place whatever `steps` was. `limit`: train on the first `limit` mini-batches
     of each epoch only (`trainer.limit_train_batches` as a count).
+    `weights` (data.reweight): each epoch draws its n rows with replacement in proportion to them instead of
+    a permutation (what torch's WeightedRandomSampler does, by inverse CDF: any number of rows), from the same
+    (seed, epoch) generator.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, *, shuffle: bool,
                  seed: int = 0, rank: int = 0, world_size: int = 1,
                  epoch: Callable[[], int] | None = None, position: Callable[[], int] | None = None,
-                 augment: dict | None = None, steps: int = 1, limit: int | None = None):
+                 augment: dict | None = None, steps: int = 1, limit: int | None = None,
+                 weights: torch.Tensor | None = None):
         self.x, self.y, self.batch_size = x, y, batch_size
+        self._cdf = None if weights is None else weights.double().cumsum(0)
         self.augment = augment
         self.shuffle, self.seed, self.rank, self.world_size = shuffle, seed, rank, world_size
         self.steps = max(1, int(steps)) if shuffle else 1
@@ -70,7 +75,10 @@ class Batches:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             # under DDP each rank takes its stride of the first n - n % world_size: equal batch counts, so
             # no rank waits in a gradient sync that another never joins (the few left over vary by epoch)
-            index = torch.randperm(n, generator=g)[:n - n % self.world_size][self.rank::self.world_size]
+            order = (torch.randperm(n, generator=g) if self._cdf is None else
+                     torch.searchsorted(self._cdf, torch.rand(n, generator=g, dtype=torch.float64) * self._cdf[-1])
+                     .clamp_(max=n - 1))
+            index = order[:n - n % self.world_size][self.rank::self.world_size]
             index = index[:self.batches() * self.batch_size].to(self.x.device)
             self.epoch += 1
             warp = None
@@ -109,7 +117,9 @@ class InMemoryData(L.LightningDataModule):
                        epoch=lambda: trainer.current_epoch,
                        position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
                        augment=dict(self.splits.augment) if self.splits.augment else None,
-                       steps=self.steps, limit=self.limit)
+                       steps=self.steps, limit=self.limit,
+                       weights=None if getattr(self.splits, "train_weights", None) is None
+                       else torch.from_numpy(self.splits.train_weights))
 
     def val_dataloader(self):
         x, y = self._tensors(self.splits.dev)

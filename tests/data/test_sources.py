@@ -99,6 +99,19 @@ def test_table_dev_path_target_fraction_and_checks(tmp_path):
     assert moved.sizes()["train"] + moved.sizes()["train_dev"] == 400
 
 
+def test_table_reweight_weighs_training_rows_like_the_dev_file(tmp_path):
+    train, dev = houses(400, seed=1), houses(300, seed=2)
+    dev["sqft"] += 600  # the dev/test file holds larger houses
+    train.to_csv(tmp_path / "a.csv", index=False)
+    dev.to_csv(tmp_path / "b.csv", index=False)
+    s = table(tmp_path / "a.csv", "data.target=label", "data.features=[sqft,rooms,city]",
+              f"data.dev_path={tmp_path / 'b.csv'}", "data.reweight=1")
+    assert s.stats["shift_auc"] > 0.75
+    assert list(s.description["numeric"])[0] == "sqft"  # column 0
+    big = s.train.x[:, 0] > np.median(s.train.x[:, 0])  # standardized sqft: the larger half of the training rows
+    assert s.train_weights[big].mean() > 2 * s.train_weights[~big].mean()
+
+
 def test_missing_values_error_drop_impute(tmp_path):
     df = houses(200)
     df.loc[[3, 7], "sqft"] = np.nan

@@ -243,6 +243,18 @@ def test_data_mismatch_moves_target_data_into_training():
                for a in actions)
 
 
+def test_data_mismatch_reweights_training_rows_like_dev_up_to_the_full_ratio():
+    shifted = config(data__shift=1.5, data__target_fraction=0.0, data__reweight=0.0)
+    assert ["data.reweight=0.5"] in commands(recommend(diagnose(MISMATCH), shifted), "data_mismatch")
+    shifted["data"]["reweight"] = 0.5
+    assert ["data.reweight=1"] in commands(recommend(diagnose(MISMATCH), shifted), "data_mismatch")
+    shifted["data"]["reweight"] = 1.0  # the full ratio already: nothing more to reweight
+    assert not any(o.startswith("data.reweight") for c in commands(recommend(diagnose(MISMATCH), shifted)) for o in c)
+    # dev/test drawn like training: no shift to reweight for
+    same = config(data__shift=0.0, data__reweight=0.0)
+    assert not any(o.startswith("data.reweight") for c in commands(recommend(diagnose(MISMATCH), same)) for o in c)
+
+
 def test_dev_overfitting_grows_the_dev_set_and_reseeds():
     cmds = commands(recommend(diagnose(DEV_OVERFIT), config(data__n_dev=300)), "dev_overfitting")
     assert ["data.n_dev=600"] in cmds

@@ -130,6 +130,9 @@ AGAIN = {
     # a share moves by the same amount again, from 0 too: dropout 0 -> 0.2 -> 0.4 (not x2 from 0.2 to 0.8)
     "dropout-from-0-again": (("model.dropout=0.2",), {"model.dropout": 0.0}, {"model.dropout": 0.2},
                              "model.dropout=0.4"),
+    # reweighting by the density ratio: 0 -> 0.5 -> 1, the full ratio, and no further
+    "reweight-to-the-full-ratio": (("data.reweight=0.5",), {"data.reweight": 0.0}, {"data.reweight": 0.5},
+                                   "data.reweight=1"),
 }
 
 

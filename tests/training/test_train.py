@@ -304,3 +304,23 @@ def test_a_diverging_run_gets_the_verdict_diverged(store, tmp_path):
     again = invoke("diagnose", run.info.run_id, "--json")
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["verdict"] == "diverged"
+
+
+def test_reweighted_training_logs_how_far_dev_is_from_training(store):
+    result = invoke("train", *SMALL, "data.shift=1.5", "data.reweight=0.5", "trainer.max_epochs=1",
+                    "tracking.run_name=reweighted")
+    assert result.exit_code == 0, result.output
+    (run,) = named_runs(store, "reweighted")
+    assert float(run.data.params["data.reweight"]) == 0.5
+    assert run.data.metrics["data/shift_auc"] > 0.7      # dev moved 1.5 standard deviations: easy to tell apart
+    assert 0 < run.data.metrics["data/reweight_ess"] < 1  # uneven weights: fewer effective training rows
+    for split in ("train", "train_dev", "dev", "test"):  # each split is still measured as drawn
+        assert f"error/{split}" in run.data.metrics
+
+
+def test_a_reweight_strength_out_of_range_is_one_line(store):
+    result = invoke("train", *SMALL, "data.shift=1.5", "data.reweight=2", "tracking.run_name=overweighted")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "data.reweight must be in [0, 1]" in lines[0], result.stderr
+    assert not named_runs(store, "overweighted")
