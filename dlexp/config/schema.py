@@ -368,6 +368,7 @@ class DiagnosisConfig:
 class EarlyStoppingConfig:
     patience: int = 0  # epochs without a better dev error before stopping; 0: off
     min_delta: float = 0.0
+    restore_best: bool = True  # measure (and keep) the weights of the epoch with the lowest dev error
 
 
 @dataclass

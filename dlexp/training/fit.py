@@ -59,6 +59,7 @@ class FitResult:
     own_steps: bool = False            # the user's LightningModule trained with its own steps and optimizers
     net: torch.nn.Module | None = None  # the evaluated network (its weights go into the run's model)
     pruned_at: int | None = None       # prune.against: the epoch at which it was stopped as clearly losing
+    best_epoch: int | None = None      # early stopping: the epoch (1-based) whose weights were measured
 
 
 class PruneLosing(Callback):
@@ -407,13 +408,11 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     checkpoint_dir = workdir / "checkpoints"
     on_epoch_end = {"save_on_train_epoch_end": True} if package else {}  # where Watch sets the dev error
     callbacks: list[Callback] = [watch] if watch else []  # first: the recorder reads the dev error it sets
-    callbacks += [
-        recorder,
-        # a user's LightningModule: its package's own ModelCheckpoint, last.ckpt written every epoch too
-        k.ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
-                          save_last=True, save_top_k=1, enable_version_counter=False, **on_epoch_end)
-        if package else EpochCheckpoint(checkpoint_dir),
-    ]
+    # a user's LightningModule: its package's own ModelCheckpoint, last.ckpt written every epoch too
+    keeper = (k.ModelCheckpoint(dirpath=checkpoint_dir, filename="best", monitor=DEV_METRIC, mode="min",
+                                save_last=True, save_top_k=1, enable_version_counter=False, **on_epoch_end)
+              if package else EpochCheckpoint(checkpoint_dir))
+    callbacks += [recorder, keeper]
     stop = kit.adopt(StopOnSignal, k.package)(stopper or Stopper(), checkpoint_dir / "last.ckpt", k.SIGTERMException)
     callbacks.append(stop)
     if cfg.early_stopping.patience > 0:
@@ -463,6 +462,10 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
     if stop.stopper.signum is not None:  # arrived after the last step: training is complete anyway
         raise Interrupted(stop.stopper.signum, checkpoint=str(checkpoint_dir / "last.ckpt"),
                           step=trainer.global_step)
+    diverged = watch.diverged_at if watch else module.diverged_at
+    best_epoch = None
+    if cfg.early_stopping.patience > 0 and cfg.early_stopping.get("restore_best", True) and diverged is None:
+        best_epoch = restore_best(module, keeper, recorder.history, quiet=in_ray_worker())
     evals, net_eval = {}, net if package else module.net
     if trainer.is_global_zero and in_memory:
         evals = measure(net_eval, splits, device=module.device, max_eval_examples=cap, seed=cfg.seed)
@@ -471,11 +474,28 @@ def fit(cfg: DictConfig, splits: Splits, *, workdir: Path,
                                 batch_size=cfg.data.batch_size, num_workers=cfg.data.num_workers,
                                 max_eval_examples=cap, seed=cfg.seed)
     errors, predictions, abs_errors = from_evals(evals, splits.task)
-    diverged_at = watch.diverged_at if watch else module.diverged_at
-    return FitResult(errors, recorder.history, diverged_at, checkpoint_dir, str(module.device),
+    return FitResult(errors, recorder.history, diverged, checkpoint_dir, str(module.device),
                      predictions=predictions, abs_errors=abs_errors, start=start, evals=evals,
                      own_steps=package is not None, net=net_eval if evals else None,
-                     pruned_at=pruner.stopped_at if pruner else None)
+                     pruned_at=pruner.stopped_at if pruner else None, best_epoch=best_epoch)
+
+
+def restore_best(module, keeper, history: list[dict], *, quiet: bool = False) -> int | None:
+    """Early stopping: load the weights of the epoch with the lowest dev error (`keeper`'s best checkpoint) into
+    `module`, as Keras' `restore_best_weights` does, rather than measure those of the last epoch, `patience`
+    epochs past it. Returns that epoch (1-based), or None when the last epoch is the best or no best was kept."""
+    path = getattr(keeper, "best_model_path", "")
+    if not path or not Path(path).is_file() or not history:
+        return None
+    ckpt = load_checkpoint(path, map_location=module.device)
+    epoch, last = int(ckpt.get("epoch", -1)) + 1, int(history[-1]["epoch"])
+    if not 1 <= epoch < last:
+        return None
+    module.load_state_dict(ckpt["state_dict"])
+    if not quiet:
+        print(f"dlexp: early stopping: measured the weights of epoch {epoch} (lowest dev error), not of the last "
+              f"epoch trained ({last})", flush=True)
+    return epoch
 
 
 def from_evals(evals: dict, task: str) -> tuple[dict, dict | None, dict | None]:

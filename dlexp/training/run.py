@@ -141,6 +141,8 @@ def train(cfg: DictConfig, overrides: list[str], *, tags: dict | None = None, re
             run_tags["dlexp.diverged_at"] = str(result.diverged_at)
         if result.pruned_at is not None:  # stopped as clearly losing: the epochs it ran of those planned
             run_tags["dlexp.pruned"] = f"{result.pruned_at} of {cfg.trainer.max_epochs}"
+        if result.best_epoch is not None:  # early stopping: the epoch whose weights were measured and kept
+            run_tags["dlexp.best_epoch"] = str(result.best_epoch)
         inputs = datasets.describe(data_cfg, splits, result.evals, seed=cfg.seed)  # the splits' dataset inputs
         notes = recorder.finish("FINISHED", metrics=metrics, tags=run_tags, document=report.document(),
                                 history=result.history, artifacts=artifacts, datasets=inputs,

@@ -324,3 +324,30 @@ def test_a_reweight_strength_out_of_range_is_one_line(store):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "data.reweight must be in [0, 1]" in lines[0], result.stderr
     assert not named_runs(store, "overweighted")
+
+
+def dev_curve(store, run):
+    return [m.value for m in sorted(mlflow_client(store).get_metric_history(run.info.run_id, "epoch/dev_error"),
+                                    key=lambda m: m.step)]
+
+
+def test_early_stopping_measures_the_weights_of_its_best_epoch(store):
+    """patience=1 on 100 noisy dev examples stops within a few epochs, one epoch past its lowest dev error: the
+    errors are those of that epoch's weights (as Keras' restore_best_weights), unless restore_best=false."""
+    args = (*SMALL, "trainer.max_epochs=60", "optimizer.lr=0.01", "early_stopping.patience=1")
+    result = invoke("train", *args, "tracking.run_name=early")
+    assert result.exit_code == 0, result.output
+    (run,) = named_runs(store, "early")
+    curve = dev_curve(store, run)
+    assert len(curve) < 60  # it stopped early, so its last epoch is not its best
+    best = min(range(len(curve)), key=curve.__getitem__)
+    assert run.data.tags["dlexp.best_epoch"] == str(best + 1)
+    assert f"measured the weights of epoch {best + 1} (lowest dev error)" in result.stdout
+    assert run.data.metrics["error/dev"] == pytest.approx(curve[best], abs=1e-6)
+    assert run.data.metrics["error/dev"] < curve[-1]
+
+    kept = invoke("train", *args, "early_stopping.restore_best=false", "tracking.run_name=early-last")
+    assert kept.exit_code == 0, kept.output
+    (last,) = named_runs(store, "early-last")
+    assert "dlexp.best_epoch" not in last.data.tags
+    assert last.data.metrics["error/dev"] == pytest.approx(dev_curve(store, last)[-1], abs=1e-6)
