@@ -120,9 +120,10 @@ def run_recipe(base: list[str], budget: int, env: dict, *, more_data: bool = Fal
         sys.exit(f"recipe failed: {' '.join(base)}\n{proc.stderr[-3000:]}")
     doc = json.loads(proc.stdout)
     accepted = [r["action"] for r in doc["trail"] if r["accepted"]]
+    tried = [f"{r['problem']}: {r['action']}: {r['outcome']}" for r in doc["trail"]]  # every candidate, in order
     return {"dev": doc["final"]["errors"]["dev"], "test": doc["final"]["errors"]["test"],
             "t": time.perf_counter() - t, "stopped": doc["stopped_because"], "used": doc["budget"]["used"],
-            "accepted": accepted}
+            "accepted": accepted, "tried": tried}
 
 
 def best_of(trials: list[dict], budget: int) -> dict:
