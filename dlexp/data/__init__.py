@@ -108,5 +108,5 @@ def load(data_cfg, *, seed: int) -> Splits:
     if data_cfg.get("reweight"):
         from dlexp.data import reweight
 
-        splits = reweight.apply(splits, data_cfg.reweight, seed=seed, source=name)
+        splits = reweight.apply(splits, data_cfg.reweight, seed=seed)
     return splits

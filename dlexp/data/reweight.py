@@ -18,8 +18,6 @@ import dataclasses
 
 import numpy as np
 
-from dlexp.errors import ConfigError
-
 FOLDS = 5
 MAX_WEIGHT = 20.0  # x the mean weight: one input this unlike training cannot take over the epoch
 
@@ -66,11 +64,9 @@ def effective_share(w: np.ndarray) -> float:
     return float(w.sum() ** 2 / (len(w) * (w ** 2).sum()))
 
 
-def apply(splits, strength: float, *, seed: int, source: str):
-    """`splits` whose training rows carry sampling weights (`Splits.train_weights`) and the two figures above."""
-    if splits.train.x.ndim != 2 or splits.task == "lm":
-        raise ConfigError(f"data.reweight works on rows of features (data=synthetic, table, sql), not on "
-                          f"data={source}'s inputs")
+def apply(splits, strength: float, *, seed: int):
+    """`splits` whose training rows carry sampling weights (`Splits.train_weights`) and the two figures above.
+    Only the sources of rows of features (synthetic, table, sql) have the key."""
     odds, auc = ratios(splits.train.x, splits.dev.x, seed=seed)
     w = weights(odds, float(strength))
     stats = dict(splits.stats, shift_auc=auc, reweight_ess=effective_share(w))

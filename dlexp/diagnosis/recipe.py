@@ -319,10 +319,8 @@ def _squared(override: str, current: Mapping) -> str:
 # ------------------------------------------------------------------------------------ follow what works
 
 
-# settings that are shares: a step that scales them stops at this value
-SHARES = ("dropout", "target_fraction", "label_smoothing", "reweight")
-SHARE_CAP = 0.9
-SHARE_CAPS = {"reweight": 1.0}  # the full density ratio
+# settings that are shares -> the value a step that scales them stops at (reweight: the full density ratio)
+SHARES = {"dropout": 0.9, "target_fraction": 0.9, "label_smoothing": 0.9, "reweight": 1.0}
 # settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4), up to x4 a step
 GROWING = ("max_epochs",)
 MAX_GROWTH = 4
@@ -375,7 +373,7 @@ def _number(text):
 
 def _scale(key: str, now, was, value):
     """`value` moved once more by the ratio value/was (elementwise for a list; a share by the same amount,
-    value - was, up to SHARE_CAP); None when it cannot be."""
+    value - was, up to its cap in SHARES); None when it cannot be."""
     if isinstance(value, list):
         if not isinstance(was, list) or len(was) != len(value) or not isinstance(now, list) or len(now) != len(value):
             return None
@@ -383,8 +381,8 @@ def _scale(key: str, now, was, value):
         return None if any(o is None for o in out) else out
     if not isinstance(was, (int, float)) or isinstance(was, bool) or not isinstance(now, (int, float)):
         return None
-    if key.rsplit(".", 1)[-1] in SHARES:  # a share moves by the same amount again: dropout 0 -> 0.2 -> 0.4
-        cap = SHARE_CAPS.get(key.rsplit(".", 1)[-1], SHARE_CAP)
+    cap = SHARES.get(key.rsplit(".", 1)[-1])
+    if cap is not None:  # a share moves by the same amount again: dropout 0 -> 0.2 -> 0.4
         return float(f"{min(now + (value - was), cap):.3g}")
     if was == 0:
         return None

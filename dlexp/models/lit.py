@@ -118,7 +118,7 @@ class InMemoryData(L.LightningDataModule):
                        position=lambda: trainer.fit_loop.epoch_loop.batch_progress.current.completed,
                        augment=dict(self.splits.augment) if self.splits.augment else None,
                        steps=self.steps, limit=self.limit,
-                       weights=None if getattr(self.splits, "train_weights", None) is None
+                       weights=None if self.splits.train_weights is None
                        else torch.from_numpy(self.splits.train_weights))
 
     def val_dataloader(self):
