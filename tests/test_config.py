@@ -117,6 +117,7 @@ BAD = {
     "key-of-another-option": (["model=logistic", "model.hidden=[8]"], ["model.hidden"]),
     "wrong-type": (["trainer.max_epochs=abc"], ["trainer.max_epochs", "abc", "int"]),
     "wrong-type-in-list": (["model.hidden=[a]"], ["model.hidden", "int"]),
+    "not-a-bool": (["early_stopping.restore_best=maybe"], ["early_stopping.restore_best", "maybe", "true or false"]),
     "bad-enum": (["model.activation=sigmoid"], ["model.activation", "sigmoid", "relu", "gelu", "tanh"]),
 }
 

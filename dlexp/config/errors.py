@@ -38,6 +38,9 @@ def explain(exc: BaseException) -> str:
     m = re.search(r"Value '([^']*)' (?:of type '(\w+)' )?could not be converted to (\w+)", text)
     if m:
         return f"{full_key or 'a config key'} expects {m.group(3).lower()}, got '{m.group(1)}'"
+    m = re.search(r"Value '([^']*)' is not a valid bool", text)
+    if m:
+        return f"{full_key or 'a config key'} expects true or false, got '{m.group(1)}'"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
         return f"cannot override '{m.group(1)}': {lines[-1]}"
