@@ -14,20 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 
+from pretrain import dlexp  # benchmarks/pretrain.py: one dlexp command in a subprocess, its stdout
+
 BASE = ["experiment=mismatch", "data.n_train=2000", "data.n_dev=1000", "data.n_test=1000"]
 BIG = ["model.hidden=[256,256,256]", "trainer.max_epochs=80", "optimizer.weight_decay=0.001"]
-
-
-def dlexp(*args: str) -> str:
-    out = subprocess.run([sys.executable, "-m", "dlexp", *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"dlexp {' '.join(args)} failed:\n{out.stderr}")
-    return out.stdout
 
 
 def metrics(run_id: str) -> dict:
