@@ -99,10 +99,11 @@ def check(cfg) -> None:
         value = get(key)
         if value is not None and not 0 <= value < 1:
             raise ConfigError(f"{key} must be in [0, 1), got {value}")
-    weight = get("data.reweight")
-    if weight is not None and not 0 <= weight <= 1:
-        raise ConfigError(f"data.reweight must be in [0, 1] (0: off, 1: the full density ratio), got {weight}; "
-                          "e.g. data.reweight=0.5")
+    for key, what in (("data.reweight", "1: the full density ratio"),
+                      ("data.synthesize", "1: a dev-like copy of every training image")):
+        value = get(key)
+        if value is not None and not 0 <= value <= 1:
+            raise ConfigError(f"{key} must be in [0, 1] (0: off, {what}), got {value}; e.g. {key}=0.5")
     noise, k = get("data.label_noise"), get("data.n_classes")
     if noise is not None and k and noise >= 1 - 1 / k:
         raise ConfigError(f"data.label_noise={noise} leaves nothing to learn with {k} classes; "

@@ -3,7 +3,7 @@ unlabelled corpus of the same kind of reviews, and images of shapes. Each is a s
 own data.
 
     python -m dlexp.data.examples reviews OUT [--labelled 2000] [--unlabelled 8000] [--label-noise 0.05]
-    python -m dlexp.data.examples shapes OUT [--per-class 60] [--size 32]
+    python -m dlexp.data.examples shapes OUT [--per-class 60] [--size 32] [--blur 0] [--light 1]
 
 `reviews` writes OUT/reviews.csv (text,label: one of four topics) and OUT/corpus.txt (one review per line,
 no labels). A review is a few clauses of a templated grammar whose nouns and adjectives come from its
@@ -13,7 +13,8 @@ train-dev; the unlabelled corpus shows every word next to others of its topic, w
 learns to expect. `label_noise` moves that share of labels to another topic: the Bayes error.
 
 `shapes` writes OUT/<circle|square|triangle>/<i>.png: one shape of random size, place and colour on a
-noisy background.
+noisy background; `--blur` and `--light` take them out of focus and darker (or brighter), as a camera the
+model serves might.
 """
 
 from __future__ import annotations
@@ -89,8 +90,10 @@ SHAPES = ("circle", "square", "triangle")
 
 
 def write_shapes(out, *, per_class: int = 60, size: int = 32, seed: int = 0,
-                 shapes: tuple[str, ...] = SHAPES) -> Path:
-    from PIL import Image, ImageDraw
+                 shapes: tuple[str, ...] = SHAPES, blur: float = 0.0, light: float = 1.0) -> Path:
+    """`blur` (Gaussian, in pixels) and `light` (brightness factor, 1: as drawn) take the pictures under other
+    conditions: the images a model serves when they differ from its training images."""
+    from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
     out = Path(out)
     rng = np.random.default_rng(seed)
@@ -110,6 +113,10 @@ def write_shapes(out, *, per_class: int = 60, size: int = 32, seed: int = 0,
                 draw.rectangle([cx - r, cy - r, cx + r, cy + r], fill=color)
             else:
                 draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=color)
+            if blur:
+                im = im.filter(ImageFilter.GaussianBlur(blur))
+            if light != 1.0:
+                im = ImageEnhance.Brightness(im).enhance(light)
             im.save(out / shape / f"{i}.png")
     return out
 
@@ -128,6 +135,8 @@ def main(argv=None) -> None:
     s.add_argument("--per-class", type=int, default=60)
     s.add_argument("--size", type=int, default=32)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--blur", type=float, default=0.0, help="Gaussian blur in pixels: out-of-focus pictures")
+    s.add_argument("--light", type=float, default=1.0, help="brightness factor: below 1 darker, above 1 brighter")
     args = parser.parse_args(argv)
     if args.kind == "reviews":
         paths = write_reviews(args.out, labelled=args.labelled, unlabelled=args.unlabelled,
@@ -135,7 +144,8 @@ def main(argv=None) -> None:
         print(f"wrote {paths['labelled']} ({args.labelled} labelled reviews) and {paths['unlabelled']} "
               f"({args.unlabelled} unlabelled)")
     else:
-        write_shapes(args.out, per_class=args.per_class, size=args.size, seed=args.seed)
+        write_shapes(args.out, per_class=args.per_class, size=args.size, seed=args.seed, blur=args.blur,
+                     light=args.light)
         print(f"wrote {args.per_class} images per class of {', '.join(SHAPES)} to {args.out}")
 
 

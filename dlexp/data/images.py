@@ -4,7 +4,8 @@ Every image is resized to `image_size` x `image_size` and converted to RGB (3 ch
 inputs are standardized per channel with statistics of the training split. Train and train-dev come from
 `path`; dev and test from `dev_path` / `test_path` when given (the distribution the model will serve), else
 from `path` as well. `augment` asks the training loop for random shifts (crops), flips and small rotations
-of the training batches only (dlexp/models/augment.py); the splits themselves stay as read.
+of the training batches only (dlexp/models/augment.py); the splits themselves stay as read. `synthesize`
+(with a dev folder) adds training images given the dev images' blur and tone (dlexp/data/synthesize.py).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ def build(cfg, *, seed: int) -> Splits:
     files, labels = _labelled(found, classes, "data.path", cfg.path)
     sources = [(files, labels)]
     idx = np.arange(len(files))
+    if cfg.synthesize and not cfg.dev_path:
+        raise DataError("data.synthesize makes training images like the dev images, so it needs a dev folder of "
+                        "the serving distribution: set data.dev_path=<folder>")
     if cfg.dev_path:
         dev_files, dev_labels = _labelled(scan(cfg.dev_path, "data.dev_path"), classes, "data.dev_path", cfg.dev_path)
         sources.append((dev_files, dev_labels))
@@ -124,13 +128,20 @@ def build(cfg, *, seed: int) -> Splits:
     for name, (src, i) in parts.items():
         f, y = sources[src]
         raw[name] = (read([f[j] for j in i], size=size, color=color), y[i])
+    rows = {name: i + 1 for name, (_, i) in parts.items()}
+    stats, checks = {}, []
+    if cfg.synthesize:
+        from dlexp.data import synthesize
+
+        x, y, chosen, stats, check = synthesize.add(*raw["train"], raw["dev"][0], cfg.synthesize, seed=seed)
+        raw["train"], rows["train"] = (x, y), np.concatenate([rows["train"], rows["train"][chosen]])
+        checks.append(check)
     mean = raw["train"][0].mean(axis=(0, 2, 3), keepdims=True)
     std = raw["train"][0].std(axis=(0, 2, 3), keepdims=True)
     std[std == 0] = 1.0
     # rows: each image's 1-based place in its folder's file list (class folders, then paths, sorted)
-    splits = {name: Split(np.ascontiguousarray((x - mean) / std), y, rows=parts[name][1] + 1)
+    splits = {name: Split(np.ascontiguousarray((x - mean) / std), y, rows=rows[name])
               for name, (x, y) in raw.items()}
-    checks = []
     seen = set(np.unique(splits["train"].y).tolist())
     for name in ("train_dev", "dev", "test"):
         absent = sorted(set(np.unique(splits[name].y).tolist()) - seen)
@@ -139,7 +150,7 @@ def build(cfg, *, seed: int) -> Splits:
                           f"absent from training but in {name}: the model cannot predict "
                           f"{'them' if len(absent) > 1 else 'it'}")
     return Splits(**splits, n_classes=len(classes), bayes_error=None, needs_human="data=images",
-                  checks=tuple(checks), augment=dict(AUGMENT) if cfg.augment else None,
+                  checks=tuple(checks), stats=stats, augment=dict(AUGMENT) if cfg.augment else None,
                   examples=tuple(str(sources[parts["train"][0]][0][j].resolve()) for j in parts["train"][1][:3]),
                   description={"source": str(cfg.path), "classes": classes, "image_size": size, "color": color,
                                "channel_mean": mean.ravel().tolist(), "channel_std": std.ravel().tolist(),

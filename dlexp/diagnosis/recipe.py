@@ -320,7 +320,7 @@ def _squared(override: str, current: Mapping) -> str:
 
 
 # settings that are shares -> the value a step that scales them stops at (reweight: the full density ratio)
-SHARES = {"dropout": 0.9, "target_fraction": 0.9, "label_smoothing": 0.9, "reweight": 1.0}
+SHARES = {"dropout": 0.9, "target_fraction": 0.9, "label_smoothing": 0.9, "reweight": 1.0, "synthesize": 1.0}
 # settings whose step grows when its repeat wins again (epochs x2, x2 again, then x4), up to x4 a step
 GROWING = ("max_epochs",)
 MAX_GROWTH = 4

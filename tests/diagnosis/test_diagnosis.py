@@ -255,6 +255,20 @@ def test_data_mismatch_reweights_training_rows_like_dev_up_to_the_full_ratio():
     assert not any(o.startswith("data.reweight") for c in commands(recommend(diagnose(MISMATCH), same)) for o in c)
 
 
+def test_data_mismatch_of_images_synthesises_training_images_like_dev_up_to_a_copy_of_each():
+    images = {"name": "images", "path": "shapes/", "dev_path": "served/", "synthesize": 0.0, "augment": False}
+    cfg = config()
+    cfg["data"] = dict(images)
+    assert ["data.synthesize=0.5"] in commands(recommend(diagnose(MISMATCH), cfg), "data_mismatch")
+    cfg["data"]["synthesize"] = 0.5
+    assert ["data.synthesize=1"] in commands(recommend(diagnose(MISMATCH), cfg), "data_mismatch")
+    cfg["data"]["synthesize"] = 1.0  # a copy of every training image already
+    assert not any(o.startswith("data.synthesize") for c in commands(recommend(diagnose(MISMATCH), cfg)) for o in c)
+    # no dev folder: dev is carved out of the training images, nothing to make training like
+    cfg["data"] = dict(images, dev_path=None)
+    assert not any(o.startswith("data.synthesize") for c in commands(recommend(diagnose(MISMATCH), cfg)) for o in c)
+
+
 def test_dev_overfitting_grows_the_dev_set_and_reseeds():
     cmds = commands(recommend(diagnose(DEV_OVERFIT), config(data__n_dev=300)), "dev_overfitting")
     assert ["data.n_dev=600"] in cmds

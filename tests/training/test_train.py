@@ -326,6 +326,33 @@ def test_a_reweight_strength_out_of_range_is_one_line(store):
     assert not named_runs(store, "overweighted")
 
 
+def test_synthesised_images_like_dev_close_a_data_mismatch(store, tmp_path):
+    """Training shapes drawn sharp and bright; the served ones (dev/test) out of focus and darker. The plain run
+    is judged data_mismatch and offered data.synthesize; with a dev-like copy of every training image the dev
+    error falls below the plain run's 95% interval."""
+    from dlexp.data.examples import write_shapes
+
+    train = write_shapes(tmp_path / "shapes", per_class=60, size=12)
+    served = write_shapes(tmp_path / "served", per_class=30, size=12, seed=1, blur=1.5, light=0.5)
+    args = ("data=images", f"data.path={train}", f"data.dev_path={served}", "data.image_size=12", "model=cnn",
+            "baseline.human_error=0.0", "trainer.max_epochs=12", "seed=1")
+    plain = invoke("train", *args, "tracking.run_name=plain-shapes")
+    assert plain.exit_code == 0, plain.output
+    (first,) = named_runs(store, "plain-shapes")
+    again = invoke("diagnose", first.info.run_id, "--json")
+    assert again.exit_code == 0, again.output
+    doc = json.loads(again.stdout)
+    assert doc["verdict"] == "data_mismatch"
+    offered = [a["command"] for a in doc["actions"] if a["problem"] == "data_mismatch" and a["command"]]
+    assert any(c.endswith("data.synthesize=0.5") for c in offered), offered
+    synth = invoke("train", *args, "data.synthesize=1", "tracking.run_name=synth-shapes")
+    assert synth.exit_code == 0, synth.output
+    assert "data.synthesize: added 162 training images given the dev images' conditions" in synth.stdout
+    (run,) = named_runs(store, "synth-shapes")
+    assert run.data.metrics["data/synth_blur"] >= 1.0
+    assert run.data.metrics["error/dev"] < doc["intervals"]["dev"][0], (run.data.metrics["error/dev"], doc["errors"])
+
+
 def dev_curve(store, run):
     return [m.value for m in sorted(mlflow_client(store).get_metric_history(run.info.run_id, "epoch/dev_error"),
                                     key=lambda m: m.step)]
