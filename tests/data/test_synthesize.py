@@ -47,9 +47,17 @@ def test_the_fitted_conditions_are_those_the_dev_images_were_taken_under(folders
     assert synthesize.detail(train) > 2 * synthesize.detail(served)
 
 
-def test_dev_images_taken_like_training_ones_are_not_blurred(folders):
+def test_dev_images_taken_like_training_ones_are_neither_blurred_nor_noised(folders):
     cond = synthesize.fit(pixels(folders["train"]), pixels(folders["same"]))
-    assert cond["blur"] <= 0.25
+    assert cond["blur"] <= 0.25 and cond["noise"] <= 0.02
+
+
+def test_grainier_dev_images_give_noise_and_no_blur(folders):
+    train, same = pixels(folders["train"]), pixels(folders["same"])
+    grainy = np.clip(same + np.random.default_rng(3).normal(0, 0.08, same.shape), 0, 1).astype(np.float32)
+    cond = synthesize.fit(train, grainy)
+    assert cond["blur"] == 0 and 0.05 <= cond["noise"] <= 0.11
+    assert synthesize.detail(synthesize.transform(train, cond)) == pytest.approx(synthesize.detail(grainy), rel=0.25)
 
 
 def test_synthesize_adds_dev_like_copies_to_training_only(folders):
