@@ -146,7 +146,7 @@ class ImagesData(CarvedSplits):
     image_size: int = 32                     # every image is resized to image_size x image_size
     color: Color = Color.rgb
     augment: bool = False                    # random crops, flips, small rotations of training batches
-    synthesize: float = 0.0                  # share of training images copied with dev's blur and tone (0-1)
+    synthesize: float = 0.0                  # share of training images copied with dev's blur, grain, tone
     exclude_rows: Optional[str] = None       # a run id (the training rows it flagged) or a file of row numbers
 
 

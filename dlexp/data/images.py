@@ -5,7 +5,8 @@ inputs are standardized per channel with statistics of the training split. Train
 `path`; dev and test from `dev_path` / `test_path` when given (the distribution the model will serve), else
 from `path` as well. `augment` asks the training loop for random shifts (crops), flips and small rotations
 of the training batches only (dlexp/models/augment.py); the splits themselves stay as read. `synthesize`
-(with a dev folder) adds training images given the dev images' blur and tone (dlexp/data/synthesize.py).
+(with a dev folder) adds training images given the dev images' blur, grain and tone
+(dlexp/data/synthesize.py).
 """
 
 from __future__ import annotations

@@ -395,9 +395,9 @@ def _mismatch_actions(cfg: Mapping):
         yield (what, why, [f"data.target_fraction={_fmt_float(min(0.9, max(0.2, 2 * frac)))}"], False)
     elif synth is not None and _get(cfg, "data.dev_path"):
         if synth < 1:
-            yield ("Synthesise training data like dev/test: copies of training images given the dev images' blur "
-                   "and tone", "the model has seen too little of the conditions it is judged under; focus and "
-                   "tone do not change what an image shows, so the copies keep their labels",
+            yield ("Synthesise training data like dev/test: copies of training images given the dev images' blur, "
+                   "grain and tone", "the model has seen too little of the conditions it is judged under; focus, "
+                   "grain and tone do not change what an image shows, so the copies keep their labels",
                    [f"data.synthesize={_fmt_float(min(1.0, synth + 0.5))}"], False)
     elif frac is None:
         yield (what + ", or synthesise/augment such examples", why, None, False)

@@ -1,4 +1,4 @@
-"""data.synthesize: training images given the dev images' blur and tone (dlexp/data/synthesize.py)."""
+"""data.synthesize: training images given the dev images' blur, grain and tone (dlexp/data/synthesize.py)."""
 
 from __future__ import annotations
 
