@@ -46,8 +46,9 @@ def main() -> None:
         dlexp("train", *TRAIN, f"data.synthesize={share}", *epochs, f"tracking.run_name={name}")
         run = latest(name)
         m = metrics(run["run_id"])
-        extra = (f"  blur {m['data/synth_blur']:g} px  noise {m['data/synth_noise']:g}  brightness {m['data/synth_brightness']:+.2f}  contrast "
-                 f"x{m['data/synth_contrast']:.2f}" if "data/synth_blur" in m else "")
+        extra = (f"  blur {m['data/synth_blur']:g} px  noise {m['data/synth_noise']:g}  brightness "
+                 f"{m['data/synth_brightness']:+.2f}  contrast x{m['data/synth_contrast']:.2f}"
+                 if "data/synth_blur" in m else "")
         print(line(name, run["errors"], extra), flush=True)
     doc = json.loads(dlexp("recipe", *TRAIN, *epochs, "--budget", "3", "--json"))
     for r in doc["trail"]:

@@ -3,8 +3,8 @@
 Artificial data synthesis for a data mismatch: where the images the model will serve are taken under other
 conditions than its training images (out of focus, grainier, darker, washed out, another colour cast), copies of
 training images given those conditions show the model what it will meet, and their labels still hold: focus,
-grain and tone do not change what an image shows. Two conditions are measured on the dev images, pixels only (dev's
-labels and every test image stay out):
+grain and tone do not change what an image shows. Two conditions are measured on the dev images, pixels only
+(dev's labels and every test image stay out):
 
 - focus: the Gaussian blur (scipy.ndimage) that gives the training images the dev images' share of fine
   detail (mean squared difference of neighbouring pixels over the image's variance), from a grid of widths;
@@ -55,14 +55,15 @@ def fit(train_x: np.ndarray, dev_x: np.ndarray, *, seed: int = 0) -> dict:
     "std": theirs, "train_mean", "train_std": those of the blurred and noised training images}."""
     rng = np.random.default_rng(seed)
     sample = train_x[rng.permutation(len(train_x))[:SAMPLE]]
-    target = np.log(detail(dev_x) + 1e-12)
+    dev_detail = detail(dev_x)
+    target = np.log(dev_detail + 1e-12)
 
     def gap(x):
         return abs(np.log(detail(x) + 1e-12) - target)
 
     sigma = float(SIGMAS[int(np.argmin([gap(blur(sample, s)) for s in SIGMAS]))])
     noise, shaped = 0.0, blur(sample, sigma)
-    if sigma == 0 and detail(dev_x) > SAME * detail(sample):  # sharper than training: the extra detail is noise
+    if sigma == 0 and dev_detail > SAME * detail(sample):  # sharper than training: the extra detail is noise
         grain = np.random.default_rng(seed + 1).normal(size=sample.shape).astype(np.float32)
         noise = float(NOISES[int(np.argmin([gap(sample + n * grain) for n in NOISES]))])
         shaped = sample + noise * grain
